@@ -1,0 +1,1 @@
+"""EK-FAC influence of training documents on LLM completions (see docs/engine-api.md)."""

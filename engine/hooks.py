@@ -1,0 +1,101 @@
+"""Capture per-token input activations a and output gradients g of the tracked layers.
+
+Parameters are frozen (no weight .grad is ever computed); the embedding output is made to require grad so
+that gradients still flow to every activation. For a layer with a bias, a gets a constant 1 appended, so the
+layer's full gradient is G = Σ_t g_t a_tᵀ of shape [d_out, d_in + 1].
+"""
+from contextlib import contextmanager
+from typing import Callable
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+from engine.batches import IGNORE, Batch
+
+GradientCallback = Callable[[str, torch.Tensor, torch.Tensor], None]  # (module name, a [B,T,d_in'], g [B,T,d_out])
+
+
+def work_dtype(model: nn.Module) -> torch.dtype:
+    """Statistics and contractions run in float32 (float64 when the model itself is float64)."""
+    dtype = next(model.parameters()).dtype
+    return torch.float64 if dtype == torch.float64 else torch.float32
+
+
+@contextmanager
+def frozen_parameters(model: nn.Module):
+    saved = [(p, p.requires_grad) for p in model.parameters()]
+    for p, _ in saved:
+        p.requires_grad_(False)
+    embedding = model.get_input_embeddings()
+    handle = embedding.register_forward_hook(lambda module, inputs, output: output.requires_grad_(True))
+    try:
+        yield
+    finally:
+        handle.remove()
+        for p, flag in saved:
+            p.requires_grad_(flag)
+
+
+class GradientCapture:
+    """Calls on_gradient(name, a, g) during backward for every tracked module (padding rows of a zeroed)."""
+
+    def __init__(self, model: nn.Module, tracked: dict[str, nn.Module], on_gradient: GradientCallback):
+        self.model, self.tracked, self.on_gradient = model, tracked, on_gradient
+        self.dtype = work_dtype(model)
+        self.mask: torch.Tensor | None = None
+        self.handles = []
+
+    def __enter__(self) -> "GradientCapture":
+        self._frozen = frozen_parameters(self.model)
+        self._frozen.__enter__()
+        for name, module in self.tracked.items():
+            self.handles.append(module.register_forward_hook(self._forward_hook(name, module)))
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for handle in self.handles:
+            handle.remove()
+        self.handles = []
+        self._frozen.__exit__(*exc)
+
+    def _forward_hook(self, name: str, module: nn.Module):
+        def hook(mod, inputs, output):
+            a = inputs[0].detach().to(self.dtype)
+            if module.bias is not None:
+                a = torch.cat([a, a.new_ones(a.shape[:-1] + (1,))], dim=-1)
+            if self.mask is not None:
+                a = a * self.mask.to(a.dtype).unsqueeze(-1)
+            if output.requires_grad:
+                output.register_hook(lambda grad: self.on_gradient(name, a, grad.detach().to(self.dtype)))
+        return hook
+
+
+def token_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """[B, T] next-token NLL in float32 (float64 for a float64 model; 0 where label is -100)."""
+    b, t, v = logits.shape
+    logits = logits if logits.dtype == torch.float64 else logits.float()
+    nll = F.cross_entropy(logits.reshape(b * t, v), labels.reshape(b * t), ignore_index=IGNORE, reduction="none")
+    return nll.view(b, t)
+
+
+def sample_labels(logits: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    """Labels drawn from the model's own softmax where the batch has a target (sampled Fisher)."""
+    probs = torch.softmax(logits.detach().float(), dim=-1)
+    flat = probs.view(-1, probs.shape[-1])
+    drawn = torch.multinomial(flat, 1, generator=generator).view(labels.shape)
+    return torch.where(labels == IGNORE, labels, drawn)
+
+
+def forward_backward(model: nn.Module, capture: GradientCapture, batch: Batch,
+                     generator: torch.Generator | None = None) -> torch.Tensor:
+    """One forward and one backward of Σ_docs Σ_t NLL; returns per-row summed NLL [B] (detached).
+
+    With a generator the targets are sampled from the model (sampled Fisher); the returned NLL is of those."""
+    capture.mask = batch.attention_mask
+    logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
+    labels = batch.labels if generator is None else sample_labels(logits, batch.labels, generator)
+    per_doc = token_nll(logits, labels).sum(dim=1)
+    per_doc.sum().backward()
+    capture.mask = None
+    return per_doc.detach()

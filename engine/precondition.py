@@ -1,0 +1,130 @@
+"""Query gradients and their preconditioning P(G) = Q_S [(Q_Sᵀ G Q_A) ⊘ (Λ + λ)] Q_Aᵀ, optionally rank-r."""
+from dataclasses import dataclass
+
+import torch
+from torch import nn
+
+from engine.batches import Tokenized, make_batches
+from engine.errors import EngineInputError
+from engine.factors import A_VALS, A_VECS, LAMBDA, S_VALS, S_VECS, Factors
+from engine.hooks import GradientCapture, forward_backward, work_dtype
+
+HEURISTIC_DAMPING = 0.1  # λ = 0.1 · mean(Λ) per module (Grosse et al. 2023)
+
+
+@dataclass
+class QueryArguments:
+    damping: str | float = "auto"  # "auto" or a float
+    rank: int | None = 32  # None = full (exact) preconditioned gradients
+
+
+class PreconditionedQueries:
+    """Per module either dense P [Q, d_out, d_in'] or low-rank (U [Q, d_out, r], V [Q, d_in', r]) with P ≈ U Vᵀ."""
+
+    def __init__(self, modules: list[str], damping: dict[str, float], gradients: dict, n_queries: int):
+        self.modules, self.damping, self.gradients, self.n_queries = list(modules), dict(damping), gradients, n_queries
+        self._cache: dict = {}
+
+    def is_low_rank(self, name: str) -> bool:
+        return isinstance(self.gradients[name], tuple)
+
+    def dense(self, name: str, device, dtype) -> torch.Tensor:
+        """P as [Q, d_out, d_in'] (U Vᵀ materialised once per device/dtype for the low-rank case)."""
+        key = ("dense", name, str(device), dtype)
+        if key not in self._cache:
+            value = self.gradients[name]
+            if isinstance(value, tuple):
+                u, v = (t.to(device=device, dtype=dtype) for t in value)
+                self._cache[key] = torch.bmm(u, v.transpose(1, 2))
+            else:
+                self._cache[key] = value.to(device=device, dtype=dtype)
+        return self._cache[key]
+
+    def low_rank(self, name: str, device, dtype) -> tuple[torch.Tensor, torch.Tensor]:
+        """(U, V) stacked as [d_out, Q·r] and [d_in', Q·r] so one GEMM projects all queries."""
+        key = ("low_rank", name, str(device), dtype)
+        if key not in self._cache:
+            u, v = self.gradients[name]
+            q, _, r = u.shape
+            self._cache[key] = tuple(t.to(device=device, dtype=dtype).permute(1, 0, 2).reshape(t.shape[1], q * r)
+                                     .contiguous() for t in (u, v))
+        return self._cache[key]
+
+    def rank(self, name: str) -> int | None:
+        value = self.gradients[name]
+        return value[0].shape[2] if isinstance(value, tuple) else None
+
+
+def query_gradients(model: nn.Module, tracked: dict[str, nn.Module], queries: list[Tokenized],
+                    batch_size: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Per module ∇(−f) per query [Q, d_out, d_in'] (CPU), and nats = −f = −Σ log p(completion) [Q]."""
+    device = next(model.parameters()).device
+    grads: dict[str, list[torch.Tensor]] = {name: [] for name in tracked}
+    nats = []
+
+    def on_gradient(name, a, g):
+        grads[name].append(torch.bmm(g.transpose(1, 2), a).cpu())  # G_q = Σ_t g_t a_tᵀ
+
+    pad_id = 0
+    with GradientCapture(model, tracked, on_gradient) as capture, torch.enable_grad():
+        for batch in make_batches(queries, batch_size, pad_id):
+            nats.append(forward_backward(model, capture, batch.to(device)).cpu())
+    return {name: torch.cat(parts) for name, parts in grads.items()}, torch.cat(nats).double()
+
+
+def eigen_precondition(grad: torch.Tensor, f: dict, lam: torch.Tensor, damping: float) -> torch.Tensor:
+    """Q_S [(Q_Sᵀ G Q_A) ⊘ (Λ + λ)] Q_Aᵀ for a stack of G."""
+    rotated = f[S_VECS].t() @ grad @ f[A_VECS]
+    return f[S_VECS] @ (rotated / (lam + damping)) @ f[A_VECS].t()
+
+
+def choose_damping(lam: torch.Tensor, damping: str | float) -> float:
+    if damping == "auto":
+        return HEURISTIC_DAMPING * float(lam.double().mean())
+    try:
+        value = float(damping)
+    except (TypeError, ValueError) as exc:
+        raise EngineInputError(f"damping must be 'auto' or a number, got {damping!r}") from exc
+    if value < 0:
+        raise EngineInputError(f"damping must be non-negative, got {value}")
+    return value
+
+
+def truncate(p: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """Best rank-r approximation per query by SVD: U = U_r diag(σ_r), V = V_r, so P ≈ U Vᵀ."""
+    u, s, vh = torch.linalg.svd(p, full_matrices=False)
+    return (u[:, :, :rank] * s[:, None, :rank]).contiguous(), vh[:, :rank, :].transpose(1, 2).contiguous()
+
+
+def precondition(grads: dict[str, torch.Tensor], factors: Factors, args: QueryArguments) -> PreconditionedQueries:
+    """Also records the damping used in factors.damping (written to meta.json by Factors.save)."""
+    if args.rank is not None and args.rank < 1:
+        raise EngineInputError(f"rank must be a positive integer or None (full), got {args.rank}")
+    out, used = {}, {}
+    n_queries = 0
+    for name in factors.modules:
+        if name not in grads:
+            raise EngineInputError(f"query gradients lack module {name} that the factors were fitted on")
+        grad = grads[name]
+        n_queries = grad.shape[0]
+        f = factors.tensors.get(name, {})
+        dtype = f[A_VECS].dtype if A_VECS in f else (f[LAMBDA].dtype if LAMBDA in f else grad.dtype)
+        grad = grad.to(dtype)
+        if factors.strategy == "identity":
+            p, used[name] = grad, 0.0
+        elif factors.strategy == "diagonal":
+            used[name] = choose_damping(f[LAMBDA], args.damping)
+            p = grad / (f[LAMBDA] + used[name])
+        else:
+            lam = f[LAMBDA] if factors.strategy == "ekfac" else torch.outer(f[S_VALS], f[A_VALS])  # kfac: λ_S ⊗ λ_A
+            if tuple(lam.shape) != tuple(grad.shape[1:]):
+                raise EngineInputError(f"factors for {name} have shape {tuple(lam.shape)} but the model's gradient "
+                                       f"is {tuple(grad.shape[1:])}: factors were fitted on another model")
+            used[name] = choose_damping(lam, args.damping)
+            p = eigen_precondition(grad, f, lam, used[name])
+        if args.rank is not None and args.rank < min(p.shape[1:]):
+            out[name] = truncate(p, args.rank)
+        else:
+            out[name] = p.contiguous()
+    factors.damping = dict(used)
+    return PreconditionedQueries(factors.modules, used, out, n_queries)

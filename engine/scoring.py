@@ -1,0 +1,118 @@
+"""The scoring pass: one forward+backward per document batch scores every query.
+
+score(q, d) = Σ_layers ⟨P(G_q), G_d⟩ with G_d = Σ_t g_t a_tᵀ. Per module the cheaper contraction is chosen by
+FLOPs: materialise G_d (one GEMM against all Q dense P), or project with the rank-r factors,
+Σ_t (Uᵀ g_t)·(Vᵀ a_t). Gradient norms ‖G_d‖² = Σ_ts (g_t·g_s)(a_t·a_s) on the low-rank path.
+"""
+from dataclasses import dataclass
+from typing import Iterable, Iterator
+
+import torch
+from torch import nn
+from tqdm.auto import tqdm
+
+from engine.batches import Batch, Tokenized, make_batches
+from engine.hooks import GradientCapture, forward_backward, work_dtype
+from engine.model import module_shape
+from engine.precondition import PreconditionedQueries
+
+
+@dataclass
+class ScoreBatchResult:
+    index: list[int]
+    scores: torch.Tensor  # [Q, B] float32 CPU
+    layer_scores: torch.Tensor  # [Q, L, B]
+    grad_norms: torch.Tensor  # [B] ‖∇θ doc loss‖₂ over the tracked parameters
+
+
+def materialise_flops(b: int, t: int, q: int, d_out: int, d_in: int) -> int:
+    return 2 * b * t * d_out * d_in + 2 * q * b * d_out * d_in
+
+
+def low_rank_flops(b: int, t: int, q: int, r: int, d_out: int, d_in: int) -> int:
+    return 2 * b * t * q * r * (d_out + d_in) + 2 * b * t * q * r + 2 * b * t * t * (d_out + d_in)
+
+
+def use_low_rank(pq: PreconditionedQueries, name: str, b: int, t: int, d_out: int, d_in: int) -> bool:
+    r = pq.rank(name)
+    if r is None:
+        return False
+    return low_rank_flops(b, t, pq.n_queries, r, d_out, d_in) < materialise_flops(b, t, pq.n_queries, d_out, d_in)
+
+
+class BatchScorer:
+    """on_gradient callback that adds each module's contribution to the batch's layer scores and norms."""
+
+    def __init__(self, pq: PreconditionedQueries, tracked: dict[str, nn.Module], device, dtype):
+        self.pq, self.device, self.dtype = pq, device, dtype
+        self.layer_of = {name: i for i, name in enumerate(pq.modules)}
+        self.shapes = {name: module_shape(tracked[name]) for name in pq.modules}
+        self.layer_scores: torch.Tensor | None = None
+        self.norms_sq: torch.Tensor | None = None
+
+    def start(self, b: int) -> None:
+        self.layer_scores = torch.zeros(self.pq.n_queries, len(self.pq.modules), b, dtype=self.dtype, device=self.device)
+        self.norms_sq = torch.zeros(b, dtype=self.dtype, device=self.device)
+
+    def __call__(self, name: str, a: torch.Tensor, g: torch.Tensor) -> None:
+        if name not in self.layer_of:
+            return
+        b, t, _ = a.shape
+        d_out, d_in = self.shapes[name]
+        layer = self.layer_of[name]
+        if use_low_rank(self.pq, name, b, t, d_out, d_in):
+            u, v = self.pq.low_rank(name, self.device, self.dtype)
+            q = self.pq.n_queries
+            projected = (g @ u) * (a @ v)  # (Uᵀ g_t)_r (Vᵀ a_t)_r per query  [B, T, Q·r]
+            self.layer_scores[:, layer, :] = projected.sum(dim=1).view(b, q, -1).sum(dim=2).t()
+            gram = torch.bmm(g, g.transpose(1, 2)) * torch.bmm(a, a.transpose(1, 2))  # (g_t·g_s)(a_t·a_s)
+            self.norms_sq += gram.sum(dim=(1, 2))
+        else:
+            p = self.pq.dense(name, self.device, self.dtype)
+            per_doc = torch.bmm(g.transpose(1, 2), a).reshape(b, -1)  # G_d flattened [B, d_out·d_in']
+            self.layer_scores[:, layer, :] = p.reshape(p.shape[0], -1) @ per_doc.t()
+            self.norms_sq += per_doc.square().sum(dim=1)
+
+
+def score_documents(model: nn.Module, tracked: dict[str, nn.Module], pq: PreconditionedQueries,
+                    batches: Iterable[Batch], progress: bool = True) -> Iterator[ScoreBatchResult]:
+    device = next(model.parameters()).device
+    scorer = BatchScorer(pq, tracked, device, work_dtype(model))
+    total = len(batches) if hasattr(batches, "__len__") else None
+    was_training = model.training
+    model.eval()
+    try:
+        with GradientCapture(model, {n: tracked[n] for n in pq.modules}, scorer) as capture, torch.enable_grad():
+            for batch in tqdm(batches, total=total, desc="scoring", disable=not progress, unit="batch"):
+                batch = batch.to(device)
+                scorer.start(batch.input_ids.shape[0])
+                forward_backward(model, capture, batch)
+                layer_scores = scorer.layer_scores.float().cpu()
+                yield ScoreBatchResult(batch.index, layer_scores.sum(dim=1), layer_scores,
+                                       scorer.norms_sq.clamp_min(0).sqrt().float().cpu())
+    finally:
+        model.train(was_training)
+
+
+def token_scores(model: nn.Module, tracked: dict[str, nn.Module], pq: PreconditionedQueries,
+                 doc: Tokenized) -> torch.Tensor:
+    """[Q, T] with entry g_tᵀ P(G_q) a_t summed over layers; rows sum to the document's scores."""
+    device, dtype = next(model.parameters()).device, work_dtype(model)
+    n = len(doc.input_ids)
+    out = torch.zeros(pq.n_queries, n, dtype=dtype, device=device)
+
+    def on_gradient(name, a, g):
+        nonlocal out
+        a, g = a[0], g[0]  # [T, d_in'], [T, d_out]
+        if pq.is_low_rank(name):
+            u, v = pq.low_rank(name, device, dtype)
+            out += ((g @ u) * (a @ v)).view(n, pq.n_queries, -1).sum(dim=2).t()
+        else:
+            p = pq.dense(name, device, dtype)  # g_tᵀ P a_t = Σ_o g_to (P a_t)_o
+            out += torch.einsum("to,qoi,ti->qt", g, p, a)
+
+    batch = next(make_batches([doc], 1, 0)).to(device)
+    with GradientCapture(model, {name: tracked[name] for name in pq.modules}, on_gradient) as capture, \
+            torch.enable_grad():
+        forward_backward(model, capture, batch)
+    return out.float().cpu()
