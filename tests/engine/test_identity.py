@@ -23,7 +23,8 @@ def tiny_llama(dtype=torch.float64, seed=0, hidden=16, layers=2) -> LlamaForCaus
 def tiny_gpt2(dtype=torch.float64, seed=0) -> GPT2LMHeadModel:
     torch.manual_seed(seed)
     config = GPT2Config(vocab_size=VOCAB, n_embd=16, n_layer=2, n_head=2, n_positions=64, resid_pdrop=0.0,
-                        embd_pdrop=0.0, attn_pdrop=0.0, pad_token_id=0)
+                        embd_pdrop=0.0, attn_pdrop=0.0, pad_token_id=0,
+                        bos_token_id=1, eos_token_id=1)
     return GPT2LMHeadModel(config).to(dtype).eval()
 
 
