@@ -1,0 +1,34 @@
+"""Rankings read from the score matrices (cached per run): top/bottom documents of a query, per-layer sums."""
+from __future__ import annotations
+
+import numpy as np
+import streamlit as st
+
+from dashboard.run import Run
+
+
+def top_and_bottom(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column indices of the k highest (descending) and k lowest (ascending) values."""
+    k = min(k, len(values))
+    if k == 0:
+        return np.array([], dtype=np.int64), np.array([], dtype=np.int64)
+    top = np.argpartition(-values, k - 1)[:k]
+    bottom = np.argpartition(values, k - 1)[:k]
+    return top[np.argsort(-values[top], kind="stable")], bottom[np.argsort(values[bottom], kind="stable")]
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def ranked_documents(run_key: str, _run: Run, row: int, kind: str, k: int):
+    """(top indices, top scores, bottom indices, bottom scores) of one query under one score kind."""
+    values = _run.score_row(row, kind)
+    top, bottom = top_and_bottom(values, k)
+    return top, values[top], bottom, values[bottom]
+
+
+@st.cache_data(show_spinner=False, max_entries=512)
+def layer_sums(run_key: str, _run: Run, row: int) -> tuple[np.ndarray, np.ndarray]:
+    """Per layer, the sum of one query's positive and of its negative scores over all documents."""
+    per_layer = np.asarray(_run.layer_scores[row], dtype=np.float32)
+    positive = np.where(per_layer > 0, per_layer, 0).sum(axis=1, dtype=np.float64)
+    negative = np.where(per_layer < 0, per_layer, 0).sum(axis=1, dtype=np.float64)
+    return positive, negative

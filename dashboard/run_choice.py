@@ -1,0 +1,46 @@
+"""Which run the app shows: `-- --run DIR` (repeatable) and run directories found under runs/, picked in the
+sidebar and kept in the URL as ?run=. Only offered runs can be opened from a URL."""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+import streamlit as st
+
+from dashboard import url_state
+
+DEFAULT_RUN = "runs/demo"
+RUNS_ROOT = Path("runs")
+_KEY = "app.run"
+
+
+def cli_runs(argv: list[str] | None = None) -> list[str]:
+    parser = argparse.ArgumentParser(add_help=False)
+    parser.add_argument("--run", action="append", default=[])
+    known, _ = parser.parse_known_args(sys.argv[1:] if argv is None else argv)
+    return known.run
+
+
+def found_runs(root: Path = RUNS_ROOT) -> list[str]:
+    if not root.is_dir():
+        return []
+    return sorted(str(child) for child in root.iterdir() if (child / "manifest.json").is_file())
+
+
+def run_choices() -> list[str]:
+    """Runs given on the command line first, then those under runs/; the default run when there are none."""
+    choices = list(dict.fromkeys(cli_runs() + found_runs()))
+    return choices or [DEFAULT_RUN]
+
+
+def pick_run() -> str:
+    """The sidebar run picker; returns the chosen run directory and keeps it in the URL (?run=)."""
+    choices = run_choices()
+    asked = st.query_params.get("run")
+    if asked is not None and asked not in choices:
+        st.sidebar.warning(f"Run `{asked}` is not offered here; start the app with `-- --run {asked}` to open it.")
+    url_state.from_url(_KEY, "run", choices[0], options=choices)
+    chosen = st.sidebar.selectbox("Run", choices, key=_KEY, help="Runs given with `--run` and those under runs/")
+    url_state.to_url("run", chosen)
+    return chosen

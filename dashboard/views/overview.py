@@ -1,0 +1,82 @@
+"""Overview (home): what the run is, how it was made, and sanity checks on its numbers."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+from dashboard import charts, widgets
+from dashboard.run import Run, current_run, findings
+
+_CHECK_COLUMNS = 200_000  # documents read for the layer-sum check on big runs
+
+
+@st.cache_data(show_spinner="Checking the numbers…", max_entries=8)
+def sanity_checks(run_key: str, _run: Run) -> pd.DataFrame:
+    """NaN / inf counts of every array and how well layer scores sum to scores (on a column sample)."""
+    rows = []
+    for name, array in (("scores.npy", _run.scores), ("normalized_scores.npy", _run.normalized),
+                        ("doc_grad_norms.npy", _run.grad_norms)):
+        flat = np.asarray(array).reshape(-1)
+        rows.append((name, "NaN count", int(np.isnan(flat).sum())))
+        rows.append((name, "inf count", int(np.isinf(flat).sum())))
+    n = min(_run.n_documents, _CHECK_COLUMNS)
+    summed = np.asarray(_run.layer_scores[:, :, :n]).sum(axis=1, dtype=np.float64)
+    direct = np.asarray(_run.scores[:, :n], dtype=np.float64)
+    scale = max(float(np.nanmax(np.abs(direct))), 1e-30) if direct.size else 1.0
+    rows.append(("layer_scores.npy", f"max |Σ layers − score| / max |score| (first {n:,} docs)",
+                 float(np.nanmax(np.abs(summed - direct)) / scale) if direct.size else 0.0))
+    rows.append(("layer_scores.npy", "NaN count (same docs)", int(np.isnan(summed).sum())))
+    rows.append(("doc_grad_norms.npy", "zero norms", int((np.asarray(_run.grad_norms) == 0).sum())))
+    return pd.DataFrame(rows, columns=["file", "check", "value"]).astype({"value": "float64"})
+
+
+def render() -> None:
+    run = current_run()
+    manifest = run.manifest
+    st.title("Overview")
+    st.caption(f"Run directory: {widgets.markdown_text(run.path)}")
+    if manifest.get("synthetic"):
+        st.info("This is a synthetic run (`precompute synth`): the numbers are generated, not computed from a model.")
+    columns = st.columns(5)
+    columns[0].metric("Model", str(manifest.get("model", "?")))
+    columns[1].metric("Strategy", f"{manifest.get('strategy', '?')} / {manifest.get('fisher', '?')}")
+    columns[2].metric("Queries", f"{run.n_queries:,}")
+    columns[3].metric("Documents", f"{run.n_documents:,}")
+    columns[4].metric("Layers", f"{len(run.layers):,}")
+
+    left, right = st.columns(2)
+    with left:
+        widgets.chart(charts.count_bars(run.documents["source"].value_counts(), "Corpus by source", "source"),
+                      key="overview.sources", name="corpus_sources")
+    with right:
+        widgets.chart(charts.count_bars(run.queries["task"].value_counts(), "Queries per task", "task"),
+                      key="overview.tasks", name="queries_per_task")
+
+    left, right = st.columns(2)
+    with left:
+        st.subheader("Settings")
+        settings = {key: manifest.get(key) for key in ("strategy", "fisher", "damping", "modules", "query_rank",
+                                                       "max_length", "batch_size", "factor_docs", "token_topk",
+                                                       "device", "dtype", "seed", "world_size", "created")}
+        settings.update({f"counts.{k}": v for k, v in (manifest.get("counts") or {}).items()})
+        settings_table = pd.DataFrame({"setting": list(settings), "value": [str(v) for v in settings.values()]})
+        widgets.table(settings_table, key="overview.settings", name="settings")
+        st.subheader("Timings (s)")
+        timings = manifest.get("timings") or {}
+        widgets.table(pd.DataFrame({"stage": list(timings), "seconds": [float(v) for v in timings.values()]}),
+                      key="overview.timings", name="timings")
+    with right:
+        st.subheader("Sanity checks")
+        widgets.table(sanity_checks(run.key, run), key="overview.checks", name="sanity_checks")
+        found = findings(run.key)
+        if found:
+            st.subheader("Findings")
+            rows = [(k, str(v)) for k, v in found.items() if k != "notes"]
+            widgets.table(pd.DataFrame(rows, columns=["finding", "value"]), key="overview.findings", name="findings")
+            for note in found.get("notes", []):
+                st.markdown(f"- {widgets.markdown_text(note)}")
+
+
+if __name__ == "__main__":
+    render()
