@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 import numpy as np
@@ -53,9 +54,24 @@ class Run:
     def query_row(self, query_id: str) -> int:
         return int(self.queries.index[self.queries["id"] == query_id][0])
 
+    @cached_property
+    def doc_ids(self) -> np.ndarray:
+        return self.documents["id"].to_numpy(dtype=object)
+
+    @cached_property
+    def doc_sources(self) -> np.ndarray:
+        return self.documents["source"].astype(str).to_numpy(dtype=object)
+
+    @cached_property
+    def doc_positions(self) -> pd.Index:
+        return pd.Index(self.doc_ids)
+
     def doc_column(self, doc_id: str) -> int | None:
-        hits = np.flatnonzero(self.documents["id"].to_numpy() == doc_id)
-        return int(hits[0]) if len(hits) else None
+        try:
+            position = self.doc_positions.get_loc(doc_id)
+        except KeyError:
+            return None
+        return position if isinstance(position, int) else None
 
     def score_row(self, row: int, kind: str = "raw") -> np.ndarray:
         """One query's scores over all documents as float32: raw, per nat of the completion, or normalised."""

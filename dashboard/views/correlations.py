@@ -48,7 +48,7 @@ def _pair_scatter(run: Run, a: str, b: str) -> None:
     y = np.asarray(run.scores[row_b])[columns]
     r = float(np.corrcoef(x, y)[0, 1]) if len(x) > 1 else float("nan")
     sampled = f"{len(columns):,} sampled documents" if len(columns) < run.n_documents else "all documents"
-    figure = charts.score_scatter(x, y, f"{a} score", f"{b} score", run.documents["id"].to_numpy()[columns],
+    figure = charts.score_scatter(x, y, f"{a} score", f"{b} score", run.doc_ids[columns],
                                   f"{a} vs {b} over {sampled} (r = {r:.3f})")
     widgets.chart(figure, key="correlations.scatter", name=f"scatter_{a}_{b}")
     left, right = st.columns(2)

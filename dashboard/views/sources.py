@@ -26,12 +26,12 @@ def documents_behind(run_key: str, _run: Run, task: str, side: str, k: int, sour
         total += values
         chosen = np.argpartition(-sign * values, k - 1)[:k] if k < _run.n_documents else slice(None)
         hits[chosen] += 1
-    of_source = (_run.documents["source"].astype(str).to_numpy() == source) & (hits > 0)
+    of_source = (_run.doc_sources == source) & (hits > 0)
     columns = np.flatnonzero(of_source)
     mean = total[columns] / max(len(rows), 1)
     order = np.lexsort((-sign * mean, -hits[columns]))[:LISTED]
     columns = columns[order]
-    return pd.DataFrame({"doc_id": _run.documents["id"].to_numpy()[columns], "queries_ranking_it": hits[columns],
+    return pd.DataFrame({"doc_id": _run.doc_ids[columns], "queries_ranking_it": hits[columns],
                          "mean_score": total[columns] / max(len(rows), 1), "column": columns})
 
 
