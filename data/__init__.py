@@ -1,0 +1,1 @@
+"""The embedded demo world: corpus generator, demo model training and query sets."""
