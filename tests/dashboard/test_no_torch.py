@@ -1,0 +1,26 @@
+"""The dashboard reads files only: rendering every page imports neither torch nor the engine."""
+import subprocess
+import sys
+
+from tests.dashboard.conftest import APP, ROOT
+
+SCRIPT = """
+import sys
+sys.argv = ["app.py", "--run", {run!r}]
+from streamlit.testing.v1 import AppTest
+for page in ["overview", "queries", "correlations", "magnitude", "sources", "answers", "documents", "compare"]:
+    at = AppTest.from_file({app!r}, default_timeout=120)
+    at.run()
+    if page != "overview":
+        at.switch_page("views/" + page + ".py").run()
+    assert not at.exception, (page, [e.value for e in at.exception])
+banned = sorted(m for m in sys.modules if m.split(".")[0] in ("torch", "engine", "precompute", "transformers"))
+print("BANNED", banned)
+"""
+
+
+def test_pages_render_without_torch_or_engine(run_dir, tmp_path):
+    result = subprocess.run([sys.executable, "-c", SCRIPT.format(run=str(run_dir), app=APP)], cwd=tmp_path,
+                            capture_output=True, text=True, timeout=300, env={"PYTHONPATH": str(ROOT), "PATH": ""})
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "BANNED []" in result.stdout, result.stdout

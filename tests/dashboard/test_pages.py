@@ -1,0 +1,153 @@
+"""Every page through streamlit.testing.v1.AppTest: URL parameters in, widgets driven, state back in the URL."""
+import shutil
+
+import pytest
+from streamlit.testing.v1 import AppTest
+
+from tests.dashboard.conftest import APP
+
+PAGES = ["overview", "queries", "correlations", "magnitude", "sources", "answers", "documents", "compare"]
+
+
+def open_page(page: str, **params) -> AppTest:
+    at = AppTest.from_file(APP, default_timeout=120)
+    at.run()
+    if page != "overview":
+        at.switch_page(f"views/{page}.py")
+    for name, value in params.items():
+        at.query_params[name] = value
+    return at.run()
+
+
+def assert_clean(at: AppTest) -> None:
+    assert not at.exception, [e.value for e in at.exception]
+    assert not at.error, [e.value for e in at.error]
+
+
+def by_key(elements, key):
+    return next(e for e in elements if e.key == key)
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_renders_without_exceptions(page, app_args, run_dir):
+    app_args(run_dir)
+    at = open_page(page)
+    assert_clean(at)
+    assert at.title[0].value.startswith(page.capitalize()[:5])
+    if page != "compare":  # compare needs a second run
+        assert len(at.get("plotly_chart")) >= 1
+
+
+def test_overview_shows_counts_and_checks(app_args, run_dir):
+    app_args(run_dir)
+    at = open_page("overview")
+    metrics = {m.label: m.value for m in at.metric}
+    assert metrics["Queries"] == "24" and metrics["Documents"] == "3,000"
+    assert at.query_params["run"] == str(run_dir)
+
+
+def test_queries_page_follows_url_and_switches(app_args, run_dir):
+    app_args(run_dir)
+    at = open_page("queries", q="q0003")
+    assert_clean(at)
+    assert by_key(at.selectbox, "queries.q").value == "q0003"
+    cards_before = [m.value for m in at.markdown if "·" in m.value and "#1" in m.value]
+    by_key(at.radio, "queries.score").set_value("gradient-normalised").run()
+    by_key(at.slider, "queries.k").set_value(3).run()
+    assert_clean(at)
+    assert at.query_params["score"] == "gradient-normalised" and at.query_params["k"] == "3"
+    assert cards_before
+    by_key(at.selectbox, "queries.task").set_value("factual").run()
+    assert_clean(at)
+    assert at.query_params["task"] == "factual"
+    by_key(at.text_input, "queries.search").input("capital").run()
+    assert_clean(at)
+    assert by_key(at.selectbox, "queries.q").value.startswith("q")
+
+
+def test_markup_in_runs_is_shown_as_text(app_args, run_dir):
+    app_args(run_dir)
+    at = open_page("queries", q="q0000")
+    assert_clean(at)
+    rendered = "\n".join(m.value for m in at.markdown)
+    assert "<script>" not in rendered and "<img src=x" not in rendered
+    assert "&lt;script&gt;alert(3)" in rendered  # the prompt
+    assert "&lt;script&gt;alert(4)" in rendered  # the planted tokens in the heatmap
+    assert "&lt;img src=x onerror=alert(1)&gt;" in rendered  # the full text under the card
+
+
+def test_correlations_pair_from_url(app_args, run_dir):
+    app_args(run_dir)
+    at = open_page("correlations", a="q0002", b="q0005")
+    assert_clean(at)
+    assert by_key(at.selectbox, "correlations.a").value == "q0002"
+    by_key(at.selectbox, "correlations.b").set_value("q0007").run()
+    assert_clean(at)
+    assert at.query_params["b"] == "q0007"
+    assert len(at.get("plotly_chart")) == 2  # heatmap and the pair's scatter
+
+
+def test_magnitude_toggles(app_args, run_dir):
+    app_args(run_dir)
+    at = open_page("magnitude", sign="negative")
+    assert by_key(at.radio, "magnitude.sign").value == "negative"
+    by_key(at.radio, "magnitude.scale").set_value("absolute").run()
+    by_key(at.toggle, "magnitude.log").set_value(True).run()
+    assert_clean(at)
+    assert at.query_params["scale"] == "absolute" and at.query_params["log"] == "true"
+
+
+def test_sources_documents_behind_a_bar(app_args, run_dir):
+    app_args(run_dir)
+    at = open_page("sources", task="factual", side="bottom")
+    assert_clean(at)
+    assert by_key(at.selectbox, "sources.task").value == "factual"
+    by_key(at.selectbox, "sources.k").set_value(500).run()
+    assert_clean(at)
+    listing = at.dataframe[1].value
+    assert len(listing) > 0 and (listing["queries_ranking_it"] > 0).all()
+
+
+def test_answers_per_query_and_documents(app_args, run_dir):
+    app_args(run_dir)
+    at = open_page("answers", k="100", q="q0001")
+    assert_clean(at)
+    assert by_key(at.selectbox, "answers.q").value == "q0001"
+    found = at.dataframe[1].value
+    assert set(found["target"]) <= {"answer"} and len(found) > 0
+
+
+def test_documents_page_by_url_search_and_similar(app_args, run_dir):
+    app_args(run_dir)
+    at = open_page("documents", doc="doc-0000010")
+    assert_clean(at)
+    assert by_key(at.text_input, "documents.doc").value == "doc-0000010"
+    similar = at.dataframe[-1].value  # tables: the document's queries, then its most similar documents
+    assert len(similar) == 10 and "doc-0000010" not in set(similar["doc_id"])
+    assert similar["cosine"].is_monotonic_decreasing
+    by_key(at.text_input, "documents.search").input("capital").run()
+    assert_clean(at)
+    results = at.dataframe[0].value  # the search results come first
+    assert len(results) > 0 and results["text"].str.contains("capital", case=False).all()
+    by_key(at.text_input, "documents.doc").input("no-such-doc").run()
+    assert "No document with id" in at.warning[0].value
+
+
+def test_compare_two_runs(app_args, run_dir, second_run_dir):
+    app_args(run_dir, second_run_dir)
+    at = open_page("compare", k="50")
+    assert_clean(at)
+    assert by_key(at.selectbox, "compare.run2").value == str(second_run_dir)
+    table = at.dataframe[0].value
+    assert len(table) == 20 and table["pearson"].between(-1, 1).all() and "top_50_overlap" in table
+    by_key(at.selectbox, "compare.q").set_value("q0004").run()
+    assert_clean(at)
+    assert at.query_params["q"] == "q0004"
+
+
+def test_compare_itself_correlates_perfectly(app_args, run_dir, tmp_path):
+    shutil.copytree(run_dir, tmp_path / "copy")
+    app_args(run_dir, tmp_path / "copy")
+    at = open_page("compare")
+    table = at.dataframe[0].value
+    assert (table["pearson"] > 0.999).all() and (table["top_100_overlap"] == 1.0).all()
