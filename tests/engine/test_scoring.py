@@ -218,3 +218,40 @@ def test_factors_save_and_load_round_trip(gpt2_setup, tmp_path):
     assert sorted(p.name for p in (tmp_path / "factors").iterdir()) == ["factors.safetensors", "meta.json"]
     with pytest.raises(EngineInputError):
         Factors.load(str(tmp_path / "nowhere"))
+
+
+def fit_on_shard(rank: int, world: int, init_file: str, out_dir: str) -> None:
+    """Child process: fit ekfac factors on this rank's contiguous shard under gloo; rank 0 saves them."""
+    import torch.distributed as dist
+
+    from engine.distributed import rank_and_world, shard
+
+    dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world)
+    try:
+        assert rank_and_world() == (rank, world)
+        model = tiny_llama(dtype=torch.float64)
+        tracked = find_tracked_modules(model)
+        docs = random_documents(7)
+        mine = [docs[i] for i in shard(len(docs), rank, world)]
+        factors = fit(model, tracked, mine, "ekfac", batch_size=2)
+        if rank == 0:
+            factors.save(out_dir)
+    finally:
+        dist.destroy_process_group()
+
+
+def test_two_gloo_processes_fit_the_same_factors_as_one(tmp_path):
+    import torch.multiprocessing as mp
+
+    from engine.distributed import shard
+
+    assert [list(shard(7, r, 2)) for r in range(2)] == [[0, 1, 2, 3], [4, 5, 6]]
+    mp.spawn(fit_on_shard, args=(2, str(tmp_path / "init"), str(tmp_path / "factors")), nprocs=2, join=True)
+    together = Factors.load(str(tmp_path / "factors"))
+    model = tiny_llama(dtype=torch.float64)
+    tracked = find_tracked_modules(model)
+    alone = fit(model, tracked, random_documents(7), "ekfac", batch_size=2)
+    assert (together.n_documents, together.n_tokens) == (alone.n_documents, alone.n_tokens)
+    for name in tracked:
+        for key in (A_VALS, S_VALS, LAMBDA):
+            assert rel_err(together.tensors[name][key], alone.tensors[name][key]) < 1e-9
