@@ -173,7 +173,7 @@ def main(argv=None):
         "steps": step, "stopped_early": stopped_early, "final_loss_ema": round(ema, 4),
         "train_seconds": round(train_s, 1), "wall_seconds": round(wall, 1), "device": device,
         "torch": torch.__version__, "command": "python -m data.train_model"})
-    if not args.skip_queries:
+    if not args.skip_queries and os.path.abspath(args.out) == MODEL_DIR:  # queries describe the committed model
         from data import make_queries
         make_queries.main([])
 
