@@ -34,7 +34,7 @@ def _with_run(params: dict) -> dict:
 
 def link(name: str, label: str, **params) -> None:
     """A link to another page that opens it with `params` (and the current run) in the URL."""
-    st.page_link(page(name), label=label, query_params=_with_run(params))
+    st.page_link(page(name), label=label, icon=":material/open_in_new:", query_params=_with_run(params))
 
 
 def url(name: str, **params) -> str:

@@ -43,12 +43,12 @@ def chart(fig: go.Figure, key: str, name: str, selectable: bool = False):
     With `selectable`, clicking a point reruns the app and the selection event is returned."""
     event = st.plotly_chart(fig, key=key, on_select="rerun" if selectable else "ignore",
                             selection_mode="points", width="stretch")
-    columns = st.columns([1, 1, 1, 9])
+    row = st.container(horizontal=True, gap="small")
     downloads = (("PNG", "png", "image/png", lambda: figure_image(fig, "png")),
                  ("SVG", "svg", "image/svg+xml", lambda: figure_image(fig, "svg")),
                  ("HTML", "html", "text/html", lambda: figure_html(fig)))
-    for column, (label, extension, mime, render) in zip(columns, downloads):
-        column.download_button(label, data=render, file_name=f"{name}.{extension}", mime=mime,
+    for label, extension, mime, render in downloads:
+        row.download_button(label, data=render, file_name=f"{name}.{extension}", mime=mime,
                                key=f"{key}.{extension}", on_click="ignore", icon=":material/download:",
                                type="tertiary")
     return event
@@ -87,12 +87,12 @@ def document_card(*, rank: int, doc_id: str, score: float, score_label: str, sou
                   badges: list[str], tokens: pd.DataFrame | None, key: str) -> None:
     """A bordered card for one ranked document: rank, score, source, badges, text (heatmap when available)."""
     with st.container(border=True):
-        head, link = st.columns([5, 1])
+        head, link = st.columns([3, 1])
         badge_text = " ".join(f":green-badge[{html.escape(b)}]" for b in badges)
         head.markdown(f"**#{rank}** · {score_label} **{score:+.4g}** · :gray-badge[{markdown_text(source)}] "
                       f"{badge_text}")
         with link:
-            pages.link("documents", "open", doc=doc_id)
+            pages.link("documents", "document", doc=doc_id)
         if tokens is not None and len(tokens):
             ordered = tokens.sort_values("token_index")
             body = token_heatmap_html(ordered["token"].tolist(), ordered["score"].to_numpy())

@@ -40,7 +40,7 @@ def render() -> None:
         st.info("This is a synthetic run (`precompute synth`): the numbers are generated, not computed from a model.")
     columns = st.columns(5)
     columns[0].metric("Model", str(manifest.get("model", "?")))
-    columns[1].metric("Strategy", f"{manifest.get('strategy', '?')} / {manifest.get('fisher', '?')}")
+    columns[1].metric("Strategy", str(manifest.get("strategy", "?")), help=f"fisher: {manifest.get('fisher', '?')}")
     columns[2].metric("Queries", f"{run.n_queries:,}")
     columns[3].metric("Documents", f"{run.n_documents:,}")
     columns[4].metric("Layers", f"{len(run.layers):,}")

@@ -1,0 +1,114 @@
+"""Real browser: `streamlit run` on a free port, Playwright (sync API) driving Debian's chromium.
+
+Never downloads a browser: chromium comes from the system (`apt-get install -y chromium`)."""
+from __future__ import annotations
+
+import os
+import shutil
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+from tests.dashboard.conftest import APP, ROOT
+
+pytestmark = pytest.mark.browser
+CHROMIUM = shutil.which("chromium")
+PAGES = [("", "Overview"), ("queries?q=q0000", "Queries"), ("correlations", "Correlations"),
+         ("magnitude", "Magnitude"), ("sources", "Sources"), ("answers", "Answers"),
+         ("documents?doc=doc-0000010", "Documents"), ("compare", "Compare runs")]
+SCREENSHOTS = Path(os.environ.get("DASHBOARD_SCREENSHOTS", "")) if os.environ.get("DASHBOARD_SCREENSHOTS") else None
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def server(run_dir, second_run_dir):
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (apt-get install -y chromium); the browser test needs it")
+    port = free_port()
+    process = subprocess.Popen(
+        [sys.executable, "-m", "streamlit", "run", APP, "--server.port", str(port), "--server.headless", "true",
+         "--", "--run", str(run_dir), "--run", str(second_run_dir)],
+        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        for _ in range(120):
+            try:
+                urllib.request.urlopen(url + "/_stcore/health", timeout=1)
+                break
+            except OSError:
+                time.sleep(0.5)
+        else:
+            pytest.fail("streamlit did not start")
+        yield url
+    finally:
+        process.terminate()
+        process.wait(timeout=20)
+
+
+@pytest.fixture(scope="module")
+def page(server):
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        context = browser.new_context(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+        yield context.new_page()
+        browser.close()
+
+
+def wait_until_rendered(page) -> None:
+    page.wait_for_selector("h1", timeout=60_000)
+    page.wait_for_function(
+        "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')", timeout=60_000)
+
+
+def test_every_page_renders_charts(server, page, run_dir):
+    for path, title in PAGES:
+        page.goto(f"{server}/{path}")
+        wait_until_rendered(page)
+        assert page.locator("h1").first.inner_text().strip() == title
+        assert page.locator(".stException").count() == 0, path
+        page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+        if SCREENSHOTS is not None:
+            SCREENSHOTS.mkdir(parents=True, exist_ok=True)
+            name = title.lower().split()[0]
+            page.screenshot(path=str(SCREENSHOTS / f"{name}.png"), full_page=name != "queries")
+        assert f"run={run_dir.name}" in page.url or "run=" in page.url
+
+
+def test_markup_in_documents_stays_text(server, page):
+    page.goto(f"{server}/queries?q=q0000")
+    wait_until_rendered(page)
+    page.wait_for_selector(".token-heatmap", timeout=60_000)
+    dialogs = []
+    page.on("dialog", lambda dialog: (dialogs.append(dialog.message), dialog.dismiss()))
+    assert "<script>alert(3)</script>" in page.inner_text("body")
+    assert page.locator("img[src=x]").count() == 0
+    assert not dialogs
+
+
+def test_downloads_produce_files(server, page, tmp_path):
+    page.goto(f"{server}/magnitude")
+    wait_until_rendered(page)
+    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    for label, suffix, magic in (("CSV", ".csv", b"task"), ("SVG", ".svg", b"<svg"), ("PNG", ".png", b"\x89PNG"),
+                                 ("HTML", ".html", b"<html")):
+        button = page.locator("[data-testid=stDownloadButton] button", has_text=label).first
+        button.evaluate("element => element.scrollIntoView({block: 'center'})")  # clear of the sticky header
+        with page.expect_download(timeout=120_000) as download_info:
+            button.click()
+        download = download_info.value
+        saved = tmp_path / download.suggested_filename
+        download.save_as(saved)
+        assert saved.suffix == suffix and saved.stat().st_size > 100
+        assert magic in saved.read_bytes()[:400]
