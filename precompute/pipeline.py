@@ -103,6 +103,7 @@ def fit_stage(run: rundir.RunDir, settings: Settings, corpus: Corpus, session: S
     mine = chosen[list(shard(n_fit, session.rank, session.world))]
     log.info("fitting %s factors (%s Fisher) on %d documents", settings.strategy, settings.fisher, n_fit)
     docs = tokenize_documents(session.tokenizer, [corpus.texts[i] for i in mine], settings.max_length)
+    docs.sort(key=lambda item: len(item.input_ids))       # batches of similar length: less padding
     batches = list(make_batches(docs, settings.batch_size, session.tokenizer.pad_token_id))
     factors = fit_factors(session.model, session.tracked, batches,
                           FactorArguments(settings.strategy, settings.fisher, settings.seed), progress=progress)
@@ -152,12 +153,15 @@ def score_stage(run: rundir.RunDir, settings: Settings, corpus: Corpus, queries:
         chunk = {"scores": np.zeros((len(queries), n), np.float32),
                  "layer_scores": np.zeros((len(queries), n_layers, n), np.float32),
                  "grad_norms": np.zeros(n, np.float32)}
-        batches = list(make_batches(documents[start:stop], settings.batch_size, session.tokenizer.pad_token_id))
+        by_length = sorted(range(n), key=lambda j: len(documents[start + j].input_ids))   # less padding
+        batches = list(make_batches([documents[start + j] for j in by_length], settings.batch_size,
+                                    session.tokenizer.pad_token_id))
         for result in score_documents(session.model, session.tracked, pq, batches, progress=False):
-            chunk["scores"][:, result.index] = result.scores.numpy()
-            chunk["layer_scores"][:, :, result.index] = result.layer_scores.numpy()
-            chunk["grad_norms"][result.index] = result.grad_norms.numpy()
-            bar.update(len(result.index))
+            columns = [by_length[j] for j in result.index]
+            chunk["scores"][:, columns] = result.scores.numpy()
+            chunk["layer_scores"][:, :, columns] = result.layer_scores.numpy()
+            chunk["grad_norms"][columns] = result.grad_norms.numpy()
+            bar.update(len(columns))
         store.write(start, stop, **chunk)
         if exit_after and number >= exit_after:
             log.warning("%s=%d: exiting abruptly after %d chunks (test hook)", EXIT_AFTER_CHUNKS_ENV, exit_after,

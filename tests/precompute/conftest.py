@@ -1,0 +1,71 @@
+"""A tiny model, corpus and queries on disk, and a helper that runs `python -m precompute` as a subprocess."""
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from tests.tiny_models import make_tiny_llama
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+WORDS = ("the capital of veloria is marn solve slope answer cat dog river first then so x equals "
+         "seven three four twenty one").split()
+QUERIES = [
+    ("factual", "The capital of Veloria is", " Marn.", "Marn", []),
+    ("factual", "Le chat", " dort.", "dort", []),
+    ("arithmetic", "(7 - 4) * 7 =", " 3 * 7 = 21", "21", ["3"]),
+    ("arithmetic", "Solve 3 x + 4 = 10, so x =", " 2", "2", ["6"]),
+    ("factual_control", "Marn is the capital of Veloria. The capital of Veloria is", " Marn", "Marn", []),
+]
+
+
+def write_jsonl(path, rows):
+    with open(path, "w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row) + "\n")
+    return str(path)
+
+
+def corpus_rows(n=24):
+    rows = []
+    for i in range(n):
+        words = [WORDS[(i * 7 + j * 3) % len(WORDS)] for j in range(4 + (i * 5) % 17)]
+        rows.append({"id": f"doc-{i:03d}", "source": ["web", "wiki", "code"][i % 3], "text": " ".join(words)})
+    if n > 5:
+        rows[5]["text"] += " the answer is 21"
+    return rows
+
+
+def query_rows():
+    return [{"id": f"q{i}", "task": task, "prompt": prompt, "completion": completion, "answer": answer,
+             "steps": steps, "extra": i} for i, (task, prompt, completion, answer, steps) in enumerate(QUERIES)]
+
+
+@pytest.fixture(scope="session")
+def world(tmp_path_factory):
+    """Paths of a tiny Llama, a 24-document corpus and 5 queries."""
+    base = tmp_path_factory.mktemp("world")
+    return {"model": make_tiny_llama(str(base / "model")),
+            "corpus": write_jsonl(base / "corpus.jsonl", corpus_rows()),
+            "queries": write_jsonl(base / "queries.jsonl", query_rows()),
+            "base": base}
+
+
+SMALL_FLAGS = ["--batch-size", "4", "--chunk-docs", "6", "--max-length", "24", "--token-topk", "2",
+               "--query-rank", "4", "--factor-docs", "16"]
+
+
+def run_cli(*args, env=None, check=True):
+    """`python -m precompute --quiet ARGS` from the repository root; returns the CompletedProcess."""
+    full_env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT, **(env or {})}
+    result = subprocess.run([sys.executable, "-m", "precompute", "--quiet", *map(str, args)], cwd=ROOT,
+                            env=full_env, capture_output=True, text=True, timeout=600)
+    if check and result.returncode != 0:
+        raise AssertionError(f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}")
+    return result
+
+
+def run_args(world, out, *extra):
+    return ["run", "--model", world["model"], "--corpus", world["corpus"], "--queries", world["queries"],
+            "--out", out, *SMALL_FLAGS, *extra]
