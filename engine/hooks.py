@@ -1,7 +1,8 @@
 """Capture per-token input activations a and output gradients g of the tracked layers.
 
-Parameters are frozen (no weight .grad is ever computed); the embedding output is made to require grad so
-that gradients still flow to every activation. For a layer with a bias, a gets a constant 1 appended, so the
+Parameters are frozen (no weight .grad is ever computed). A tracked module whose input does not require grad
+(the lowest tracked layers) gets its input replaced by a leaf that does, so gradients flow to every tracked
+output and backward stops there instead of running on down to the embeddings. For a layer with a bias, a gets a constant 1 appended, so the
 layer's full gradient is G = Σ_t g_t a_tᵀ of shape [d_out, d_in + 1].
 """
 from contextlib import contextmanager
@@ -27,12 +28,9 @@ def frozen_parameters(model: nn.Module):
     saved = [(p, p.requires_grad) for p in model.parameters()]
     for p, _ in saved:
         p.requires_grad_(False)
-    embedding = model.get_input_embeddings()
-    handle = embedding.register_forward_hook(lambda module, inputs, output: output.requires_grad_(True))
     try:
         yield
     finally:
-        handle.remove()
         for p, flag in saved:
             p.requires_grad_(flag)
 
@@ -40,8 +38,12 @@ def frozen_parameters(model: nn.Module):
 class GradientCapture:
     """Calls on_gradient(name, a, g) during backward for every tracked module (padding rows of a zeroed)."""
 
-    def __init__(self, model: nn.Module, tracked: dict[str, nn.Module], on_gradient: GradientCallback):
+    def __init__(self, model: nn.Module, tracked: dict[str, nn.Module], on_gradient: GradientCallback,
+                 mask_activations: bool = True):
+        """mask_activations=False skips zeroing padding rows of a: fine wherever a only meets g (g is exactly 0
+        at padding, since no loss and no later position depends on it), as in scoring."""
         self.model, self.tracked, self.on_gradient = model, tracked, on_gradient
+        self.mask_activations = mask_activations
         self.dtype = work_dtype(model)
         self.mask: torch.Tensor | None = None
         self.handles = []
@@ -50,6 +52,7 @@ class GradientCapture:
         self._frozen = frozen_parameters(self.model)
         self._frozen.__enter__()
         for name, module in self.tracked.items():
+            self.handles.append(module.register_forward_pre_hook(self._input_requires_grad))
             self.handles.append(module.register_forward_hook(self._forward_hook(name, module)))
         return self
 
@@ -59,12 +62,18 @@ class GradientCapture:
         self.handles = []
         self._frozen.__exit__(*exc)
 
+    @staticmethod
+    def _input_requires_grad(module, args):
+        if torch.is_grad_enabled() and not args[0].requires_grad:
+            return (args[0].detach().requires_grad_(True),) + tuple(args[1:])
+        return None
+
     def _forward_hook(self, name: str, module: nn.Module):
         def hook(mod, inputs, output):
             a = inputs[0].detach().to(self.dtype)
             if module.bias is not None:
                 a = torch.cat([a, a.new_ones(a.shape[:-1] + (1,))], dim=-1)
-            if self.mask is not None:
+            if self.mask is not None and self.mask_activations:
                 a = a * self.mask.to(a.dtype).unsqueeze(-1)
             if output.requires_grad:
                 output.register_hook(lambda grad: self.on_gradient(name, a, grad.detach().to(self.dtype)))

@@ -82,7 +82,8 @@ def score_documents(model: nn.Module, tracked: dict[str, nn.Module], pq: Precond
     was_training = model.training
     model.eval()
     try:
-        with GradientCapture(model, {n: tracked[n] for n in pq.modules}, scorer) as capture, torch.enable_grad():
+        with GradientCapture(model, {n: tracked[n] for n in pq.modules}, scorer, mask_activations=False) as capture, \
+                torch.enable_grad():
             for batch in tqdm(batches, total=total, desc="scoring", disable=not progress, unit="batch"):
                 batch = batch.to(device)
                 scorer.start(batch.input_ids.shape[0])
