@@ -1,6 +1,5 @@
 """Every bad input exits with code 2 and one `error:` line naming the file, line and field; no traceback."""
 import json
-import os
 
 import pytest
 
@@ -103,8 +102,10 @@ def test_invalid_model(world, tmp_path):
     expect_error(run_with(dict(world, model=str(broken)), tmp_path), "broken-model")
 
 
-def test_module_spec_matching_nothing(world, tmp_path):
+def test_module_spec_matching_nothing_fails_the_run(world, tmp_path):
     expect_error(run_with(world, tmp_path, None, None, "--modules", "no_such_layer"), "no_such_layer")
+    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
+    assert manifest["status"] == "failed"      # a failed run never looks complete
 
 
 def test_score_without_factors(world, tmp_path):
@@ -115,10 +116,3 @@ def test_score_without_factors(world, tmp_path):
 
 def test_analyze_without_run(tmp_path):
     expect_error(run_cli("analyze", "--out", tmp_path / "nothing", check=False), "nothing", "manifest")
-
-
-def test_failed_run_is_not_complete(world, tmp_path):
-    run_with(world, tmp_path, None, None, "--modules", "no_such_layer")
-    manifest = json.loads((tmp_path / "run" / "manifest.json").read_text())
-    assert manifest["status"] == "failed"
-    assert os.path.exists(tmp_path / "run" / "manifest.json")
