@@ -37,23 +37,33 @@ def layer_split(layers: list[str], positive: np.ndarray, negative: np.ndarray, t
 def correlation_heatmap(matrix: np.ndarray, query_ids: list[str], tasks: list[str]) -> go.Figure:
     """Query × query Pearson matrix drawn as square markers (selectable in Streamlit, unlike go.Heatmap).
 
-    Point i*n + j is cell (row query_ids[i], column query_ids[j]); customdata holds both ids."""
+    The matrix is symmetric, so only the lower triangle is drawn (half the markers for the browser to render):
+    marker k is cell `heatmap_cell(k)` at x = column, y = row; hovertext names both queries."""
     n = len(query_ids)
-    rows, cols = np.divmod(np.arange(n * n), n)
-    size = max(3.0, min(22.0, 640.0 / max(n, 1)))
+    rows, cols = np.tril_indices(n)
+    ids = np.array(query_ids, dtype=object)
+    size = max(3.0, min(22.0, 600.0 / max(n, 1)))
     fig = go.Figure(go.Scattergl(
-        x=np.array(query_ids, dtype=object)[cols], y=np.array(query_ids, dtype=object)[rows], mode="markers",
-        marker=dict(symbol="square", size=size, color=matrix.reshape(-1), colorscale=DIVERGING, cmin=-1, cmax=1,
+        x=cols, y=rows, mode="markers", hovertext=ids[rows] + " × " + ids[cols],
+        marker=dict(symbol="square", size=size, color=matrix[rows, cols], colorscale=DIVERGING, cmin=-1, cmax=1,
                     colorbar=dict(title="Pearson")),
-        customdata=np.stack([np.array(query_ids, dtype=object)[rows], np.array(query_ids, dtype=object)[cols]], 1),
-        hovertemplate="%{customdata[0]} × %{customdata[1]}<br>r = %{marker.color:.3f}<extra></extra>",
+        hovertemplate="%{hovertext}<br>r = %{marker.color:.3f}<extra></extra>",
+        selected=dict(marker=dict(opacity=1.0)), unselected=dict(marker=dict(opacity=0.8)),
     ))
-    axis = dict(categoryorder="array", categoryarray=list(query_ids), showticklabels=n <= 60, showgrid=False)
-    fig.update_layout(xaxis=axis, yaxis={**axis, "autorange": "reversed"}, height=700)
-    for boundary, task in _task_blocks(tasks):
-        fig.add_annotation(x=boundary, y=-0.5, yref="y", text=task, showarrow=False, yanchor="bottom",
-                           xanchor="center", font=dict(size=10))
+    ticks = dict(tickmode="array", tickvals=list(range(n)), ticktext=list(query_ids)) if n <= 60 else dict(
+        showticklabels=False)
+    axis = dict(range=[-0.5, n - 0.5], showgrid=False, zeroline=False, **ticks)
+    fig.update_layout(xaxis=axis, yaxis={**axis, "range": [n - 0.5, -0.5]})
+    for centre, task in _task_blocks(tasks):
+        fig.add_annotation(x=centre, y=centre, text=task, showarrow=False, xanchor="left", yanchor="bottom",
+                           xshift=8, font=dict(size=10))
     return _layout(fig, "Query × query correlation of scores over documents (grouped by task)", height=720)
+
+
+def heatmap_cell(point_index: int, query_ids: list[str]) -> tuple[str, str]:
+    """The (row, column) query ids of marker `point_index` in `correlation_heatmap`."""
+    rows, cols = np.tril_indices(len(query_ids))
+    return query_ids[rows[point_index]], query_ids[cols[point_index]]
 
 
 def _task_blocks(tasks: list[str]):

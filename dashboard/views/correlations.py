@@ -8,7 +8,7 @@ import streamlit as st
 from dashboard import charts, pages, url_state, widgets
 from dashboard.run import Run, current_run, require_table
 
-SCATTER_DOCS = 20_000  # documents drawn in the pair scatter on big runs
+SCATTER_DOCS = 5_000  # documents drawn in the pair scatter on big runs
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -34,11 +34,13 @@ def _apply_click(event, ids: list[str]) -> None:
     points = event.selection.points if event and event.selection else []
     if not points:
         return
-    clicked = tuple(points[0].get("customdata") or ())
-    if len(clicked) == 2 and clicked != st.session_state.get("correlations.clicked"):
+    index = points[0].get("point_index", points[0].get("point_number"))
+    if index is None or not 0 <= int(index) < len(ids) * (len(ids) + 1) // 2:
+        return
+    clicked = charts.heatmap_cell(index, ids)
+    if clicked != st.session_state.get("correlations.clicked"):
         st.session_state["correlations.clicked"] = clicked
-        if clicked[0] in ids and clicked[1] in ids:
-            st.session_state["correlations.a"], st.session_state["correlations.b"] = clicked
+        st.session_state["correlations.a"], st.session_state["correlations.b"] = clicked
 
 
 def _pair_scatter(run: Run, a: str, b: str) -> None:

@@ -97,6 +97,26 @@ def test_markup_in_documents_stays_text(server, page):
     assert not dialogs
 
 
+CELL_POSITION = """([column, row]) => {
+  const plot = document.querySelector('.js-plotly-plot');
+  const box = plot.querySelector('.draglayer .xy .nsewdrag').getBoundingClientRect();
+  const layout = plot._fullLayout;
+  return [box.left + layout.xaxis.d2p(column), box.top + layout.yaxis.d2p(row),
+          plot.data[0].hovertext[row * (row + 1) / 2 + column]];
+}"""
+
+
+def test_clicking_a_heatmap_cell_selects_the_pair(server, page):
+    page.goto(f"{server}/correlations")
+    wait_until_rendered(page)
+    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
+    x, y, names = page.evaluate(CELL_POSITION, [2, 7])
+    first, second = names.split(" × ")
+    page.mouse.click(x, y)
+    page.wait_for_function(f"() => window.location.href.includes('a={first}&b={second}')", timeout=60_000)
+
+
 def test_downloads_produce_files(server, page, tmp_path):
     page.goto(f"{server}/magnitude")
     wait_until_rendered(page)

@@ -11,10 +11,12 @@ def test_correlation_heatmap_markers_carry_the_matrix():
     fig = charts.correlation_heatmap(matrix, ids, ["a", "a", "b"])
     trace = fig.data[0]
     assert trace.marker.symbol == "square"
-    np.testing.assert_allclose(np.asarray(trace.marker.color), matrix.reshape(-1))
-    cells = [tuple(cell) for cell in trace.customdata]
-    assert cells[1] == ("q1", "q2") and cells[5] == ("q2", "q3")
-    assert list(trace.x[:3]) == ids and list(trace.y[:3]) == ["q1"] * 3
+    # lower triangle, row by row: (q1,q1) (q2,q1) (q2,q2) (q3,q1) (q3,q2) (q3,q3)
+    np.testing.assert_allclose(np.asarray(trace.marker.color), [1.0, 0.2, 1.0, -0.5, 0.7, 1.0])
+    assert list(trace.x) == [0, 0, 1, 0, 1, 2] and list(trace.y) == [0, 1, 1, 2, 2, 2]
+    assert charts.heatmap_cell(1, ids) == ("q2", "q1") and charts.heatmap_cell(4, ids) == ("q3", "q2")
+    assert trace.hovertext[4] == "q3 × q2"
+    assert list(fig.layout.xaxis.ticktext) == ids
     assert [a.text for a in fig.layout.annotations] == ["a", "b"]
 
 
