@@ -21,9 +21,19 @@ class QueryArguments:
 class PreconditionedQueries:
     """Per module either dense P [Q, d_out, d_in'] or low-rank (U [Q, d_out, r], V [Q, d_in', r]) with P ≈ U Vᵀ."""
 
-    def __init__(self, modules: list[str], damping: dict[str, float], gradients: dict, n_queries: int):
+    def __init__(self, modules: list[str], damping: dict[str, float], gradients: dict, n_queries: int,
+                 max_dense_cache_bytes: int = 8 * 2**30):
         self.modules, self.damping, self.gradients, self.n_queries = list(modules), dict(damping), gradients, n_queries
+        self.max_dense_cache_bytes = max_dense_cache_bytes  # memory allowed for materialising U Vᵀ in scoring
         self._cache: dict = {}
+
+    def can_materialise(self, name: str, element_size: int = 4) -> bool:
+        """Dense P is available, already cached, or caching it keeps the cache within max_dense_cache_bytes."""
+        if not self.is_low_rank(name) or any(k[0] == "dense" and k[1] == name for k in self._cache):
+            return True
+        cached = sum(t.numel() * t.element_size() for k, t in self._cache.items() if k[0] == "dense")
+        u, v = self.gradients[name]
+        return cached + self.n_queries * u.shape[1] * v.shape[1] * element_size <= self.max_dense_cache_bytes
 
     def is_low_rank(self, name: str) -> bool:
         return isinstance(self.gradients[name], tuple)

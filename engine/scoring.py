@@ -37,6 +37,8 @@ def use_low_rank(pq: PreconditionedQueries, name: str, b: int, t: int, d_out: in
     r = pq.rank(name)
     if r is None:
         return False
+    if not pq.can_materialise(name):
+        return True
     return low_rank_flops(b, t, pq.n_queries, r, d_out, d_in) < materialise_flops(b, t, pq.n_queries, d_out, d_in)
 
 

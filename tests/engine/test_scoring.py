@@ -150,6 +150,10 @@ def test_materialised_and_low_rank_paths_agree(build, monkeypatch):
     assert rel_err(layers_low, layers_mat) < 1e-8
     assert rel_err(norms_low, norms_mat) < 1e-8
     assert layers_mat.abs().max() > 0
+    monkeypatch.undo()
+    fresh = precondition(grads, fit(model, tracked, docs, "ekfac"), QueryArguments(rank=4))
+    fresh.max_dense_cache_bytes = 0  # no room to materialise U Vᵀ: the low-rank path must be taken
+    assert all(scoring.use_low_rank(fresh, name, 3, 50, 1000, 1000) for name in fresh.modules if fresh.is_low_rank(name))
 
 
 @pytest.mark.parametrize("rank", [None, 3])
