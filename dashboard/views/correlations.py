@@ -70,15 +70,15 @@ def render() -> None:
                           name="query_correlations", selectable=True)
     _apply_click(event, ids)
 
-    default_b = ids[1] if len(ids) > 1 else ids[0]
-    url_state.from_url("correlations.a", "a", ids[0], options=ids)
-    url_state.from_url("correlations.b", "b", default_b, options=ids)
+    url_state.from_url("correlations.a", "a", None, options=ids)
+    url_state.from_url("correlations.b", "b", None, options=ids)
     left, right = st.columns(2)
-    a = left.selectbox("Query A", ids, key="correlations.a")
-    b = right.selectbox("Query B", ids, key="correlations.b")
+    a = left.selectbox("Query A", ids, key="correlations.a", placeholder="click a cell, or choose")
+    b = right.selectbox("Query B", ids, key="correlations.b", placeholder="click a cell, or choose")
     url_state.to_url("a", a)
     url_state.to_url("b", b)
-    _pair_scatter(run, a, b)
+    if a is not None and b is not None:
+        _pair_scatter(run, a, b)
 
     st.subheader("Mean correlation per task pair")
     task_table = require_table(run, "task_correlations")

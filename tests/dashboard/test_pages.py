@@ -76,6 +76,16 @@ def test_markup_in_runs_is_shown_as_text(app_args, run_dir):
     assert "&lt;img src=x onerror=alert(1)&gt;" in rendered  # the full text under the card
 
 
+def test_correlations_scatter_waits_for_a_pair(app_args, run_dir):
+    app_args(run_dir)
+    at = open_page("correlations")
+    assert_clean(at)
+    assert len(at.get("plotly_chart")) == 1 and by_key(at.selectbox, "correlations.a").value is None
+    by_key(at.selectbox, "correlations.a").set_value("q0001").run()
+    by_key(at.selectbox, "correlations.b").set_value("q0002").run()
+    assert len(at.get("plotly_chart")) == 2 and at.query_params["a"] == "q0001"
+
+
 def test_correlations_pair_from_url(app_args, run_dir):
     app_args(run_dir)
     at = open_page("correlations", a="q0002", b="q0005")
