@@ -1,7 +1,8 @@
 """Keep each view's state in the URL (st.query_params) so that a link reproduces it.
 
-A widget's value lives in st.session_state[key]. `from_url` seeds it from the URL on first load and
-whenever the URL changed from outside (a followed link); `to_url` writes the widget's value back.
+A widget's value lives in st.session_state[key]. `from_url` seeds it from the URL when the widget has no state
+yet (first load, or back on a page) and whenever the URL changed from outside (a followed link); `to_url` writes
+the widget's value back.
 """
 from __future__ import annotations
 
@@ -25,7 +26,7 @@ def from_url(key: str, param: str, default, parse: Callable[[str], object] = str
     """Seed widget state `key` from URL parameter `param` (or `default`), keeping it within `options`."""
     seen = st.session_state.setdefault(_SEEN, {})
     raw = st.query_params.get(param)
-    if raw is not None and seen.get(param) != raw:
+    if raw is not None and (seen.get(param) != raw or key not in st.session_state):
         try:
             value = parse(raw)
         except ValueError:

@@ -64,6 +64,8 @@ def main(runs: list[str]) -> None:
             print(f"{'sidebar navigation to':45s} first   second  third")
             for i, title in enumerate(TITLES[1:] + TITLES[:1]):
                 print(f"{title:45s} " + "  ".join(f"{r[i]:6.2f}" for r in rounds), flush=True)
+            print("full browser loads (new session, the frontend loads too); reference, all cached:")
+            print(f"{'magnitude':45s} {loaded_in(page, f'{base}/magnitude', 'Magnitude'):6.2f}")
             print("full browser loads of URLs with uncached state:")
             for path in COLD:
                 title = next(t for t in TITLES if t.lower().startswith(path.split("?")[0][:5]))

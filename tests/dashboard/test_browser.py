@@ -117,6 +117,37 @@ def test_clicking_a_heatmap_cell_selects_the_pair(server, page):
     page.wait_for_function(f"() => window.location.href.includes('a={first}&b={second}')", timeout=60_000)
 
 
+def test_links_carry_state_between_pages(server, page):
+    page.goto(f"{server}/queries?q=q0003")
+    wait_until_rendered(page)
+    page.wait_for_selector(".token-heatmap", timeout=60_000)
+    card_link = page.locator("[data-testid=stPageLink] a", has_text="document").first
+    doc_id = card_link.get_attribute("href").split("doc=")[1].split("&")[0]
+    card_link.click()
+    page.wait_for_function("() => document.querySelector('h1')?.innerText.trim() === 'Documents'", timeout=60_000)
+    page.wait_for_selector(".js-plotly-plot", timeout=60_000)
+    assert page.locator("[data-testid=stTextInput] input").nth(1).input_value() == doc_id
+    assert f"doc={doc_id}" in page.evaluate("() => window.location.href")
+
+
+def test_clicking_a_source_bar_lists_its_documents(server, page):
+    page.goto(f"{server}/sources?task=factual")
+    wait_until_rendered(page)
+    page.wait_for_selector(".js-plotly-plot .bars path", state="attached", timeout=60_000)
+    page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
+    x, y = page.evaluate("""() => {
+      const bars = [...document.querySelectorAll('.js-plotly-plot .bars path')];
+      const box = bars.map(bar => bar.getBoundingClientRect()).sort((a, b) => b.height - a.height)[0];
+      return [box.left + box.width / 2, box.top + box.height / 2];
+    }""")
+    before = page.evaluate("() => window.location.href")
+    page.mouse.click(x, y)
+    page.wait_for_function(f"() => window.location.href !== {before!r} && window.location.href.includes('source=')",
+                           timeout=60_000)
+    page.wait_for_function("() => document.querySelectorAll('[data-testid=stDataFrame]').length >= 2",
+                           timeout=60_000)
+
+
 def test_downloads_produce_files(server, page, tmp_path):
     page.goto(f"{server}/magnitude")
     wait_until_rendered(page)
