@@ -76,6 +76,17 @@ def extreme_documents(row: np.ndarray, k: int) -> dict[str, np.ndarray]:
     return {"top": order[::-1][:k], "bottom": order[:k]}
 
 
+def select_queries(pq, rows: list[int]):
+    """The preconditioned gradients of only some queries (token scores cost grows with the query count)."""
+    import torch
+    from engine.precondition import PreconditionedQueries
+
+    index = torch.as_tensor(rows, dtype=torch.long)
+    gradients = {name: tuple(t[index] for t in value) if isinstance(value, tuple) else value[index]
+                 for name, value in pq.gradients.items()}
+    return PreconditionedQueries(pq.modules, pq.damping, gradients, len(rows))
+
+
 def write_token_scores(run: rundir.RunDir, session, pq, corpus, queries, tokenized, k: int,
                        progress: bool) -> None:
     """Per-token split (engine.scoring.token_scores) of each query's top/bottom k documents."""
@@ -90,14 +101,17 @@ def write_token_scores(run: rundir.RunDir, session, pq, corpus, queries, tokeniz
     frames = []
     for doc in tqdm(sorted(wanted), desc="token scores", unit="doc", disable=not progress):
         item = tokenized[doc]
-        per_token = token_scores(session.model, session.tracked, pq, item).numpy()   # [Q, T]
+        rows = sorted({row for row, _, _ in wanted[doc]})
+        per_token = token_scores(session.model, session.tracked, select_queries(pq, rows), item).numpy()
+        position = {row: i for i, row in enumerate(rows)}          # per_token is [len(rows), T]
         tokens = [session.tokenizer.decode([token_id]) for token_id in item.input_ids]
         offsets = np.asarray(token_offsets(session.tokenizer, corpus.texts[doc], item.input_ids), dtype=np.int64)
         for row, side, rank in wanted[doc]:
             frames.append(pd.DataFrame({
                 "query_id": queries.records[row]["id"], "doc_id": corpus.ids[doc], "side": side, "rank": rank,
                 "token_index": np.arange(len(tokens), dtype=np.int64), "token": tokens,
-                "start": offsets[:, 0], "end": offsets[:, 1], "score": per_token[row].astype(np.float32)}))
+                "start": offsets[:, 0], "end": offsets[:, 1],
+                "score": per_token[position[row]].astype(np.float32)}))
     table = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=TOKEN_COLUMNS)
     order = {"top": 0, "bottom": 1}
     query_order = {record["id"]: i for i, record in enumerate(queries.records)}

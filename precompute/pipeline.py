@@ -222,7 +222,10 @@ def begin(settings: Settings, command_line: str, fresh_fit: bool) -> rundir.RunD
         manifest = run.manifest() if run.exists() else rundir.new_manifest(command_line)
         manifest.update(settings.manifest_fields(), command=command_line, world_size=world,
                         versions=rundir.package_versions(), inputs=input_hashes(settings))
-        manifest["status"] = "fitting" if fresh_fit else manifest.get("status", "fitting")
+        if fresh_fit:
+            manifest["status"] = "fitting"
+        elif complete:                      # score --overwrite: the old results are about to be replaced
+            manifest["status"] = "scoring"
         run.write_manifest(manifest)
     return run
 
