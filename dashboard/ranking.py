@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import streamlit as st
 
-from dashboard.run import Run
+from dashboard.run import Run, RunKey
 
 
 def top_and_bottom(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
@@ -18,7 +18,7 @@ def top_and_bottom(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
-def ranked_documents(run_key: str, _run: Run, row: int, kind: str, k: int):
+def ranked_documents(run_key: RunKey, _run: Run, row: int, kind: str, k: int):
     """(top indices, top scores, bottom indices, bottom scores) of one query under one score kind."""
     values = _run.score_row(row, kind)
     top, bottom = top_and_bottom(values, k)
@@ -26,7 +26,7 @@ def ranked_documents(run_key: str, _run: Run, row: int, kind: str, k: int):
 
 
 @st.cache_data(show_spinner=False, max_entries=512)
-def layer_sums(run_key: str, _run: Run, row: int) -> tuple[np.ndarray, np.ndarray]:
+def layer_sums(run_key: RunKey, _run: Run, row: int) -> tuple[np.ndarray, np.ndarray]:
     """Per layer, the sum of one query's positive and of its negative scores over all documents."""
     per_layer = np.asarray(_run.layer_scores[row], dtype=np.float32)
     positive = np.where(per_layer > 0, per_layer, 0).sum(axis=1, dtype=np.float64)

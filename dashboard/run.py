@@ -20,6 +20,7 @@ ANALYSIS_TABLES = (
     "top_docs", "correlations", "task_correlations", "magnitude", "magnitude_by_task", "power_law",
     "answer_occurrence", "answer_rates", "source_multipliers", "layer_share",
 )
+RunKey = tuple[str, float]  # (run directory, manifest mtime): what derived data is cached under
 SCORE_KINDS = {"raw": "raw", "per nat": "per_nat", "gradient-normalised": "normalized"}
 
 
@@ -38,10 +39,12 @@ class Run:
     layer_scores: np.ndarray  # [Q, L, D] memmap
     normalized: np.ndarray  # [Q, D] memmap
     grad_norms: np.ndarray  # [D]
+    stamp: float  # manifest.json's mtime: a rewritten run gets new cache entries
 
     @property
-    def key(self) -> str:
-        return str(self.path)
+    def key(self) -> RunKey:
+        """Cache key of this run's derived data: (directory, manifest mtime)."""
+        return str(self.path), self.stamp
 
     @property
     def n_queries(self) -> int:
@@ -162,6 +165,7 @@ def read_run(path: Path) -> Run:
         layer_scores=_load_array(path / "layer_scores.npy", (n_q, n_l, n_d)),
         normalized=_load_array(path / "normalized_scores.npy", (n_q, n_d)),
         grad_norms=_load_array(path / "doc_grad_norms.npy", (n_d,)),
+        stamp=_manifest_mtime(path),
     )
 
 
@@ -193,30 +197,30 @@ def open_run_or_stop(path: str | Path) -> Run:
 
 
 @st.cache_resource(show_spinner="Reading document texts…", max_entries=4)
-def document_texts(run_key: str) -> pd.Series:
+def document_texts(run_key: RunKey) -> pd.Series:
     """All document texts (score-column order), read once per run and shared read-only."""
-    return _read_parquet(Path(run_key) / "documents.parquet", ["text"])["text"]
+    return _read_parquet(Path(run_key[0]) / "documents.parquet", ["text"])["text"]
 
 
 @st.cache_data(show_spinner=False, max_entries=64)
-def analysis_table(run_key: str, name: str) -> pd.DataFrame | None:
+def analysis_table(run_key: RunKey, name: str) -> pd.DataFrame | None:
     """An analysis table, or None when the run has none (older or partial analysis)."""
-    path = Path(run_key) / "analysis" / f"{name}.parquet"
+    path = Path(run_key[0]) / "analysis" / f"{name}.parquet"
     if not path.exists():
         return None
     return _read_parquet(path)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def findings(run_key: str) -> dict | None:
-    path = Path(run_key) / "analysis" / "findings.json"
+def findings(run_key: RunKey) -> dict | None:
+    path = Path(run_key[0]) / "analysis" / "findings.json"
     return _read_json(path, "`analysis/findings.json`") if path.exists() else None
 
 
 @st.cache_data(show_spinner=False, max_entries=256)
-def token_scores(run_key: str, query_id: str) -> pd.DataFrame | None:
+def token_scores(run_key: RunKey, query_id: str) -> pd.DataFrame | None:
     """Per-token scores of one query's top/bottom documents, or None when the run has no token_scores."""
-    path = Path(run_key) / "token_scores.parquet"
+    path = Path(run_key[0]) / "token_scores.parquet"
     if not path.exists():
         return None
     try:

@@ -6,7 +6,7 @@ import faiss
 import numpy as np
 import streamlit as st
 
-from dashboard.run import Run
+from dashboard.run import Run, RunKey
 
 _CHUNK = 100_000
 
@@ -20,7 +20,7 @@ def profile_vectors(scores: np.ndarray, start: int, stop: int) -> np.ndarray:
 
 
 @st.cache_resource(show_spinner="Building the similarity index (once per run)…", max_entries=2)
-def profile_index(run_key: str, _run: Run) -> faiss.IndexFlatIP:
+def profile_index(run_key: RunKey, _run: Run) -> faiss.IndexFlatIP:
     index = faiss.IndexFlatIP(_run.n_queries)
     for start in range(0, _run.n_documents, _CHUNK):
         index.add(profile_vectors(_run.scores, start, min(start + _CHUNK, _run.n_documents)))

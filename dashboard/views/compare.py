@@ -7,13 +7,13 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, pages, ranking, run_choice, url_state, widgets
-from dashboard.run import Run, RunError, current_run, load_run
+from dashboard.run import Run, RunError, RunKey, current_run, load_run
 
 KS = [10, 50, 100, 500, 1000]
 
 
 @st.cache_data(show_spinner=False, max_entries=16)
-def alignment(key_a: str, key_b: str, _a: Run, _b: Run):
+def alignment(key_a: RunKey, key_b: RunKey, _a: Run, _b: Run):
     """(shared query ids, their rows in a and b, shared document columns in a and in b)."""
     ids_a = _a.queries["id"].tolist()
     rows_b = dict(zip(_b.queries["id"], range(_b.n_queries)))
@@ -37,7 +37,7 @@ def _aligned_rows(a: Run, b: Run, row_a: int, row_b: int, columns_a, columns_b):
 
 
 @st.cache_data(show_spinner="Comparing the runs…", max_entries=16)
-def per_query_agreement(key_a: str, key_b: str, k: int, _a: Run, _b: Run) -> pd.DataFrame:
+def per_query_agreement(key_a: RunKey, key_b: RunKey, k: int, _a: Run, _b: Run) -> pd.DataFrame:
     """Per shared query: Pearson r of the two runs' scores over shared documents and overlap of their top k."""
     shared, rows_a, rows_b, columns_a, columns_b = alignment(key_a, key_b, _a, _b)
     records = []

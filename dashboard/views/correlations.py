@@ -6,13 +6,13 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, pages, url_state, widgets
-from dashboard.run import Run, current_run, require_table
+from dashboard.run import Run, RunKey, current_run, require_table
 
 SCATTER_DOCS = 5_000  # documents drawn in the pair scatter on big runs
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def correlation_matrix(run_key: str, _table: pd.DataFrame, _queries: pd.DataFrame):
+def correlation_matrix(run_key: RunKey, _table: pd.DataFrame, _queries: pd.DataFrame):
     """(query ids ordered by task, their tasks, Pearson matrix in that order) from correlations.parquet."""
     ordered = _queries[["id", "task"]].astype(str).sort_values(["task", "id"], kind="stable")
     ids = ordered["id"].tolist()
@@ -22,7 +22,7 @@ def correlation_matrix(run_key: str, _table: pd.DataFrame, _queries: pd.DataFram
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
-def document_sample(run_key: str, n_documents: int, size: int = SCATTER_DOCS) -> np.ndarray:
+def document_sample(run_key: RunKey, n_documents: int, size: int = SCATTER_DOCS) -> np.ndarray:
     """A fixed random sample of document columns (all of them on small runs)."""
     if n_documents <= size:
         return np.arange(n_documents)

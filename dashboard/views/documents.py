@@ -7,13 +7,13 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, pages, similarity, url_state, widgets
-from dashboard.run import Run, current_run, document_texts
+from dashboard.run import Run, RunKey, current_run, document_texts
 
 SEARCH_RESULTS = 50
 
 
 @st.cache_data(show_spinner="Searching…", max_entries=64)
-def search_documents(run_key: str, _run: Run, needle: str) -> np.ndarray:
+def search_documents(run_key: RunKey, _run: Run, needle: str) -> np.ndarray:
     """Columns of the first documents whose text contains `needle` (case-insensitive)."""
     texts = document_texts(run_key)
     hits = np.flatnonzero(texts.str.contains(needle, case=False, regex=False).to_numpy(dtype=bool, na_value=False))

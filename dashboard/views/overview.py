@@ -6,13 +6,13 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, widgets
-from dashboard.run import Run, current_run, findings
+from dashboard.run import Run, RunKey, current_run, findings
 
 _CHECK_COLUMNS = 200_000  # documents read for the layer-sum check on big runs
 
 
 @st.cache_data(show_spinner="Checking the numbers…", max_entries=8)
-def sanity_checks(run_key: str, _run: Run) -> pd.DataFrame:
+def sanity_checks(run_key: RunKey, _run: Run) -> pd.DataFrame:
     """NaN / inf counts of every array and how well layer scores sum to scores (on a column sample)."""
     rows = []
     for name, array in (("scores.npy", _run.scores), ("normalized_scores.npy", _run.normalized),

@@ -7,14 +7,14 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, pages, url_state, widgets
-from dashboard.run import Run, current_run, require_table
+from dashboard.run import Run, RunKey, current_run, require_table
 
 SIDES = ["top", "bottom"]
 LISTED = 100  # documents listed behind a bar
 
 
 @st.cache_data(show_spinner="Finding the documents behind the bar…", max_entries=64)
-def documents_behind(run_key: str, _run: Run, task: str, side: str, k: int, source: str) -> pd.DataFrame:
+def documents_behind(run_key: RunKey, _run: Run, task: str, side: str, k: int, source: str) -> pd.DataFrame:
     """Documents of `source` in the `side` k of the task's queries: how many queries rank them there, mean score."""
     rows = np.flatnonzero(_run.queries["task"].astype(str).to_numpy() == task)
     sign = 1.0 if side == "top" else -1.0

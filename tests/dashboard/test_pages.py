@@ -1,4 +1,5 @@
 """Every page through streamlit.testing.v1.AppTest: URL parameters in, widgets driven, state back in the URL."""
+import os
 import shutil
 
 import pytest
@@ -161,3 +162,19 @@ def test_compare_itself_correlates_perfectly(app_args, run_dir, tmp_path):
     at = open_page("compare")
     table = at.dataframe[0].value
     assert (table["pearson"] > 0.999).all() and (table["top_100_overlap"] == 1.0).all()
+
+
+def test_a_rewritten_run_is_read_again(app_args, tmp_path):
+    from tests.dashboard.conftest import synth_run
+
+    run = synth_run(tmp_path / "rewritten", queries=12, docs=800)
+    app_args(run)
+    at = open_page("overview")
+    assert {m.label: m.value for m in at.metric}["Queries"] == "12"
+    shutil.rmtree(run)
+    synth_run(run, queries=8, docs=800)
+    manifest = run / "manifest.json"
+    os.utime(manifest, (manifest.stat().st_atime, manifest.stat().st_mtime + 5))
+    at.run()
+    assert_clean(at)
+    assert {m.label: m.value for m in at.metric}["Queries"] == "8"
