@@ -140,7 +140,8 @@ def _read_queries(path: Path) -> pd.DataFrame:
 def read_run(path: Path) -> Run:
     """Validate and open a run directory; raises RunError with a readable message."""
     if not path.is_dir():
-        raise RunError(f"Run directory `{path}` does not exist.")
+        raise RunError(f"Run directory `{path}` does not exist. Pick another run in the sidebar, or start the app "
+                       "with `streamlit run dashboard/app.py -- --run DIR`.")
     manifest = _read_json(path / "manifest.json", "The run's `manifest.json`")
     if not isinstance(manifest, dict):
         raise RunError("`manifest.json` is not a JSON object.")

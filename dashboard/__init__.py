@@ -1,0 +1,1 @@
+"""Influence Explorer dashboard: a Streamlit app over run directories (`streamlit run dashboard/app.py`)."""
