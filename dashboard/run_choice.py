@@ -29,8 +29,9 @@ def found_runs(root: Path = RUNS_ROOT) -> list[str]:
 
 
 def run_choices() -> list[str]:
-    """Runs given on the command line first, then those under runs/; the default run when there are none."""
-    choices = list(dict.fromkeys(cli_runs() + found_runs()))
+    """Runs given on the command line first, then those under runs/ (runs/demo first); runs/demo when none."""
+    found = sorted(found_runs(), key=lambda run: run != DEFAULT_RUN)
+    choices = list(dict.fromkeys(cli_runs() + found))
     return choices or [DEFAULT_RUN]
 
 
