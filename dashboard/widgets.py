@@ -69,18 +69,24 @@ def _colour(score: float, scale: float) -> str:
     return f"rgba({red},{green},{blue},{alpha:.2f})"
 
 
+def _escape(text: str) -> str:
+    """HTML-escaped text on one line (newlines as <br>): an HTML block without blank lines stays raw HTML, so
+    markdown in the text (links, emphasis, headings) is not interpreted either."""
+    return html.escape(text).replace("\r\n", "<br>").replace("\n", "<br>").replace("\r", "<br>")
+
+
 def token_heatmap_html(tokens: list[str], scores: np.ndarray) -> str:
     """Tokens as escaped spans shaded red (positive) / teal (negative) by their share of the score."""
     scale = float(np.max(np.abs(scores))) if len(scores) else 0.0
     spans = [
-        f'<span title="{score:+.3g}" style="background:{_colour(float(score), scale)}">{html.escape(token)}</span>'
+        f'<span title="{score:+.3g}" style="background:{_colour(float(score), scale)}">{_escape(token)}</span>'
         for token, score in zip(tokens, scores)
     ]
     return f'<div class="token-heatmap" style="white-space:pre-wrap;line-height:1.6">{"".join(spans)}</div>'
 
 
 def escaped_text_html(text: str) -> str:
-    return f'<div style="white-space:pre-wrap">{html.escape(text)}</div>'
+    return f'<div style="white-space:pre-wrap">{_escape(text)}</div>'
 
 
 def document_card(*, rank: int, doc_id: str, score: float, score_label: str, source: str, text: str,

@@ -54,6 +54,9 @@ def test_token_heatmap_escapes_and_colours_by_sign():
 
 def test_escaped_text_and_markdown_text():
     assert "<script>" not in widgets.escaped_text_html("<script>x</script>")
+    block = widgets.escaped_text_html("line one\n\n[x](javascript:alert(1)) **b**\r\n# h")
+    assert "\n" not in block and "\r" not in block and block.count("<br>") == 3  # one HTML block: no markdown
+    assert "\n" not in widgets.token_heatmap_html(["a\n\n", "[x](y)"], np.array([1.0, -1.0]))
     safe = widgets.markdown_text("<b>*x*</b> [link](http://a)")
     assert "<b>" not in safe and "\\*x\\*" in safe and "\\[link\\]" in safe
 
