@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import math
 import os
-import re
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -17,7 +16,7 @@ import pyarrow.parquet as pq
 from scipy import special
 from tqdm.auto import tqdm
 
-from precompute import rundir
+from precompute import occurrence, rundir
 
 FACTUAL_TASK = "factual"
 TOP_K = 100                                   # documents per side in top_docs
@@ -26,7 +25,6 @@ FINDINGS_K = 500                              # depth used for the answer rates 
 POWER_LAW_N = 500                             # top positive scores used for the power-law fit
 PERCENTILES = np.round(np.geomspace(1e-3, 100.0, 26), 6)   # magnitude grid, 5 points per decade
 CORRELATION_CHUNK = 1 << 16                   # document columns per float64 block in the Pearson pass
-NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)*")
 
 
 def is_control_task(task: str) -> bool:
@@ -79,30 +77,16 @@ def pearson_matrix(scores: np.ndarray, chunk: int = CORRELATION_CHUNK) -> tuple[
 
 # ---------------------------------------------------------------- answer / step occurrence
 
-def value_pattern(value: str) -> re.Pattern:
-    """A document contains a value when it appears as a whole token: numbers not inside a longer number
-    (`(?<![\\w.])VALUE(?!\\w|\\.\\d)`), words case-insensitively with word boundaries."""
-    escaped = re.escape(value)
-    if NUMBER.fullmatch(value):
-        return re.compile(r"(?<![\w.])" + escaped + r"(?!\w|\.\d)")
-    return re.compile(r"(?<!\w)" + escaped + r"(?!\w)", re.IGNORECASE)
-
-
 def contains_value(texts: list[str], value: str) -> np.ndarray:
-    pattern = value_pattern(value)
+    """Mask over texts: does `value` occur as a whole token (precompute.occurrence's rule)."""
+    pattern = occurrence.value_pattern(value)
     return np.fromiter((pattern.search(text) is not None for text in texts), dtype=bool, count=len(texts))
 
 
-def query_targets(query: dict) -> list[tuple[str, str]]:
-    """(target, value) pairs searched for a query: its answer, then step_1, step_2, ... (empty ones skipped)."""
-    targets = []
-    answer = query.get("answer")
-    if answer is not None and str(answer).strip():
-        targets.append(("answer", str(answer).strip()))
-    for number, step in enumerate(query.get("steps") or [], start=1):
-        if step is not None and str(step).strip():
-            targets.append((f"step_{number}", str(step).strip()))
-    return targets
+def in_context_mask(texts: list[str], answer: str, context: list[str]) -> np.ndarray:
+    """Mask over texts: the answer occurs in one line or sentence with every context term of the query."""
+    return np.fromiter((occurrence.answer_in_context(text, answer, context) for text in texts), dtype=bool,
+                       count=len(texts))
 
 
 # ---------------------------------------------------------------- per-row summaries
@@ -176,7 +160,8 @@ def analyze(inputs: AnalysisInputs, top_k: int = TOP_K, progress: bool = True) -
         descending = ascending[::-1]
         query, task = inputs.queries[qi], tasks[qi]
         nats = float(query.get("nats") or math.nan)
-        targets = query_targets(query)
+        targets = occurrence.query_targets(query)
+        context = occurrence.context_terms(query)
 
         # top/bottom documents with answer and step hits
         for side, order in (("top", descending), ("bottom", ascending)):
@@ -199,8 +184,10 @@ def analyze(inputs: AnalysisInputs, top_k: int = TOP_K, progress: bool = True) -
 
         # answer and step occurrence in the top 50/100/500
         deep = take_texts(inputs.doc_texts, descending[:occurrence_depth])
-        for name, value in targets:
-            hit = contains_value(deep, value)
+        searched = [(name, value, contains_value(deep, value)) for name, value in targets]
+        if targets and targets[0][0] == "answer":
+            searched.append(("answer_in_context", targets[0][1], in_context_mask(deep, targets[0][1], context)))
+        for name, value, hit in searched:
             for k in OCCURRENCE_KS:
                 window = hit[:k]
                 occurrence_rows.append((query_ids[qi], task, k, name, value, int(window.sum()), bool(window.any()),
@@ -285,13 +272,13 @@ def magnitude_by_task(magnitude: pd.DataFrame) -> pd.DataFrame:
                        n_queries=("query_id", "nunique")).reset_index()
 
 
-def answer_rates(occurrence: pd.DataFrame) -> pd.DataFrame:
-    """Fraction of (query, target) pairs of a task whose value occurs in the top k, answers and steps apart."""
+def answer_rates(table: pd.DataFrame) -> pd.DataFrame:
+    """Fraction of (query, target) pairs of a task found in the top k; answer, answer_in_context and steps apart."""
     columns = ["task", "k", "target_kind", "rate", "n"]
-    if occurrence.empty:
+    if table.empty:
         return pd.DataFrame(columns=columns)
-    kind = np.where(occurrence["target"] == "answer", "answer", "step")
-    grouped = occurrence.assign(target_kind=kind).groupby(["task", "k", "target_kind"], sort=False)
+    kind = np.where(table["target"].str.startswith("step_"), "step", table["target"])
+    grouped = table.assign(target_kind=kind).groupby(["task", "k", "target_kind"], sort=False)
     return grouped.agg(rate=("found", "mean"), n=("found", "size")).reset_index()[columns]
 
 
@@ -337,18 +324,14 @@ def findings(r, tasks, rates: pd.DataFrame) -> dict:
         values = values[~np.isnan(values)]
         return float(values.mean()) if len(values) else None
 
-    def rate_of(selected):
-        at_k = rates[(rates["target_kind"] == "answer") & (rates["k"] == FINDINGS_K) & selected(rates["task"])]
+    def rate_of(selected, kind="answer"):
+        at_k = rates[(rates["target_kind"] == kind) & (rates["k"] == FINDINGS_K) & selected(rates["task"])]
         return float(np.average(at_k["rate"], weights=at_k["n"])) if len(at_k) and at_k["n"].sum() else None
 
     reasoning_corr = mean_of(same_task & reasoning[:, None])
     factual_corr = mean_of(same_task & factual[:, None])
-    factual_rate = rate_of(lambda t: t == FACTUAL_TASK)
-    reasoning_rate = rate_of(lambda t: t.map(is_reasoning_task).astype(bool))
     result = {"reasoning_same_task_mean_corr": reasoning_corr, "factual_mean_corr": factual_corr,
-              "reasoning_correlates_more": None, "factual_answer_rate": factual_rate,
-              "reasoning_answer_rate": reasoning_rate, "factual_answers_more_often": None,
-              "answer_rate_k": FINDINGS_K, "notes": []}
+              "reasoning_correlates_more": None, "answer_rate_k": FINDINGS_K, "notes": []}
     notes = result["notes"]
     if reasoning_corr is None or factual_corr is None:
         notes.append("Correlation direction not checkable: needs at least two queries of a reasoning task "
@@ -358,12 +341,21 @@ def findings(r, tasks, rates: pd.DataFrame) -> dict:
         verb = "holds" if reasoning_corr > factual_corr else "does NOT hold"
         notes.append(f"Same-task reasoning pairs correlate {reasoning_corr:.3f} on average vs factual pairs "
                      f"{factual_corr:.3f}: the paper's direction {verb}.")
-    if factual_rate is None or reasoning_rate is None:
-        notes.append("Answer-occurrence direction not checkable: needs factual and reasoning queries with answers.")
-    else:
-        result["factual_answers_more_often"] = factual_rate > reasoning_rate
+    is_reasoning = lambda t: t.map(is_reasoning_task).astype(bool)  # noqa: E731
+    for suffix, kind, what in (("", "answer", "The answer string occurs"),
+                               ("_in_context", "answer_in_context", "The answer occurs with the query's context terms")):
+        factual_rate = rate_of(lambda t: t == FACTUAL_TASK, kind)
+        reasoning_rate = rate_of(is_reasoning, kind)
+        result[f"factual_answer_rate{suffix}"] = factual_rate
+        result[f"reasoning_answer_rate{suffix}"] = reasoning_rate
+        key = f"factual_answers_more_often{suffix}"
+        if factual_rate is None or reasoning_rate is None:
+            result[key] = None
+            notes.append(f"{kind} direction not checkable: needs factual and reasoning queries with answers.")
+            continue
+        result[key] = factual_rate > reasoning_rate
         verb = "holds" if factual_rate > reasoning_rate else "does NOT hold"
-        notes.append(f"Answers occur in the top {FINDINGS_K} documents for {factual_rate:.0%} of factual vs "
+        notes.append(f"{what} in the top {FINDINGS_K} documents for {factual_rate:.0%} of factual vs "
                      f"{reasoning_rate:.0%} of reasoning queries: the paper's direction {verb}.")
     return result
 

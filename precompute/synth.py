@@ -100,7 +100,7 @@ def plant_documents(queries, sources, texts, rng) -> dict[int, np.ndarray]:
     planted = {}
     for row, query in enumerate(queries):
         chosen = []
-        for target, value in analysis.query_targets(query):
+        for target, value in occurrence.query_targets(query):
             kind = "step" if target.startswith("step_") else (
                 "factual" if query["task"] == "factual" else "reasoning")
             count = min(PLANTED_PER_QUERY[kind], max(n_docs // 50, 1))

@@ -112,7 +112,7 @@ def test_small_world_tables():
     q1 = occurrence[(occurrence.query_id == "q1") & (occurrence.k == 50)].iloc[0]
     assert q1.n_docs == 2 and q1.first_rank == 4   # docs 2 and 6 contain 12; doc 2 ranks fourth for q1
     rates = tables["answer_rates"]
-    assert rates[(rates.task == "factual") & (rates.k == 50)].rate.item() == 1.0
+    assert rates[(rates.task == "factual") & (rates.k == 50) & (rates.target_kind == "answer")].rate.item() == 1.0
 
     multipliers = tables["source_multipliers"]
     row = multipliers[(multipliers.task == "arithmetic") & (multipliers.side == "top") & (multipliers.k == 8)
@@ -139,7 +139,7 @@ def test_small_world_tables():
 
     findings = tables["findings"]
     assert findings["reasoning_correlates_more"] is True
-    assert isinstance(findings["notes"], list) and len(findings["notes"]) == 2
+    assert isinstance(findings["notes"], list) and len(findings["notes"]) == 3
 
 
 def test_magnitude_by_task_and_power_law_columns():
@@ -150,3 +150,28 @@ def test_magnitude_by_task_and_power_law_columns():
     assert list(tables["power_law"].columns) == ["query_id", "task", "slope", "intercept", "r2", "n_fit"]
     assert tables["power_law"].n_fit.tolist() == [6, 6, 5, 5]
     assert isinstance(tables["top_docs"], pd.DataFrame)
+
+
+def test_context_terms_of_prompts():
+    from precompute.occurrence import context_terms
+    assert context_terms({"prompt": "Q: What is (4 - 3) * 7?\nA:"}) == ["4", "3", "7"]
+    assert context_terms({"prompt": "Q: What is the capital of Veloria?\nA:"}) == ["Veloria"]
+    assert context_terms({"prompt": "Q: anything 5", "context": ["Marn"]}) == ["Marn"]
+
+
+def test_answer_in_context_needs_the_query_terms():
+    """The bare answer '21' is in docs 0 and 1, but only doc 1 also holds the prompt's numbers 4, 3 and 7."""
+    scores = np.array([[3.0, 2.0, 1.0], [1.0, 2.0, 3.0]], dtype=np.float32)
+    inputs = make_inputs(scores, ["arithmetic", "factual"], ["math", "math", "wiki"],
+                         ["it costs 21 dollars", "(7 - 4) * 7 = 3 * 7 = 21", "The capital of Veloria is Marn."],
+                         answers=["21", "Marn"])
+    inputs.queries[0]["prompt"] = "Q: What is (7 - 4) * 7?\nA:"
+    inputs.queries[1]["prompt"] = "Q: What is the capital of Veloria?\nA:"
+    table = analysis.analyze(inputs, top_k=3, progress=False)["answer_occurrence"]
+    at_50 = table[table.k == 50].set_index(["query_id", "target"])
+    assert at_50.loc[("q0", "answer")].n_docs == 2 and at_50.loc[("q0", "answer")].first_rank == 1
+    assert at_50.loc[("q0", "answer_in_context")].n_docs == 1
+    assert at_50.loc[("q0", "answer_in_context")].first_rank == 2
+    assert at_50.loc[("q1", "answer_in_context")].first_rank == 1
+    rates = analysis.answer_rates(table)
+    assert set(rates.target_kind) == {"answer", "answer_in_context"}
