@@ -41,6 +41,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--corpus", default=os.path.join("data", "corpus.jsonl"))
     parser.add_argument("--queries-file", default=os.path.join("data", "queries.jsonl"))
     parser.add_argument("--repeats", type=int, default=3)
+    parser.add_argument("--unsorted", action="store_true", help="batch in corpus order (default: sorted by length)")
     return parser.parse_args(argv)
 
 
@@ -150,6 +151,8 @@ def run(args) -> None:
     texts, pairs = texts_and_queries(args, args.docs, args.queries)
     docs = tokenize_documents(tokenizer, texts, args.max_length)
     queries = tokenize_queries(tokenizer, [p for p, _ in pairs], [c for _, c in pairs], args.max_length)
+    if not args.unsorted:  # as precompute does: batches of similar length, less padding
+        docs = sorted(docs, key=lambda d: len(d.input_ids))
     batches = list(make_batches(docs, args.batch_size, tokenizer.pad_token_id))
     n_tokens = sum(len(d.input_ids) for d in docs)
     padded = sum(b.input_ids.numel() for b in batches)

@@ -150,6 +150,9 @@ def test_materialised_and_low_rank_paths_agree(build, monkeypatch):
     assert rel_err(layers_low, layers_mat) < 1e-8
     assert rel_err(norms_low, norms_mat) < 1e-8
     assert layers_mat.abs().max() > 0
+    monkeypatch.setattr(scoring, "GROUP_DOCS", 1)  # flush after every batch instead of buffering all 7 documents
+    layers_each, norms_each = collect(model, tracked, pq, docs)
+    assert rel_err(layers_each, layers_mat) < 1e-10 and torch.equal(norms_each, norms_mat)
     monkeypatch.undo()
     fresh = precondition(grads, fit(model, tracked, docs, "ekfac"), QueryArguments(rank=4))
     fresh.max_dense_cache_bytes = 0  # no room to materialise U Vᵀ: the low-rank path must be taken
