@@ -126,6 +126,18 @@ def fit_covariances(model, tracked, batches, args, progress) -> tuple[dict, int]
     return eigen, n_tokens
 
 
+def eigenbasis_gradients(g: torch.Tensor, a: torch.Tensor, s_vecs: torch.Tensor, a_vecs: torch.Tensor,
+                         rotate_tokens: bool | None = None) -> torch.Tensor:
+    """Q_Sᵀ G_d Q_A per document [B, d_out, d_in'] = Σ_t (Q_Sᵀ g_t)(Q_Aᵀ a_t)ᵀ: rotating the T token vectors
+    first is cheaper than rotating the d_out × d_in' matrix when T (d_out² + d_in²) < d_out d_in (d_out + d_in)."""
+    t, d_out, d_in = g.shape[1], g.shape[2], a.shape[2]
+    if rotate_tokens is None:
+        rotate_tokens = t * (d_out ** 2 + d_in ** 2) < d_out * d_in * (d_out + d_in)
+    if rotate_tokens:
+        return torch.bmm((g @ s_vecs).transpose(1, 2), a @ a_vecs)
+    return s_vecs.t() @ torch.bmm(g.transpose(1, 2), a) @ a_vecs
+
+
 def fit_lambda(model, tracked, batches, args, eigen, progress) -> tuple[dict, int, int]:
     """ekfac: Σ_d (Q_Sᵀ G_d Q_A)² / n_docs; diagonal: Σ_d G_d² / n_docs (elementwise)."""
     device = next(model.parameters()).device
@@ -133,10 +145,10 @@ def fit_lambda(model, tracked, batches, args, eigen, progress) -> tuple[dict, in
     sums: dict[str, torch.Tensor] = {}
 
     def on_gradient(name, a, g):
-        per_doc = torch.bmm(g.transpose(1, 2), a)  # G_d = Σ_t g_t a_tᵀ  [B, d_out, d_in']
         if args.strategy == "ekfac":
-            f = on_device[name]
-            per_doc = f[S_VECS].t() @ per_doc @ f[A_VECS]
+            per_doc = eigenbasis_gradients(g, a, on_device[name][S_VECS], on_device[name][A_VECS])
+        else:
+            per_doc = torch.bmm(g.transpose(1, 2), a)  # G_d = Σ_t g_t a_tᵀ  [B, d_out, d_in']
         term = per_doc.square().sum(dim=0)
         sums[name] = term if name not in sums else sums[name] + term
 

@@ -1,8 +1,9 @@
 """Capture per-token input activations a and output gradients g of the tracked layers.
 
-Parameters are frozen (no weight .grad is ever computed). A tracked module whose input does not require grad
-(the lowest tracked layers) gets its input replaced by a leaf that does, so gradients flow to every tracked
-output and backward stops there instead of running on down to the embeddings. For a layer with a bias, a gets a constant 1 appended, so the
+Parameters are frozen (no weight .grad is ever computed). A tracked module whose output does not require grad
+(the lowest tracked layers, whose input does not depend on anything tracked) gets its output replaced by a leaf
+that does, so gradients flow to every tracked output and backward stops there instead of running on down to
+the embeddings. For a layer with a bias, a gets a constant 1 appended, so the
 layer's full gradient is G = Σ_t g_t a_tᵀ of shape [d_out, d_in + 1].
 """
 from contextlib import contextmanager
@@ -52,7 +53,6 @@ class GradientCapture:
         self._frozen = frozen_parameters(self.model)
         self._frozen.__enter__()
         for name, module in self.tracked.items():
-            self.handles.append(module.register_forward_pre_hook(self._input_requires_grad))
             self.handles.append(module.register_forward_hook(self._forward_hook(name, module)))
         return self
 
@@ -62,12 +62,6 @@ class GradientCapture:
         self.handles = []
         self._frozen.__exit__(*exc)
 
-    @staticmethod
-    def _input_requires_grad(module, args):
-        if torch.is_grad_enabled() and not args[0].requires_grad:
-            return (args[0].detach().requires_grad_(True),) + tuple(args[1:])
-        return None
-
     def _forward_hook(self, name: str, module: nn.Module):
         def hook(mod, inputs, output):
             a = inputs[0].detach().to(self.dtype)
@@ -75,8 +69,11 @@ class GradientCapture:
                 a = torch.cat([a, a.new_ones(a.shape[:-1] + (1,))], dim=-1)
             if self.mask is not None and self.mask_activations:
                 a = a * self.mask.to(a.dtype).unsqueeze(-1)
+            if torch.is_grad_enabled() and not output.requires_grad:
+                output = output.detach().requires_grad_(True)  # a leaf: backward stops here
             if output.requires_grad:
                 output.register_hook(lambda grad: self.on_gradient(name, a, grad.detach().to(self.dtype)))
+            return output
         return hook
 
 

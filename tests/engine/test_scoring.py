@@ -82,6 +82,17 @@ def test_ekfac_factors_match_explicit_statistics(gpt2_setup):
         assert rel_err(f[LAMBDA], lam) < 1e-8
 
 
+def test_eigenbasis_gradients_both_orders_agree():
+    from engine.factors import eigenbasis_gradients
+
+    g, a = torch.randn(3, 5, 7, dtype=torch.float64), torch.randn(3, 5, 4, dtype=torch.float64)
+    q_s = torch.linalg.qr(torch.randn(7, 7, dtype=torch.float64))[0]
+    q_a = torch.linalg.qr(torch.randn(4, 4, dtype=torch.float64))[0]
+    expected = torch.stack([q_s.t() @ g[b].t() @ a[b] @ q_a for b in range(3)])
+    for order in (True, False):
+        assert rel_err(eigenbasis_gradients(g, a, q_s, q_a, rotate_tokens=order), expected) < 1e-12
+
+
 def test_kfac_and_ekfac_preconditioning_solve_the_dense_systems(gpt2_setup):
     model, tracked, queries, docs = gpt2_setup
     grads, _ = query_gradients(model, tracked, queries, batch_size=2)
