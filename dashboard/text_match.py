@@ -2,9 +2,9 @@
 pure Python; importing it pulls in no torch or engine code)."""
 from __future__ import annotations
 
-from precompute.occurrence import contains_value, query_targets
+from precompute.occurrence import answer_in_context, contains_value, context_terms, query_targets
 
-__all__ = ["contains_value", "found_targets", "query_targets"]
+__all__ = ["answer_in_context", "contains_value", "context_terms", "found_targets", "query_targets"]
 
 
 def found_targets(text: str, targets: list[tuple[str, str]]) -> list[str]:

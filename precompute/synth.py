@@ -15,7 +15,7 @@ import time
 import numpy as np
 import pandas as pd
 
-from precompute import analysis, rundir
+from precompute import analysis, occurrence, rundir
 
 log = logging.getLogger("precompute.synth")
 

@@ -7,7 +7,7 @@ import streamlit as st
 
 from dashboard import charts, pages, ranking, url_state, widgets
 from dashboard.run import current_run, document_texts, require_table
-from dashboard.text_match import contains_value
+from dashboard.text_match import answer_in_context, contains_value, context_terms
 
 _ALL = "(all tasks)"
 
@@ -50,11 +50,14 @@ def render() -> None:
     row = run.query_row(query_id)
     top, values, _, _ = ranking.ranked_documents(run.key, run, row, "raw", k)
     texts = document_texts(run.key)
+    context = context_terms(run.queries.iloc[row].dropna().to_dict())
     found = []
     for rank, (column, score) in enumerate(zip(top, values), 1):
         text = str(texts.iloc[int(column)])
         for target, value in targets.itertuples(index=False):
-            if contains_value(text, str(value)):
+            hit = (answer_in_context(text, str(value), context) if target == "answer_in_context"
+                   else contains_value(text, str(value)))
+            if hit:
                 doc_id = run.doc_ids[int(column)]
                 found.append({"rank": rank, "target": target, "value": value, "doc_id": doc_id,
                               "score": float(score), "text": text[:200], "open": pages.url("documents", doc=doc_id)})

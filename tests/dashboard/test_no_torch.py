@@ -17,7 +17,7 @@ for page in ["overview", "queries", "correlations", "magnitude", "sources", "ans
     if page != "overview":
         at.switch_page("views/" + page + ".py").run()
     assert not at.exception, (page, [e.value for e in at.exception])
-allowed = {"precompute", "precompute.occurrence"}
+allowed = ("precompute", "precompute.occurrence")
 banned = sorted(m for m in sys.modules
                 if m.split(".")[0] in ("torch", "engine", "precompute", "transformers") and m not in allowed)
 print("BANNED", banned)
