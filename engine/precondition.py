@@ -7,7 +7,7 @@ from torch import nn
 from engine.batches import Tokenized, make_batches
 from engine.errors import EngineInputError
 from engine.factors import A_VALS, A_VECS, LAMBDA, S_VALS, S_VECS, Factors
-from engine.hooks import GradientCapture, forward_backward, work_dtype
+from engine.hooks import GradientCapture, forward_backward
 
 HEURISTIC_DAMPING = 0.1  # λ = 0.1 · mean(Λ) per module (Grosse et al. 2023)
 
