@@ -63,7 +63,7 @@ def open_model(spec: str, device: str, dtype: str):
         path = os.path.join(tempfile.mkdtemp(prefix="bench-model-"), "model")
         print(f"note: {spec} does not exist yet; benchmarking a tiny random Llama instead ({path})")
         spec = make_tiny_llama(path, hidden=128, layers=4, intermediate=384, heads=4)
-    return load_model(spec, device=device, dtype=dtype)
+    return (*load_model(spec, device=device, dtype=dtype), spec)
 
 
 def texts_and_queries(args, count_docs: int, count_queries: int) -> tuple[list[str], list[tuple[str, str]]]:
@@ -146,7 +146,7 @@ def describe_paths(pq, tracked, batches) -> str:
 def run(args) -> None:
     device = resolve_device(args.device)
     rank = None if str(args.rank).lower() in ("full", "none") else int(args.rank)
-    model, tokenizer = open_model(args.model, device, args.dtype)
+    model, tokenizer, model_spec = open_model(args.model, device, args.dtype)
     tracked = find_tracked_modules(model, args.modules)
     texts, pairs = texts_and_queries(args, args.docs, args.queries)
     docs = tokenize_documents(tokenizer, texts, args.max_length)
@@ -182,7 +182,7 @@ def run(args) -> None:
     print(f"machine: {platform.platform()}, {platform.processor() or platform.machine()}, "
           f"torch {torch.__version__}, threads {torch.get_num_threads()}, device {device}"
           + (f" ({torch.cuda.get_device_name()})" if device.startswith("cuda") else ""))
-    print(f"model: {args.model} ({params / 1e6:.2f}M params, {args.dtype}); tracked {len(tracked)} modules "
+    print(f"model: {model_spec} ({params / 1e6:.2f}M params, {args.dtype}); tracked {len(tracked)} modules "
           f"({tracked_params / 1e6:.2f}M params, spec {args.modules!r}); strategy {args.strategy}")
     print(f"work: {len(docs)} docs, {n_tokens} tokens ({padded} padded), batch {args.batch_size}, "
           f"max_length {args.max_length}; {len(queries)} queries, rank {rank or 'full'}; "
