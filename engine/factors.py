@@ -15,7 +15,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from engine.batches import Batch
-from engine.distributed import all_reduce_sum, rank_and_world
+from engine.distributed import all_reduce_sum
 from engine.errors import EngineInputError
 from engine.hooks import GradientCapture, forward_backward, work_dtype
 from engine.model import module_shape
@@ -81,23 +81,15 @@ class Factors:
                    tensors, meta.get("damping"), meta.get("shapes"))
 
 
-def batch_generator(args: FactorArguments, number: int, device: torch.device) -> torch.Generator | None:
-    """Seeded per (seed, rank, batch) so both passes see the same sampled labels and runs repeat exactly."""
-    if args.fisher != "sampled":
-        return None
-    rank, _ = rank_and_world()
-    return torch.Generator(device=device).manual_seed(args.seed * 1_000_003 + rank * 100_003 + number)
-
-
 def run_pass(model, tracked, batches: list[Batch], args: FactorArguments, on_gradient, desc: str,
              progress: bool) -> tuple[int, int]:
     """Forward+backward over all batches calling on_gradient; returns (n_documents, n_tokens) of this rank."""
     device = next(model.parameters()).device
     n_docs = n_tokens = 0
     with GradientCapture(model, tracked, on_gradient) as capture, torch.enable_grad():
-        for number, batch in enumerate(tqdm(batches, desc=desc, disable=not progress, unit="batch")):
+        for batch in tqdm(batches, desc=desc, disable=not progress, unit="batch"):
             batch = batch.to(device)
-            forward_backward(model, capture, batch, batch_generator(args, number, device))
+            forward_backward(model, capture, batch, args.seed if args.fisher == "sampled" else None)
             n_docs += batch.input_ids.shape[0]
             n_tokens += batch.n_tokens
     return n_docs, n_tokens

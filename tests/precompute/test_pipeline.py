@@ -112,16 +112,31 @@ def test_fit_then_score_equals_run(complete_run, world, tmp_path):
     assert json.load(open(out / "manifest.json"))["status"] == "complete"
 
 
-@pytest.mark.slow
-def test_torchrun_two_processes_equal_one(complete_run, world, tmp_path):
-    out = tmp_path / "distributed"
+def run_torchrun(world, out, *extra):
     torchrun = os.path.join(os.path.dirname(sys.executable), "torchrun")
     env = {**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": ROOT}
     result = subprocess.run([torchrun, "--standalone", "--nproc-per-node", "2", "-m", "precompute", "--quiet",
-                             *map(str, run_args(world, out, "--fisher", "empirical"))],
+                             *map(str, run_args(world, out, *extra))],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-3000:]
     manifest = json.load(open(out / "manifest.json"))
     assert manifest["status"] == "complete" and manifest["world_size"] == 2
+
+
+@pytest.mark.slow
+def test_torchrun_two_processes_equal_one(complete_run, world, tmp_path):
+    out = tmp_path / "distributed"
+    run_torchrun(world, out, "--fisher", "empirical")
     single = np.load(complete_run / "scores.npy")
     np.testing.assert_allclose(np.load(out / "scores.npy"), single, rtol=1e-4, atol=1e-5 * np.abs(single).max())
+
+
+@pytest.mark.slow
+def test_torchrun_sampled_fisher_equals_one_process(world, tmp_path):
+    """Sampled labels are seeded per document (not per rank or batch), so sharding leaves the factors alike."""
+    single, distributed = tmp_path / "single", tmp_path / "distributed"
+    run_cli(*run_args(world, single, "--fisher", "sampled"))
+    run_torchrun(world, distributed, "--fisher", "sampled")
+    expected = np.load(single / "scores.npy")
+    np.testing.assert_allclose(np.load(distributed / "scores.npy"), expected, rtol=1e-4,
+                               atol=1e-5 * np.abs(expected).max())
