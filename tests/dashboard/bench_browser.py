@@ -6,15 +6,12 @@ charts are drawn; then times full loads of URLs whose state misses the caches (a
 from __future__ import annotations
 
 import shutil
-import subprocess
 import sys
 import time
-import urllib.request
 
 from playwright.sync_api import sync_playwright
 
-from tests.dashboard.conftest import APP, ROOT
-from tests.dashboard.test_browser import free_port
+from tests.dashboard.serve import dashboard_server
 
 TITLES = ["Overview", "Queries", "Correlations", "Magnitude", "Sources", "Answers", "Documents", "Compare runs"]
 COLD = ["queries?q=q0042", "queries?q=q0077&score=gradient-normalised", "documents?doc=doc-0500000",
@@ -44,18 +41,7 @@ def navigated_in(page, title: str) -> float:
 
 
 def main(runs: list[str]) -> None:
-    port = free_port()
-    args = [x for run in runs for x in ("--run", run)]
-    server = subprocess.Popen([sys.executable, "-m", "streamlit", "run", APP, "--server.port", str(port), "--", *args],
-                              cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    base = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(base + "/_stcore/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.5)
+    with dashboard_server(runs) as base:
         with sync_playwright() as playwright:
             browser = playwright.chromium.launch(executable_path=shutil.which("chromium"), args=["--no-sandbox"])
             page = browser.new_page(viewport={"width": 1400, "height": 1000})
@@ -71,9 +57,6 @@ def main(runs: list[str]) -> None:
                 title = next(t for t in TITLES if t.lower().startswith(path.split("?")[0][:5]))
                 print(f"{path:45s} {loaded_in(page, f'{base}/{path}', title):6.2f}", flush=True)
             browser.close()
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 if __name__ == "__main__":

@@ -5,16 +5,11 @@ from __future__ import annotations
 
 import os
 import shutil
-import socket
-import subprocess
-import sys
-import time
-import urllib.request
 from pathlib import Path
 
 import pytest
 
-from tests.dashboard.conftest import APP, ROOT
+from tests.dashboard.serve import dashboard_server
 
 pytestmark = pytest.mark.browser
 CHROMIUM = shutil.which("chromium")
@@ -24,35 +19,12 @@ PAGES = [("", "Overview"), ("queries?q=q0000", "Queries"), ("correlations", "Cor
 SCREENSHOTS = Path(os.environ.get("DASHBOARD_SCREENSHOTS", "")) if os.environ.get("DASHBOARD_SCREENSHOTS") else None
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @pytest.fixture(scope="module")
 def server(run_dir, second_run_dir):
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (apt-get install -y chromium); the browser test needs it")
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "streamlit", "run", APP, "--server.port", str(port), "--server.headless", "true",
-         "--", "--run", str(run_dir), "--run", str(second_run_dir)],
-        cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.STDOUT)
-    url = f"http://127.0.0.1:{port}"
-    try:
-        for _ in range(120):
-            try:
-                urllib.request.urlopen(url + "/_stcore/health", timeout=1)
-                break
-            except OSError:
-                time.sleep(0.5)
-        else:
-            pytest.fail("streamlit did not start")
+    with dashboard_server([run_dir, second_run_dir]) as url:
         yield url
-    finally:
-        process.terminate()
-        process.wait(timeout=20)
 
 
 @pytest.fixture(scope="module")
