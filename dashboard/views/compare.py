@@ -36,20 +36,46 @@ def _aligned_rows(a: Run, b: Run, row_a: int, row_b: int, columns_a, columns_b):
     return x, y
 
 
+def _pearson(x: np.ndarray, y: np.ndarray) -> float:
+    """Pearson r in float64: Σ(x−x̄)(y−ȳ) / √(Σ(x−x̄)² Σ(y−ȳ)²)."""
+    if len(x) < 2:
+        return float("nan")
+    x = x.astype(np.float64)
+    y = y.astype(np.float64)
+    x -= x.mean()
+    y -= y.mean()
+    denominator = np.sqrt((x @ x) * (y @ y))
+    return float(x @ y / denominator) if denominator > 0 else float("nan")
+
+
+def _top_columns(values: np.ndarray, k: int) -> np.ndarray:
+    """The k highest columns in descending order (one argpartition, no bottom ranking)."""
+    k = min(k, len(values))
+    top = np.argpartition(-values, k - 1)[:k]
+    return top[np.argsort(-values[top], kind="stable")]
+
+
 @st.cache_data(show_spinner="Comparing the runs…", max_entries=16)
+def _agreement_base(key_a: RunKey, key_b: RunKey, _a: Run, _b: Run) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
+    """One pass over the shared queries: Pearson r, and each run's top max(KS) documents (in shared columns)."""
+    shared, rows_a, rows_b, columns_a, columns_b = alignment(key_a, key_b, _a, _b)
+    depth = max(KS)
+    pearson, tops_a, tops_b = [], [], []
+    for row_a, row_b in zip(rows_a, rows_b):
+        x, y = _aligned_rows(_a, _b, int(row_a), int(row_b), columns_a, columns_b)
+        pearson.append(_pearson(x, y))
+        tops_a.append(_top_columns(x, depth))
+        tops_b.append(_top_columns(y, depth))
+    tasks = _a.queries["task"].astype(str).to_numpy()[rows_a] if len(rows_a) else []
+    table = pd.DataFrame({"query_id": shared, "task": tasks, "pearson": pearson})
+    return table, np.array(tops_a, dtype=np.int64), np.array(tops_b, dtype=np.int64)
+
+
 def per_query_agreement(key_a: RunKey, key_b: RunKey, k: int, _a: Run, _b: Run) -> pd.DataFrame:
     """Per shared query: Pearson r of the two runs' scores over shared documents and overlap of their top k."""
-    shared, rows_a, rows_b, columns_a, columns_b = alignment(key_a, key_b, _a, _b)
-    records = []
-    for query_id, row_a, row_b in zip(shared, rows_a, rows_b):
-        x, y = _aligned_rows(_a, _b, int(row_a), int(row_b), columns_a, columns_b)
-        r = float(np.corrcoef(x, y)[0, 1]) if len(x) > 1 else float("nan")
-        top_x, _ = ranking.top_and_bottom(x, k)
-        top_y, _ = ranking.top_and_bottom(y, k)
-        overlap = len(np.intersect1d(top_x, top_y)) / max(len(top_x), 1)
-        records.append({"query_id": query_id, "task": str(_a.queries["task"].iloc[int(row_a)]),
-                        "pearson": r, f"top_{k}_overlap": overlap})
-    return pd.DataFrame(records)
+    table, tops_a, tops_b = _agreement_base(key_a, key_b, _a, _b)
+    overlap = [len(np.intersect1d(a[:k], b[:k])) / max(len(a[:k]), 1) for a, b in zip(tops_a, tops_b)]
+    return table.assign(**{f"top_{k}_overlap": overlap})
 
 
 def _top_list(run: Run, query_id: str, k: int = 10) -> pd.DataFrame:
