@@ -56,6 +56,7 @@ def smollm2_gguf_path() -> str:
 def load_model(spec: str, device: str = "cpu", dtype: str = "float32"):
     """Returns (model in eval mode, tokenizer with pad_token set)."""
     from transformers import AutoModelForCausalLM, AutoTokenizer
+    from transformers.utils import logging as hf_logging
 
     torch_dtype = resolve_dtype(dtype)
     device = resolve_device(device)
@@ -68,12 +69,15 @@ def load_model(spec: str, device: str = "cpu", dtype: str = "float32"):
         directory, kwargs = path, {}
     else:
         directory, kwargs = os.path.dirname(os.path.abspath(path)), {"gguf_file": os.path.basename(path)}
+    hf_logging.disable_progress_bar()  # a per-tensor "Loading weights" bar is noise in precompute's log
     try:
         tokenizer = AutoTokenizer.from_pretrained(directory, **kwargs)
         model = AutoModelForCausalLM.from_pretrained(directory, dtype=torch_dtype, **kwargs)
     except Exception as exc:  # transformers raises many types; the user needs one line
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise EngineInputError(f"cannot load model {spec}: {first}") from exc
+    finally:
+        hf_logging.enable_progress_bar()
     if tokenizer.pad_token is None:
         tokenizer.pad_token = tokenizer.eos_token if tokenizer.eos_token is not None else tokenizer.unk_token
     if tokenizer.pad_token is None:
