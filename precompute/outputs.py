@@ -3,6 +3,7 @@ queries, layers and the per-token scores of each query's top/bottom documents (r
 from __future__ import annotations
 
 import logging
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -14,23 +15,34 @@ log = logging.getLogger("precompute")
 TOKEN_COLUMNS = ["query_id", "doc_id", "side", "rank", "token_index", "token", "start", "end", "score"]
 
 
+@dataclass
+class DocumentLengths:
+    """Per document, in score-column order: tokens after truncation and whether it was truncated."""
+    n_tokens: np.ndarray      # int64 [D]
+    truncated: np.ndarray     # bool [D]
+
+
 def chunk_ranges(n_documents: int, per_chunk: int) -> list[tuple[int, int]]:
     return [(start, min(start + per_chunk, n_documents)) for start in range(0, n_documents, per_chunk)]
 
 
 def write_score_files(run: rundir.RunDir, store: rundir.ChunkStore, ranges, n_queries: int, n_layers: int,
-                      n_documents: int) -> None:
-    """scores.npy, layer_scores.npy, doc_grad_norms.npy and normalized_scores.npy from the chunks, in order."""
+                      n_documents: int) -> DocumentLengths:
+    """scores.npy, layer_scores.npy, doc_grad_norms.npy and normalized_scores.npy from the chunks, in order;
+    returns the documents' token counts and truncation flags that the chunks carry alongside their scores."""
     scores = rundir.AtomicMemmap(run.file(rundir.SCORES), (n_queries, n_documents))
     layer_scores = rundir.AtomicMemmap(run.file(rundir.LAYER_SCORES), (n_queries, n_layers, n_documents))
     normalized = rundir.AtomicMemmap(run.file(rundir.NORMALIZED_SCORES), (n_queries, n_documents))
     norms = np.zeros(n_documents, dtype=np.float32)
+    lengths = DocumentLengths(np.zeros(n_documents, dtype=np.int64), np.zeros(n_documents, dtype=bool))
     try:
         for start, stop in ranges:
             chunk = store.read(start, stop)
             scores.array[:, start:stop] = chunk["scores"]
             layer_scores.array[:, :, start:stop] = chunk["layer_scores"]
             norms[start:stop] = chunk["grad_norms"]
+            lengths.n_tokens[start:stop] = chunk["n_tokens"]
+            lengths.truncated[start:stop] = chunk["truncated"]
             with np.errstate(divide="ignore", invalid="ignore"):
                 normalized.array[:, start:stop] = np.where(chunk["grad_norms"] > 0,
                                                            chunk["scores"] / chunk["grad_norms"], 0.0)
@@ -41,13 +53,13 @@ def write_score_files(run: rundir.RunDir, store: rundir.ChunkStore, ranges, n_qu
     for memmap in (scores, layer_scores, normalized):
         memmap.commit()
     rundir.write_npy(run.file(rundir.GRAD_NORMS), norms)
+    return lengths
 
 
-def write_documents(run: rundir.RunDir, corpus, tokenized) -> None:
+def write_documents(run: rundir.RunDir, corpus, lengths: DocumentLengths) -> None:
     rundir.write_parquet(run.file(rundir.DOCUMENTS), pd.DataFrame({
         "id": corpus.ids, "source": corpus.sources, "text": corpus.texts,
-        "n_tokens": np.asarray([len(item.input_ids) for item in tokenized], dtype=np.int64),
-        "truncated": np.asarray([item.truncated for item in tokenized], dtype=bool)}))
+        "n_tokens": lengths.n_tokens, "truncated": lengths.truncated}))
 
 
 def write_queries(run: rundir.RunDir, queries, tokenized, nats) -> None:
@@ -87,9 +99,11 @@ def select_queries(pq, rows: list[int]):
     return PreconditionedQueries(pq.modules, pq.damping, gradients, len(rows))
 
 
-def write_token_scores(run: rundir.RunDir, session, pq, corpus, queries, tokenized, k: int,
+def write_token_scores(run: rundir.RunDir, session, pq, corpus, queries, max_length: int, k: int,
                        progress: bool) -> None:
-    """Per-token split (engine.scoring.token_scores) of each query's top/bottom k documents."""
+    """Per-token split (engine.scoring.token_scores) of each query's top/bottom k documents; only those
+    documents are tokenized (again, exactly as for scoring)."""
+    from engine.batches import tokenize_documents
     from engine.scoring import token_scores
 
     scores = np.load(run.file(rundir.SCORES), mmap_mode="r", allow_pickle=False)
@@ -100,7 +114,7 @@ def write_token_scores(run: rundir.RunDir, session, pq, corpus, queries, tokeniz
                 wanted.setdefault(int(doc), []).append((row, side, rank))
     frames = []
     for doc in tqdm(sorted(wanted), desc="token scores", unit="doc", disable=not progress):
-        item = tokenized[doc]
+        item = tokenize_documents(session.tokenizer, [corpus.texts[doc]], max_length)[0]
         rows = sorted({row for row, _, _ in wanted[doc]})
         per_token = token_scores(session.model, session.tracked, select_queries(pq, rows), item).numpy()
         position = {row: i for i, row in enumerate(rows)}          # per_token is [len(rows), T]

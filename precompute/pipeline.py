@@ -1,7 +1,9 @@
 """fit → score → token scores → analyze, on one process or under torchrun.
 
 Resumable: scoring writes one chunk per document range into RUN/chunks/ (atomically); the same command run
-again re-uses the factors and every finished chunk, and ends with the same scores. Distributed: chunks are
+again re-uses the factors and every finished chunk, and ends with the same scores. Streaming: a chunk's
+documents are tokenized only when that chunk is scored; the chunk keeps their token counts and truncation
+flags, which rank 0 assembles for documents.parquet, the manifest counts and the one truncation warning. Distributed: chunks are
 dealt to ranks in contiguous blocks, factor statistics are all-reduced by the engine, rank 0 writes the files.
 A run directory says `"status": "complete"` only once every file is written.
 """
@@ -64,15 +66,19 @@ def barrier(session: Session) -> None:
         dist.barrier()
 
 
-def tokenize_corpus(session: Session, corpus: Corpus, settings: Settings) -> list:
+def tokenize_chunk(session: Session, corpus: Corpus, settings: Settings, start: int, stop: int) -> list:
+    """Documents start..stop-1, tokenized when their chunk is scored (never the whole corpus at once)."""
     from engine.batches import tokenize_documents
 
-    tokenized = tokenize_documents(session.tokenizer, corpus.texts, settings.max_length)
-    truncated = [i for i, item in enumerate(tokenized) if item.truncated]
-    if truncated:
+    return tokenize_documents(session.tokenizer, corpus.texts[start:stop], settings.max_length)
+
+
+def warn_truncated(corpus: Corpus, truncated: np.ndarray, max_length: int) -> None:
+    flagged = np.flatnonzero(truncated)
+    if len(flagged):
+        first = int(flagged[0])
         log.warning("%d documents longer than --max-length %d tokens were truncated (first: %s, id %r)",
-                    len(truncated), settings.max_length, corpus.where(truncated[0]), corpus.ids[truncated[0]])
-    return tokenized
+                    len(flagged), max_length, corpus.where(first), corpus.ids[first])
 
 
 def tokenize_queries(session: Session, queries: Queries, settings: Settings) -> list:
@@ -126,7 +132,6 @@ def score_stage(run: rundir.RunDir, settings: Settings, corpus: Corpus, queries:
     started = time.perf_counter()
     if session.rank == 0:
         run.set_status("scoring")
-    documents = tokenize_corpus(session, corpus, settings)
     query_tokens = tokenize_queries(session, queries, settings)
     log.info("query gradients for %d queries; preconditioning (damping %s, rank %s)", len(queries),
              settings.damping, settings.query_rank or "full")
@@ -150,12 +155,16 @@ def score_stage(run: rundir.RunDir, settings: Settings, corpus: Corpus, queries:
                unit="doc", disable=not progress, initial=sum(b - a for a, b in mine) - sum(b - a for a, b in todo))
     for number, (start, stop) in enumerate(todo, start=1):
         n, n_layers = stop - start, len(pq.modules)
+        documents = tokenize_chunk(session, corpus, settings, start, stop)
         chunk = {"scores": np.zeros((len(queries), n), np.float32),
                  "layer_scores": np.zeros((len(queries), n_layers, n), np.float32),
-                 "grad_norms": np.zeros(n, np.float32)}
-        by_length = sorted(range(n), key=lambda j: len(documents[start + j].input_ids))   # less padding
-        batches = list(make_batches([documents[start + j] for j in by_length], settings.batch_size,
+                 "grad_norms": np.zeros(n, np.float32),
+                 "n_tokens": np.asarray([len(item.input_ids) for item in documents], dtype=np.int64),
+                 "truncated": np.asarray([item.truncated for item in documents], dtype=bool)}
+        by_length = sorted(range(n), key=lambda j: len(documents[j].input_ids))   # less padding
+        batches = list(make_batches([documents[j] for j in by_length], settings.batch_size,
                                     session.tokenizer.pad_token_id))
+        del documents
         for result in score_documents(session.model, session.tracked, pq, batches, progress=False):
             columns = [by_length[j] for j in result.index]
             chunk["scores"][:, columns] = result.scores.numpy()
@@ -172,19 +181,20 @@ def score_stage(run: rundir.RunDir, settings: Settings, corpus: Corpus, queries:
     if session.rank != 0:
         return
     log.info("writing score files from %d chunks", len(ranges))
-    outputs.write_score_files(run, store, ranges, len(queries), len(pq.modules), len(corpus))
-    outputs.write_documents(run, corpus, documents)
+    lengths = outputs.write_score_files(run, store, ranges, len(queries), len(pq.modules), len(corpus))
+    warn_truncated(corpus, lengths.truncated, settings.max_length)
+    outputs.write_documents(run, corpus, lengths)
     outputs.write_queries(run, queries, query_tokens, nats.numpy())
     rundir.write_json(run.file(rundir.LAYERS), list(pq.modules))
     factors.save(run.file(rundir.FACTORS_DIR))         # now with the damping used per module
     run.update_manifest(device=session.device, versions=rundir.package_versions(), counts={
         "queries": len(queries), "documents": len(corpus), "layers": len(pq.modules),
-        "document_tokens": int(sum(len(item.input_ids) for item in documents)),
-        "truncated_documents": int(sum(item.truncated for item in documents))})
+        "document_tokens": int(lengths.n_tokens.sum()), "truncated_documents": int(lengths.truncated.sum())})
     run.record_timing("score", time.perf_counter() - started)
 
     started = time.perf_counter()
-    outputs.write_token_scores(run, session, pq, corpus, queries, documents, settings.token_topk, progress)
+    outputs.write_token_scores(run, session, pq, corpus, queries, settings.max_length, settings.token_topk,
+                               progress)
     run.record_timing("token_scores", time.perf_counter() - started)
     store.remove()
 

@@ -21,6 +21,7 @@ import numpy as np
 from precompute.errors import UserInputError
 
 FORMAT_VERSION = 1
+CHUNK_FORMAT = 2          # 2: chunks carry each document's n_tokens and truncated flag next to its scores
 
 MANIFEST = "manifest.json"
 QUERIES = "queries.jsonl"
@@ -231,8 +232,8 @@ def new_manifest(command: str, **fields) -> dict:
 class ChunkStore:
     """Score chunks in RUN/chunks/: one .npz per document range, written atomically.
 
-    `chunks/meta.json` holds a fingerprint of everything that determines the scores; chunks written under a
-    different fingerprint are discarded so that a resumed run never mixes settings.
+    `chunks/meta.json` holds a fingerprint of everything that determines the scores (plus CHUNK_FORMAT);
+    chunks written under a different fingerprint are discarded so that a resumed run never mixes settings.
     """
 
     def __init__(self, run: RunDir):
@@ -241,6 +242,7 @@ class ChunkStore:
     def open(self, fingerprint: dict) -> int:
         """Create or validate the store; returns the number of chunks kept from an earlier attempt."""
         meta_path = os.path.join(self.directory, "meta.json")
+        fingerprint = {**fingerprint, "chunk_format": CHUNK_FORMAT}
         if os.path.isdir(self.directory):
             old = read_json(meta_path) if os.path.exists(meta_path) else None
             if old != fingerprint:

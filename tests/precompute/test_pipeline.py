@@ -23,6 +23,7 @@ def complete_run(world):
     if not rundir.RunDir(str(out)).is_complete():
         result = run_cli(*run_args(world, out, "--fisher", "empirical"))
         assert "truncated" in result.stderr      # documents longer than --max-length 24: a warning, not an error
+        assert result.stderr.count("were truncated") == 1
     return out
 
 
@@ -77,12 +78,19 @@ def test_resume_after_kill_gives_identical_scores(complete_run, world, tmp_path)
     assert killed.returncode == 75, killed.stderr
     manifest = json.load(open(out / "manifest.json"))
     assert manifest["status"] == "scoring"
-    assert len([n for n in os.listdir(out / "chunks") if n.endswith(".npz")]) == 1
+    chunks = [n for n in os.listdir(out / "chunks") if n.endswith(".npz")]
+    assert len(chunks) == 1
+    with np.load(out / "chunks" / chunks[0]) as chunk:     # per-document lengths travel with the scores
+        assert {"n_tokens", "truncated"} <= set(chunk.files) and len(chunk["n_tokens"]) == chunk["scores"].shape[1]
     assert not os.path.exists(out / "scores.npy")
-    run_cli(*args)
+    resumed = run_cli(*args)
+    assert resumed.stderr.count("were truncated") == 1
     assert json.load(open(out / "manifest.json"))["status"] == "complete"
     for name in ("scores.npy", "layer_scores.npy", "doc_grad_norms.npy"):
         np.testing.assert_array_equal(np.load(out / name), np.load(complete_run / name), err_msg=name)
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "documents.parquet"),
+                                  pd.read_parquet(complete_run / "documents.parquet"))
+    assert json.load(open(out / "manifest.json"))["counts"] == json.load(open(complete_run / "manifest.json"))["counts"]
 
 
 def test_complete_run_is_not_overwritten(complete_run, world, tmp_path):
@@ -129,6 +137,9 @@ def test_torchrun_two_processes_equal_one(complete_run, world, tmp_path):
     run_torchrun(world, out, "--fisher", "empirical")
     single = np.load(complete_run / "scores.npy")
     np.testing.assert_allclose(np.load(out / "scores.npy"), single, rtol=1e-4, atol=1e-5 * np.abs(single).max())
+    pd.testing.assert_frame_equal(pd.read_parquet(out / "documents.parquet"),     # lengths from both ranks' chunks
+                                  pd.read_parquet(complete_run / "documents.parquet"))
+    assert json.load(open(out / "manifest.json"))["counts"] == json.load(open(complete_run / "manifest.json"))["counts"]
 
 
 @pytest.mark.slow
