@@ -7,14 +7,18 @@ import streamlit as st
 from dashboard.run import Run, RunKey
 
 
-def top_and_bottom(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Column indices of the k highest (descending) and k lowest (ascending) values."""
+def top_columns(values: np.ndarray, k: int) -> np.ndarray:
+    """Column indices of the k highest values, descending (one argpartition, then a sort of those k)."""
     k = min(k, len(values))
     if k == 0:
-        return np.array([], dtype=np.int64), np.array([], dtype=np.int64)
+        return np.array([], dtype=np.int64)
     top = np.argpartition(-values, k - 1)[:k]
-    bottom = np.argpartition(values, k - 1)[:k]
-    return top[np.argsort(-values[top], kind="stable")], bottom[np.argsort(values[bottom], kind="stable")]
+    return top[np.argsort(-values[top], kind="stable")]
+
+
+def top_and_bottom(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Column indices of the k highest (descending) and k lowest (ascending) values."""
+    return top_columns(values, k), top_columns(-values, k)
 
 
 @st.cache_data(show_spinner=False, max_entries=512)

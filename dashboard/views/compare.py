@@ -48,13 +48,6 @@ def _pearson(x: np.ndarray, y: np.ndarray) -> float:
     return float(x @ y / denominator) if denominator > 0 else float("nan")
 
 
-def _top_columns(values: np.ndarray, k: int) -> np.ndarray:
-    """The k highest columns in descending order (one argpartition, no bottom ranking)."""
-    k = min(k, len(values))
-    top = np.argpartition(-values, k - 1)[:k]
-    return top[np.argsort(-values[top], kind="stable")]
-
-
 @st.cache_data(show_spinner="Comparing the runs…", max_entries=16)
 def _agreement_base(key_a: RunKey, key_b: RunKey, _a: Run, _b: Run) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
     """One pass over the shared queries: Pearson r, and each run's top max(KS) documents (in shared columns)."""
@@ -64,8 +57,8 @@ def _agreement_base(key_a: RunKey, key_b: RunKey, _a: Run, _b: Run) -> tuple[pd.
     for row_a, row_b in zip(rows_a, rows_b):
         x, y = _aligned_rows(_a, _b, int(row_a), int(row_b), columns_a, columns_b)
         pearson.append(_pearson(x, y))
-        tops_a.append(_top_columns(x, depth))
-        tops_b.append(_top_columns(y, depth))
+        tops_a.append(ranking.top_columns(x, depth))
+        tops_b.append(ranking.top_columns(y, depth))
     tasks = _a.queries["task"].astype(str).to_numpy()[rows_a] if len(rows_a) else []
     table = pd.DataFrame({"query_id": shared, "task": tasks, "pearson": pearson})
     return table, np.array(tops_a, dtype=np.int64), np.array(tops_b, dtype=np.int64)
