@@ -1,24 +1,12 @@
-"""Rankings read from the score matrices (cached per run): top/bottom documents of a query, per-layer sums."""
+"""Rankings read from the score matrices (cached per run): top/bottom documents of a query, per-layer sums.
+The ranking rule itself is precompute.analysis.ranking's (one definition for analysis and dashboard)."""
 from __future__ import annotations
 
 import numpy as np
 import streamlit as st
 
 from dashboard.run import Run, RunKey
-
-
-def top_columns(values: np.ndarray, k: int) -> np.ndarray:
-    """Column indices of the k highest values, descending (one argpartition, then a sort of those k)."""
-    k = min(k, len(values))
-    if k == 0:
-        return np.array([], dtype=np.int64)
-    top = np.argpartition(-values, k - 1)[:k]
-    return top[np.argsort(-values[top], kind="stable")]
-
-
-def top_and_bottom(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Column indices of the k highest (descending) and k lowest (ascending) values."""
-    return top_columns(values, k), top_columns(-values, k)
+from precompute.analysis.ranking import top_and_bottom, top_columns  # noqa: F401  (re-exported for views)
 
 
 @st.cache_data(show_spinner=False, max_entries=512)

@@ -14,14 +14,13 @@ from safetensors.torch import load_file, save_file
 from torch import nn
 from tqdm.auto import tqdm
 
+from engine.arguments import FISHERS, STRATEGIES
 from engine.batches import Batch
 from engine.distributed import all_reduce_sum
 from engine.errors import EngineInputError
 from engine.hooks import GradientCapture, forward_backward, work_dtype
 from engine.model import module_shape
 
-STRATEGIES = ("ekfac", "kfac", "diagonal", "identity")
-FISHERS = ("sampled", "empirical")
 # per-module tensor names: Q_A, eigenvalues of A, Q_S, eigenvalues of S, Λ (ekfac) or E[G²] (diagonal)
 A_VECS, A_VALS, S_VECS, S_VALS, LAMBDA = "a_eigvecs", "a_eigvals", "s_eigvecs", "s_eigvals", "lambda"
 
@@ -48,7 +47,7 @@ class Factors:
         self.strategy, self.fisher, self.modules = strategy, fisher, list(modules)
         self.n_documents, self.n_tokens = int(n_documents), int(n_tokens)
         self.tensors = tensors or {}
-        self.damping = dict(damping or {})  # filled by precondition(): the damping actually used per module
+        self.damping = dict(damping or {})  # read from older runs' meta.json only; scoring records its damping in the manifest
         self.shapes = dict(shapes or {})  # module -> [d_out, d_in(+1)]
 
     def save(self, directory: str) -> None:

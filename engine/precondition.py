@@ -4,6 +4,7 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from engine.arguments import parse_damping
 from engine.batches import Tokenized, make_batches
 from engine.errors import EngineInputError
 from engine.factors import A_VALS, A_VECS, LAMBDA, S_VALS, S_VECS, Factors
@@ -64,6 +65,13 @@ class PreconditionedQueries:
         value = self.gradients[name]
         return value[0].shape[2] if isinstance(value, tuple) else None
 
+    def select(self, rows: list[int]) -> "PreconditionedQueries":
+        """The preconditioned gradients of only the queries at `rows` (in that order), same damping."""
+        index = torch.as_tensor(rows, dtype=torch.long)
+        gradients = {name: tuple(t[index] for t in value) if isinstance(value, tuple) else value[index]
+                     for name, value in self.gradients.items()}
+        return PreconditionedQueries(self.modules, self.damping, gradients, len(rows), self.max_dense_cache_bytes)
+
 
 def query_gradients(model: nn.Module, tracked: dict[str, nn.Module], queries: list[Tokenized],
                     batch_size: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
@@ -89,15 +97,8 @@ def eigen_precondition(grad: torch.Tensor, f: dict, lam: torch.Tensor, damping: 
 
 
 def choose_damping(lam: torch.Tensor, damping: str | float) -> float:
-    if damping == "auto":
-        return HEURISTIC_DAMPING * float(lam.double().mean())
-    try:
-        value = float(damping)
-    except (TypeError, ValueError) as exc:
-        raise EngineInputError(f"damping must be 'auto' or a number, got {damping!r}") from exc
-    if value < 0:
-        raise EngineInputError(f"damping must be non-negative, got {value}")
-    return value
+    value = parse_damping(damping)
+    return HEURISTIC_DAMPING * float(lam.double().mean()) if value == "auto" else value
 
 
 def truncate(p: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
@@ -107,7 +108,7 @@ def truncate(p: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
 
 
 def precondition(grads: dict[str, torch.Tensor], factors: Factors, args: QueryArguments) -> PreconditionedQueries:
-    """Also records the damping used in factors.damping (written to meta.json by Factors.save)."""
+    """P(G) per module; the damping used per module is `result.damping` (the factors are not modified)."""
     if args.rank is not None and args.rank < 1:
         raise EngineInputError(f"rank must be a positive integer or None (full), got {args.rank}")
     out, used = {}, {}
@@ -136,5 +137,4 @@ def precondition(grads: dict[str, torch.Tensor], factors: Factors, args: QueryAr
             out[name] = truncate(p, args.rank)
         else:
             out[name] = p.contiguous()
-    factors.damping = dict(used)
     return PreconditionedQueries(factors.modules, used, out, n_queries)

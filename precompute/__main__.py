@@ -1,17 +1,24 @@
-"""`python -m precompute <command>`: fit, score, analyze, run, demo, synth, bench.
+"""`python -m precompute <command>`: fit, score, run, analyze, demo, synth, bench (and the commands below).
 
-Bad input (a missing file, an invalid line, an unknown module spec, a complete run without --overwrite...)
-prints one line `error: ...` and exits with code 2, never a traceback.
+Bad input (a missing file, an invalid line, an unknown module spec, a complete run without --overwrite, a run
+directory another process is writing...) prints one line `error: ...` and exits with code 2, never a traceback.
+Every command that writes a run directory holds its lock (precompute.rundir.lock) for its whole duration.
 """
 from __future__ import annotations
 
 import argparse
+import importlib
 import logging
 import os
 import shlex
 import sys
+from dataclasses import dataclass
 
+from engine.arguments import FISHERS, STRATEGIES
+from engine.errors import EngineInputError
 from precompute.errors import UserInputError
+from precompute.rundir import RunLock
+from precompute.settings import Settings
 
 EXIT_BAD_INPUT = 2
 
@@ -24,66 +31,121 @@ def positive_int(text: str) -> int:
 
 
 def add_fit_flags(parser: argparse.ArgumentParser) -> None:
+    default = Settings.default
     parser.add_argument("--model", required=True, help="HF model directory, .gguf file, or 'smollm2'")
-    parser.add_argument("--corpus", required=True, help="documents: .jsonl or .parquet with id, text[, source]")
+    parser.add_argument("--corpus", required=True, help="documents: .jsonl or .parquet with id, text[, source, ...]")
     parser.add_argument("--out", required=True, help="run directory")
-    parser.add_argument("--strategy", default="ekfac", choices=["ekfac", "kfac", "diagonal", "identity"])
-    parser.add_argument("--fisher", default="sampled", choices=["sampled", "empirical"])
-    parser.add_argument("--modules", default="mlp", help="mlp | all | a regex on module names")
-    parser.add_argument("--factor-docs", type=positive_int, default=None,
+    parser.add_argument("--strategy", default=default("strategy"), choices=STRATEGIES)
+    parser.add_argument("--fisher", default=default("fisher"), choices=FISHERS)
+    parser.add_argument("--modules", default=default("modules"), help="mlp | all | a regex on module names")
+    parser.add_argument("--factor-docs", type=positive_int, default=default("factor_docs"),
                         help="documents used to fit the factors (default: all)")
-    parser.add_argument("--max-length", type=positive_int, default=256, help="tokens per document / query")
-    parser.add_argument("--batch-size", type=positive_int, default=8)
-    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
-    parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
-    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--max-length", type=positive_int, default=default("max_length"),
+                        help="tokens per document / query")
+    parser.add_argument("--batch-size", type=positive_int, default=default("batch_size"))
+    parser.add_argument("--device", default=default("device"), choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--dtype", default=default("dtype"), choices=["float32", "bfloat16"])
+    parser.add_argument("--seed", type=int, default=default("seed"))
     parser.add_argument("--overwrite", action="store_true", help="replace a complete run in --out")
 
 
 def add_score_flags(parser: argparse.ArgumentParser) -> None:
+    default = Settings.default
+    add_fit_flags(parser)
     parser.add_argument("--queries", required=True, help="queries .jsonl: id, task, prompt, completion[, answer, steps]")
-    parser.add_argument("--damping", default="auto", help="auto (0.1 x mean eigenvalue per module) or a number")
-    parser.add_argument("--query-rank", default="32", help="full, or the rank R of the low-rank query gradients")
-    parser.add_argument("--token-topk", type=int, default=10, help="top/bottom documents per query with token scores")
-    parser.add_argument("--chunk-docs", type=positive_int, default=None,
+    parser.add_argument("--damping", default=default("damping"),
+                        help="auto (0.1 x mean eigenvalue per module) or a number")
+    parser.add_argument("--query-rank", default=str(default("query_rank")),
+                        help="full, or the rank R of the low-rank query gradients")
+    parser.add_argument("--token-topk", type=int, default=default("token_topk"),
+                        help="top/bottom documents per query with token scores")
+    parser.add_argument("--chunk-docs", type=positive_int, default=default("chunk_docs"),
                         help="documents per resumable score chunk (default: 64 batches)")
+    parser.add_argument("--top-k", type=positive_int, default=default("top_k"), help="documents per side in top_docs")
+
+
+def add_analyze_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--run", "--out", dest="out", required=True, help="run directory")
+    parser.add_argument("--top-k", type=positive_int, default=Settings.default("top_k"),
+                        help="documents per side in top_docs")
+
+
+def add_demo_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default=os.path.join("runs", "demo"))
+    parser.add_argument("--overwrite", action="store_true")
+
+
+def add_synth_flags(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--out", default=os.path.join("runs", "synth"))
+    parser.add_argument("--queries", type=positive_int, default=100)
+    parser.add_argument("--docs", type=positive_int, default=1_000_000)
+    parser.add_argument("--layers", type=positive_int, default=6)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--token-topk", type=positive_int, default=10)
+    parser.add_argument("--overwrite", action="store_true")
+
+
+def run_model_command(name: str):
+    def run(args, command_line: str, progress: bool) -> None:
+        from precompute import commands
+        getattr(commands, f"{name}_command")(Settings.from_args(args), command_line, progress)
+    return run
+
+
+def run_analyze(args, command_line: str, progress: bool) -> None:
+    from precompute.commands import analyze_command
+    analyze_command(args.out, args.top_k, progress)
+
+
+def run_demo(args, command_line: str, progress: bool) -> None:
+    from precompute.demo import run_demo as demo
+    demo(args.out, overwrite=args.overwrite, progress=progress)
+
+
+def run_synth(args, command_line: str, progress: bool) -> None:
+    from precompute.synth import write_synthetic_run
+    run = write_synthetic_run(args.out, n_queries=args.queries, n_docs=args.docs, n_layers=args.layers,
+                              seed=args.seed, token_topk=args.token_topk, overwrite=args.overwrite,
+                              progress=progress, command=command_line)
+    print(f"synthetic run written: {run.path}")
+
+
+@dataclass(frozen=True)
+class Command:
+    name: str
+    help: str
+    add_flags: object            # (parser) -> None, or "module:function" imported when the parser is built
+    run: object                  # (args, command_line, progress) -> None, or "module:function"
+    writes: str | None = "out"   # the args attribute naming the run directory it writes (locked), or None
+
+    def resolve(self, attribute: str):
+        value = getattr(self, attribute)
+        if isinstance(value, str):
+            module, function = value.split(":")
+            return getattr(importlib.import_module(module), function)
+        return value
+
+
+# Commands from other modules are named "module:function" (imported only when used; keep torch imports lazy).
+COMMANDS = (
+    Command("fit", "fit the curvature factors into RUN/factors", add_fit_flags, run_model_command("fit")),
+    Command("score", "score documents against queries with RUN's factors (then token scores, analyze)",
+            add_score_flags, run_model_command("score")),
+    Command("run", "fit + score + token scores + analyze", add_score_flags, run_model_command("run")),
+    Command("analyze", "(re)compute RUN/analysis from the scores, without rescoring", add_analyze_flags, run_analyze),
+    Command("demo", "the demo world end to end (re-uses a complete run)", add_demo_flags, run_demo),
+    Command("synth", "a synthetic run directory (no model) for dashboard work", add_synth_flags, run_synth),
+)
 
 
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="python -m precompute", description=__doc__.splitlines()[0])
     parser.add_argument("--quiet", action="store_true", help="warnings and errors only, no progress bars")
-    commands = parser.add_subparsers(dest="command", required=True)
-
-    fit = commands.add_parser("fit", help="fit the curvature factors into RUN/factors")
-    add_fit_flags(fit)
-    score = commands.add_parser("score", help="score documents against queries with RUN's factors")
-    add_fit_flags(score)
-    add_score_flags(score)
-    run = commands.add_parser("run", help="fit + score + analyze")
-    add_fit_flags(run)
-    add_score_flags(run)
-    for sub in (score, run):
-        sub.add_argument("--top-k", type=positive_int, default=100, help="documents per side in top_docs")
-
-    analyze = commands.add_parser("analyze", help="(re)compute RUN/analysis from the scores")
-    analyze.add_argument("--out", required=True, help="run directory")
-    analyze.add_argument("--top-k", type=positive_int, default=100, help="documents per side in top_docs")
-
-    demo = commands.add_parser("demo", help="the demo world end to end (re-uses a complete run)")
-    demo.add_argument("--out", default=os.path.join("runs", "demo"))
-    demo.add_argument("--overwrite", action="store_true")
-
-    synth = commands.add_parser("synth", help="a synthetic run directory (no model) for dashboard work")
-    synth.add_argument("--out", default=os.path.join("runs", "synth"))
-    synth.add_argument("--queries", type=positive_int, default=100)
-    synth.add_argument("--docs", type=positive_int, default=1_000_000)
-    synth.add_argument("--layers", type=positive_int, default=6)
-    synth.add_argument("--seed", type=int, default=0)
-    synth.add_argument("--token-topk", type=positive_int, default=10)
-    synth.add_argument("--overwrite", action="store_true")
-
-    commands.add_parser("bench", help="the engine benchmark (flags: python -m precompute bench --help)",
-                        add_help=False)
+    subparsers = parser.add_subparsers(dest="command", required=True)
+    for command in COMMANDS:
+        command.resolve("add_flags")(subparsers.add_parser(command.name, help=command.help))
+    subparsers.add_parser("bench", help="the engine benchmark (flags: python -m precompute bench --help)",
+                          add_help=False)
     return parser
 
 
@@ -95,23 +157,14 @@ def configure_logging(quiet: bool) -> None:
 
 
 def dispatch(args: argparse.Namespace, command_line: str) -> None:
-    progress = not args.quiet
-    if args.command == "synth":
-        from precompute.synth import write_synthetic_run
-        run = write_synthetic_run(args.out, n_queries=args.queries, n_docs=args.docs, n_layers=args.layers,
-                                  seed=args.seed, token_topk=args.token_topk, overwrite=args.overwrite,
-                                  progress=progress, command=command_line)
-        print(f"synthetic run written: {run.path}")
-    elif args.command == "analyze":
-        from precompute.pipeline import analyze_command
-        analyze_command(args, progress=progress)
-    elif args.command == "demo":
-        from precompute.demo import run_demo
-        run_demo(args.out, overwrite=args.overwrite, progress=progress)
-    else:
-        from precompute import pipeline
-        {"fit": pipeline.fit_command, "score": pipeline.score_command, "run": pipeline.run_command}[args.command](
-            args, command_line=command_line, progress=progress)
+    """Run the command; one that writes a run directory holds its lock meanwhile (rank 0 under torchrun)."""
+    command = next(c for c in COMMANDS if c.name == args.command)
+    run = command.resolve("run")
+    if command.writes is None or int(os.environ.get("RANK", "0")) != 0:
+        run(args, command_line, not args.quiet)
+        return
+    with RunLock(getattr(args, command.writes)):
+        run(args, command_line, not args.quiet)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -121,17 +174,11 @@ def main(argv: list[str] | None = None) -> int:
         return bench_main(argv[1:]) or 0
     args = build_parser().parse_args(argv)
     configure_logging(args.quiet)
-    command_line = "python -m precompute " + shlex.join(argv)
     try:
-        dispatch(args, command_line)
-    except UserInputError as error:
+        dispatch(args, "python -m precompute " + shlex.join(argv))
+    except (UserInputError, EngineInputError) as error:
         print(f"error: {error}", file=sys.stderr)
         return EXIT_BAD_INPUT
-    except Exception as error:  # the engine's one-line input errors (a ValueError subclass)
-        if type(error).__name__ == "EngineInputError":
-            print(f"error: {error}", file=sys.stderr)
-            return EXIT_BAD_INPUT
-        raise
     return 0
 
 

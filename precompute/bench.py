@@ -15,6 +15,7 @@ import time
 
 import torch
 
+from engine.arguments import STRATEGIES
 from engine.batches import make_batches, tokenize_documents, tokenize_queries
 from engine.errors import EngineInputError
 from engine.factors import FactorArguments, fit_factors
@@ -37,7 +38,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--device", default="cpu", help="cpu, cuda or auto")
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--modules", default="mlp")
-    parser.add_argument("--strategy", default="ekfac", choices=["ekfac", "kfac", "diagonal", "identity"])
+    parser.add_argument("--strategy", default="ekfac", choices=STRATEGIES)
     parser.add_argument("--corpus", default=os.path.join("data", "corpus.jsonl"))
     parser.add_argument("--queries-file", default=os.path.join("data", "queries.jsonl"))
     parser.add_argument("--repeats", type=int, default=3)

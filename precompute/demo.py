@@ -6,14 +6,14 @@ interrupted one is continued.
 """
 from __future__ import annotations
 
-import argparse
 import logging
 import os
 import subprocess
 import sys
 
-from precompute import pipeline, rundir
+from precompute import commands, rundir
 from precompute.errors import UserInputError
+from precompute.settings import Settings
 
 log = logging.getLogger("precompute.demo")
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -21,10 +21,8 @@ DATA = os.path.join(ROOT, "data")
 CORPUS = os.path.join(DATA, "corpus.jsonl")
 QUERIES = os.path.join(DATA, "queries.jsonl")
 MODEL = os.path.join(DATA, "model")
-# the demo's flags (everything else is the CLI default)
-DEMO_SETTINGS = dict(strategy="ekfac", fisher="sampled", modules="mlp", factor_docs=2000, max_length=256,
-                     batch_size=16, device="auto", dtype="float32", seed=0, damping="auto", query_rank="32",
-                     token_topk=10, chunk_docs=512, top_k=100)
+# the demo's settings where they differ from the defaults in precompute.settings.Settings
+DEMO_SETTINGS = dict(factor_docs=2000, batch_size=16, chunk_docs=512)
 
 
 def ensure_corpus() -> None:
@@ -36,10 +34,10 @@ def ensure_corpus() -> None:
         raise UserInputError(f"{CORPUS}: could not generate the demo corpus (python -m data.generate_corpus failed)")
 
 
-def demo_args(out: str, overwrite: bool) -> argparse.Namespace:
-    return argparse.Namespace(model=os.path.relpath(MODEL, os.getcwd()), corpus=os.path.relpath(CORPUS, os.getcwd()),
-                              queries=os.path.relpath(QUERIES, os.getcwd()), out=out, overwrite=overwrite,
-                              **DEMO_SETTINGS)
+def demo_settings(out: str, overwrite: bool) -> Settings:
+    return Settings(model=os.path.relpath(MODEL, os.getcwd()), corpus=os.path.relpath(CORPUS, os.getcwd()),
+                    queries=os.path.relpath(QUERIES, os.getcwd()), out=out, overwrite=overwrite,
+                    **DEMO_SETTINGS).checked()
 
 
 def run_demo(out: str, overwrite: bool = False, progress: bool = True) -> None:
@@ -52,10 +50,10 @@ def run_demo(out: str, overwrite: bool = False, progress: bool = True) -> None:
         raise UserInputError(f"{MODEL}: demo model not found; train it with `python -m data.train_model`")
     if not os.path.exists(QUERIES):
         raise UserInputError(f"{QUERIES}: demo queries not found; make them with `python -m data.make_queries`")
-    args = demo_args(out, overwrite)
+    settings = demo_settings(out, overwrite)
     flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in DEMO_SETTINGS.items())
-    command = f"python -m precompute run --model {args.model} --corpus {args.corpus} --queries {args.queries} " \
-              f"--out {out} {flags}"
+    command = f"python -m precompute run --model {settings.model} --corpus {settings.corpus} " \
+              f"--queries {settings.queries} --out {out} {flags}"
     log.info("demo: %s", command)
-    pipeline.run_command(args, command_line=command, progress=progress)
+    commands.run_command(settings, command_line=command, progress=progress)
     print(f"demo run complete: {out}")

@@ -1,14 +1,16 @@
 """Read and validate the corpus and the queries; every problem is one UserInputError naming file, line, field.
 
-Corpus: .jsonl (one JSON object per line) or .parquet, with `id`, `text` and optional `source`.
+Corpus: .jsonl (one JSON object per line) or .parquet, with `id`, `text` and optional `source`; every other
+field or column is kept as document metadata (documents.parquet; the analysis breaks results down by it).
 Queries: .jsonl with `id`, `task`, `prompt`, `completion` and optional `answer`, `steps` (a list); any other
 field is kept and written back to the run's queries.jsonl.
+Accepted as real files come: UTF-8 with or without a byte-order mark, LF or CRLF line ends, blank lines.
 """
 from __future__ import annotations
 
 import json
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import pandas as pd
 
@@ -16,6 +18,9 @@ from precompute.errors import UserInputError
 
 UNKNOWN_SOURCE = "unknown"
 QUERY_FIELDS = ("id", "task", "prompt", "completion")
+CORPUS_FIELDS = ("id", "text", "source")
+RESERVED_DOCUMENT_COLUMNS = ("n_tokens", "truncated")   # written by the pipeline into documents.parquet
+BOM = "\ufeff"
 
 
 @dataclass
@@ -25,6 +30,7 @@ class Corpus:
     texts: list[str]
     sources: list[str]
     lines: list[int]          # 1-based line (jsonl) or row (parquet) of each document, for messages
+    metadata: dict[str, list] = field(default_factory=dict)   # extra fields, one value per document (None if absent)
 
     def __len__(self) -> int:
         return len(self.ids)
@@ -63,6 +69,8 @@ def jsonl_records(path: str, what: str):
             except UnicodeDecodeError as error:
                 raise UserInputError(f"{path}: line {number}: undecodable bytes (not UTF-8) at byte {error.start}") \
                     from None
+            if number == 1:
+                line = line.removeprefix(BOM)
             if not line.strip():
                 continue
             try:
@@ -90,6 +98,34 @@ def string_field(record: dict, name: str, where: str, required: bool = True, all
     return value
 
 
+def metadata_value(value, where: str):
+    """A document metadata value as stored: scalars as they are, lists/objects as compact JSON text."""
+    if hasattr(value, "tolist"):          # numpy scalars and arrays from Parquet
+        value = value.tolist()
+    if value is None or isinstance(value, (str, bool, int, float)):
+        if isinstance(value, float) and value != value:
+            return None
+        return value
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    raise UserInputError(f"{where}: unsupported value of type {type(value).__name__}")
+
+
+def metadata_columns(extras: list[dict], path: str) -> dict[str, list]:
+    """Per extra field, one value per document (None where a document lacks it); one type per column."""
+    names = list(dict.fromkeys(name for record in extras for name in record))
+    columns = {}
+    for name in names:
+        if name in RESERVED_DOCUMENT_COLUMNS:
+            raise UserInputError(f"{path}: field '{name}' is reserved (the run computes it); rename it")
+        values = [record.get(name) for record in extras]
+        kinds = {type(v) for v in values if v is not None}
+        if len(kinds) > 1 and not kinds <= {int, float}:
+            values = [None if v is None else str(v) for v in values]     # mixed types: kept as text
+        columns[name] = values
+    return columns
+
+
 def check_unique(ids: list[str], lines: list[int], path: str, unit: str = "line") -> None:
     first_seen: dict[str, int] = {}
     for value, number in zip(ids, lines):
@@ -104,17 +140,19 @@ def read_corpus(path: str) -> Corpus:
         return read_corpus_parquet(path)
     if not path.endswith(".jsonl"):
         raise UserInputError(f"{path}: corpus must be a .jsonl or .parquet file")
-    ids, texts, sources, lines = [], [], [], []
+    ids, texts, sources, lines, extras = [], [], [], [], []
     for number, record in jsonl_records(path, "corpus"):
         where = f"{path}: line {number}"
         ids.append(string_field(record, "id", where))
         texts.append(string_field(record, "text", where))
         sources.append(string_field(record, "source", where, required=False) or UNKNOWN_SOURCE)
+        extras.append({key: metadata_value(value, f"{where}: field '{key}'")
+                       for key, value in record.items() if key not in CORPUS_FIELDS})
         lines.append(number)
     if not ids:
         raise UserInputError(f"{path}: corpus has no documents")
     check_unique(ids, lines, path)
-    return Corpus(path, ids, texts, sources, lines)
+    return Corpus(path, ids, texts, sources, lines, metadata_columns(extras, path))
 
 
 def read_corpus_parquet(path: str) -> Corpus:
@@ -130,6 +168,7 @@ def read_corpus_parquet(path: str) -> Corpus:
         raise UserInputError(f"{path}: corpus has no documents")
     ids, texts, sources, lines = [], [], [], []
     has_source = "source" in frame.columns
+    extra_columns = [str(name) for name in frame.columns if name not in CORPUS_FIELDS]
     for row, (doc_id, text, source) in enumerate(zip(frame["id"], frame["text"],
                                                      frame["source"] if has_source else [None] * len(frame)),
                                                  start=1):
@@ -140,7 +179,11 @@ def read_corpus_parquet(path: str) -> Corpus:
         sources.append(string_field(record, "source", where, required=False) or UNKNOWN_SOURCE)
         lines.append(row)
     check_unique(ids, lines, path, unit="row")
-    return Corpus(path, ids, texts, sources, lines)
+    extras = [{name: metadata_value(value, f"{path}: row {row}: column '{name}'")
+               for name, value in zip(extra_columns, values)}
+              for row, values in enumerate(zip(*(frame[name].tolist() for name in extra_columns)), start=1)] \
+        if extra_columns else [{} for _ in ids]
+    return Corpus(path, ids, texts, sources, lines, metadata_columns(extras, path))
 
 
 def read_queries(path: str) -> Queries:

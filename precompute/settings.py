@@ -1,19 +1,25 @@
-"""The settings of one run, taken from the CLI flags, and the fingerprints that decide what can be re-used."""
+"""The settings of one run — the one place their defaults live — and the fingerprints that decide re-use.
+
+The CLI builds its flags' defaults from this dataclass and turns the parsed flags into one `Settings`
+(`Settings.from_args`), which every command and the demo receive; nothing else keeps defaults.
+"""
 from __future__ import annotations
 
 import argparse
 import os
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, fields, replace
 
+from engine.arguments import parse_damping
+from engine.errors import EngineInputError
 from precompute.errors import UserInputError
 from precompute.rundir import sha256_of_file
 
 
 @dataclass
 class Settings:
-    model: str
-    corpus: str
-    out: str
+    model: str = ""
+    corpus: str = ""
+    out: str = ""
     strategy: str = "ekfac"
     fisher: str = "sampled"
     modules: str = "mlp"
@@ -32,14 +38,26 @@ class Settings:
     top_k: int = 100
 
     @classmethod
+    def default(cls, name: str):
+        return next(f.default for f in fields(cls) if f.name == name)
+
+    @classmethod
     def from_args(cls, args: argparse.Namespace) -> "Settings":
-        values = {name: getattr(args, name) for name in cls.__dataclass_fields__ if hasattr(args, name)}
-        settings = cls(**values)
-        settings.damping = parse_damping(settings.damping)
-        settings.query_rank = parse_query_rank(getattr(args, "query_rank", "32"))
-        if settings.token_topk < 0:
-            raise UserInputError(f"--token-topk must be >= 0, got {settings.token_topk}")
-        return settings
+        values = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
+        return cls(**values).checked()
+
+    def with_changes(self, **changes) -> "Settings":
+        return replace(self, **changes).checked()
+
+    def checked(self) -> "Settings":
+        """Validated and normalised (damping 'auto' or float, query rank int or None); raises UserInputError."""
+        try:
+            damping = parse_damping(self.damping)
+        except EngineInputError as error:
+            raise UserInputError(f"--damping: {error}") from None
+        if self.token_topk < 0:
+            raise UserInputError(f"--token-topk must be >= 0, got {self.token_topk}")
+        return replace(self, damping=damping, query_rank=parse_query_rank(self.query_rank))
 
     @property
     def documents_per_chunk(self) -> int:
@@ -58,23 +76,11 @@ class Settings:
                 "query_rank": self.query_rank, "chunk_docs": self.documents_per_chunk}
 
     def manifest_fields(self) -> dict:
-        fields = asdict(self)
+        values = asdict(self)
         for name in ("out", "overwrite", "corpus", "queries", "chunk_docs", "top_k"):
-            fields.pop(name)
-        fields["query_rank"] = "full" if self.query_rank is None else self.query_rank
-        return fields
-
-
-def parse_damping(value) -> str | float:
-    if value == "auto" or isinstance(value, float):
-        return value
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        raise UserInputError(f"--damping must be 'auto' or a number, got {value!r}") from None
-    if number < 0:
-        raise UserInputError(f"--damping must be non-negative, got {value}")
-    return number
+            values.pop(name)
+        values["query_rank"] = "full" if self.query_rank is None else self.query_rank
+        return values
 
 
 def parse_query_rank(value) -> int | None:

@@ -15,7 +15,10 @@ import time
 import numpy as np
 import pandas as pd
 
-from precompute import analysis, occurrence, rundir
+from precompute import analysis, rundir
+from precompute.analysis import occurrence
+from precompute.analysis.ranking import top_and_bottom
+from precompute.rundir import layout, writers
 
 log = logging.getLogger("precompute.synth")
 
@@ -157,9 +160,8 @@ def write_synthetic_run(out: str, n_queries: int = 100, n_docs: int = 1_000_000,
     shared = rng.standard_normal(n_docs, dtype=np.float32)
     layer_weights = {task: rng.dirichlet(np.full(n_layers, 2.0)).astype(np.float32) for task in task_names}
 
-    score_map = rundir.AtomicMemmap(run.file(rundir.SCORES), (n_queries, n_docs))
-    layer_map = rundir.AtomicMemmap(run.file(rundir.LAYER_SCORES), (n_queries, n_layers, n_docs))
-    normalized_map = rundir.AtomicMemmap(run.file(rundir.NORMALIZED_SCORES), (n_queries, n_docs))
+    files = writers.ScoreFiles(run, n_queries, n_layers, n_docs)
+    files.grad_norms[:] = grad_norms
     token_table = []
     from tqdm.auto import tqdm
     for row in tqdm(range(n_queries), desc="synth scores", unit="query", disable=not progress):
@@ -174,22 +176,15 @@ def write_synthetic_run(out: str, n_queries: int = 100, n_docs: int = 1_000_000,
         layer_noise -= layer_noise.mean(axis=0, keepdims=True)
         per_layer = layer_weights[task][:, None] * base[None, :] + layer_noise
         scores = per_layer.sum(axis=0)
-        layer_map.array[row] = per_layer
-        score_map.array[row] = scores
-        normalized_map.array[row] = scores / grad_norms
+        files.put_row(row, scores, per_layer)
         token_table += token_rows_for_query(query, scores, doc_ids, texts, token_topk, rng)
-    for memmap in (score_map, layer_map, normalized_map):
-        memmap.commit()
+    files.commit()
 
-    rundir.write_npy(run.file(rundir.GRAD_NORMS), grad_norms)
-    rundir.write_json(run.file(rundir.LAYERS), layers)
-    rundir.write_jsonl(run.file(rundir.QUERIES), queries)
-    rundir.write_parquet(run.file(rundir.DOCUMENTS), pd.DataFrame({
-        "id": doc_ids, "source": sources.astype(str), "text": texts, "n_tokens": n_tokens,
-        "truncated": np.zeros(n_docs, dtype=bool)}))
-    rundir.write_parquet(run.file(rundir.TOKEN_SCORES), pd.DataFrame(token_table, columns=[
-        "query_id", "doc_id", "side", "rank", "token_index", "token", "start", "end", "score"]).astype(
-        {"score": np.float32, "token_index": np.int64, "start": np.int64, "end": np.int64, "rank": np.int64}))
+    writers.write_layers(run, layers)
+    writers.write_queries(run, queries)
+    writers.write_documents(run, doc_ids, sources.astype(str), texts, n_tokens, np.zeros(n_docs, dtype=bool))
+    writers.write_token_scores(run, pd.DataFrame(token_table, columns=list(layout.TOKEN_COLUMNS)),
+                               [query["id"] for query in queries])
     write_fake_factors(run, layers, n_docs, int(n_tokens.sum()), rng)
     score_seconds = time.perf_counter() - started
 
@@ -206,23 +201,20 @@ def write_synthetic_run(out: str, n_queries: int = 100, n_docs: int = 1_000_000,
 
 
 def token_rows_for_query(query, scores, doc_ids, texts, token_topk, rng) -> list[tuple]:
-    k = min(token_topk, len(scores))
-    top = np.argpartition(-scores, k - 1)[:k]
-    bottom = np.argpartition(scores, k - 1)[:k]
+    top, bottom = top_and_bottom(scores, token_topk)
     rows = []
-    for side, chosen in (("top", top[np.argsort(-scores[top])]), ("bottom", bottom[np.argsort(scores[bottom])])):
+    for side, chosen in (("top", top), ("bottom", bottom)):
         for rank, doc in enumerate(chosen, start=1):
             rows += token_rows(query["id"], doc_ids[doc], side, rank, texts[doc], float(scores[doc]), rng)
     return rows
 
 
 def write_fake_factors(run: rundir.RunDir, layers: list[str], n_docs: int, n_tokens: int, rng) -> None:
-    """Small made-up EK-FAC eigenvalues so that the factors/ files exist (safetensors via numpy, no torch)."""
-    from safetensors.numpy import save_file
-    tensors = {f"{name}.lambda": rng.gamma(1.0, 1.0, size=(8, 8)).astype(np.float32) for name in layers}
-    with rundir.atomic_path(run.file(rundir.FACTORS_DIR, "factors.safetensors")) as temporary:
-        save_file(tensors, temporary)
-    rundir.write_json(run.file(rundir.FACTORS_DIR, "meta.json"), {
+    """Small made-up EK-FAC factors in the engine's format (engine.factors.Factors.load reads them)."""
+    size = 8
+    tensors = {name: {"a_eigvecs": np.eye(size, dtype=np.float32), "s_eigvecs": np.eye(size, dtype=np.float32),
+                      "lambda": rng.gamma(1.0, 1.0, size=(size, size)).astype(np.float32)} for name in layers}
+    writers.write_factor_files(run.file(layout.FACTORS_DIR), tensors, {
         "strategy": "ekfac", "fisher": "sampled", "modules": layers, "synthetic": True,
-        "shapes": {name: [8, 8] for name in layers}, "n_documents": min(n_docs, 2000), "n_tokens": n_tokens,
-        "damping": {name: 0.1 for name in layers}})
+        "shapes": {name: [size, size] for name in layers}, "n_documents": min(n_docs, 2000), "n_tokens": n_tokens,
+        "damping": {}})

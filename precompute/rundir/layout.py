@@ -1,0 +1,34 @@
+"""What a run directory holds: file names, statuses and format versions (docs/run-directory.md describes each)."""
+from __future__ import annotations
+
+FORMAT_VERSION = 1
+CHUNK_FORMAT = 2          # 2: chunks carry each document's n_tokens and truncated flag next to its scores
+
+MANIFEST = "manifest.json"
+LOCK = ".lock"            # held (flock) by the one process writing the run; never removed
+QUERIES = "queries.jsonl"
+DOCUMENTS = "documents.parquet"
+SCORES = "scores.npy"
+LAYER_SCORES = "layer_scores.npy"
+LAYERS = "layers.json"
+GRAD_NORMS = "doc_grad_norms.npy"
+NORMALIZED_SCORES = "normalized_scores.npy"
+TOKEN_SCORES = "token_scores.parquet"
+FACTORS_DIR = "factors"
+FACTOR_TENSORS = "factors.safetensors"
+FACTOR_META = "meta.json"
+CHUNKS_DIR = "chunks"
+ANALYSIS_DIR = "analysis"
+FINDINGS = "findings.json"
+
+# status values, in pipeline order ("fitted": factors written by `fit`, nothing scored yet)
+STATUSES = ("fitting", "fitted", "scoring", "token_scores", "analyzing", "complete", "failed")
+COMPLETE = "complete"
+
+# every file a complete run holds (factors only for runs made with a model, see RunDir.missing_files)
+SCORE_FILES = (QUERIES, DOCUMENTS, SCORES, LAYER_SCORES, LAYERS, GRAD_NORMS, NORMALIZED_SCORES, TOKEN_SCORES)
+FACTOR_FILES = (f"{FACTORS_DIR}/{FACTOR_TENSORS}", f"{FACTORS_DIR}/{FACTOR_META}")
+
+# documents.parquet: these columns always; every other column is document metadata kept from the corpus
+DOCUMENT_COLUMNS = ("id", "source", "text", "n_tokens", "truncated")
+TOKEN_COLUMNS = ("query_id", "doc_id", "side", "rank", "token_index", "token", "start", "end", "score")
