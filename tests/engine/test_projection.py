@@ -1,0 +1,149 @@
+"""Compressed gradients for the ask index (engine/projection.py) against explicit autograd gradients.
+
+- the per-token path Σ_t (Π_out g_t)(Π_in a_t)ᵀ equals Π_out G Π_inᵀ of the explicit gradient;
+- gaussian projections are unbiased: the mean over seeds of the projected inner product matches the exact
+  ⟨P(G_q), G_d⟩ (P from EK-FAC factors, dense solve);
+- the eigen projection is the exact score restricted to a block of the eigenbasis, and the full score when
+  every direction is kept.
+"""
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from engine.batches import make_batches
+from engine.factors import A_VECS, LAMBDA, S_VECS, FactorArguments, fit_factors
+from engine.model import find_tracked_modules
+from engine.precondition import QueryArguments, precondition, query_gradients
+from engine.projection import (Projection, build_projection, eigen_weights, gaussian_projection, module_dims,
+                               project_documents)
+from engine.scoring import score_documents
+from tests.engine.test_identity import explicit_gradient, random_documents, random_queries, tiny_gpt2, tiny_llama
+
+
+@pytest.fixture(scope="module")
+def setup():
+    model = tiny_gpt2()  # float64, Conv1D layers with a bias (the appended 1 in a)
+    tracked = find_tracked_modules(model, "mlp")
+    docs, queries = random_documents(8), random_queries(2)
+    factors = fit_factors(model, tracked, make_batches(docs, 3, 0), FactorArguments("ekfac", "empirical"),
+                          progress=False)
+    grads, _ = query_gradients(model, tracked, queries, batch_size=2)
+    doc_grads = [explicit_gradient(model, tracked, doc)[0] for doc in docs]
+    return model, tracked, docs, queries, factors, grads, doc_grads
+
+
+def exact_scores(pq, doc_grads) -> torch.Tensor:
+    """[Q, D] Σ_modules ⟨P(G_q), G_d⟩ from the dense preconditioned gradients and explicit document gradients."""
+    return torch.stack([sum((pq.dense(n, "cpu", torch.float64) * g[n]).sum(dim=(1, 2)) for n in pq.modules)
+                        for g in doc_grads], dim=1)
+
+
+def projected_documents(projection: Projection, doc_grads) -> torch.Tensor:
+    """[D, total_dim]: Π_out G_d Π_inᵀ of each explicit gradient, concatenated in module order."""
+    return torch.stack([torch.cat([(projection.outs[n].double() @ g[n] @ projection.ins[n].double().t()).flatten()
+                                   for n in projection.modules]) for g in doc_grads])
+
+
+def test_module_dims_share_the_budget():
+    shapes = {"a": (384, 128), "b": (128, 384), "c": (6, 1000), "d": (3, 2)}
+    dims = module_dims(shapes, 4096)
+    assert dims["d"] == (3, 2)               # the whole gradient fits in its share; the other three split the rest
+    assert dims["c"] == (6, 227)             # d_out capped at 6: k_in takes the rest of its 1363 share
+    assert dims["a"] == (36, 36) and dims["b"] == (36, 36)
+    assert sum(math.prod(k) for k in dims.values()) <= 4096
+
+
+def test_per_token_projection_equals_projected_explicit_gradient(setup):
+    model, tracked, docs, _, factors, _, doc_grads = setup
+    projection = gaussian_projection({n: tuple(factors.shapes[n]) for n in factors.modules}, dim=64, seed=3)
+    vectors = torch.zeros(len(docs), projection.total_dim, dtype=torch.float64)
+    for index, block in project_documents(model, tracked, projection, make_batches(docs, 3, 0), progress=False):
+        vectors[index] = block.double()
+    expected = projected_documents(projection, doc_grads)
+    # the engine projects in the model's dtype (float64 here) from float32 matrices and returns float32
+    assert float((vectors - expected).norm() / expected.norm()) < 1e-6
+
+
+def test_gaussian_projection_is_unbiased(setup):
+    _, tracked, _, _, factors, grads, doc_grads = setup
+    pq = precondition(grads, factors, QueryArguments(rank=None))
+    exact = exact_scores(pq, doc_grads).numpy()
+    shapes = {n: tuple(factors.shapes[n]) for n in factors.modules}
+    estimates = []
+    for seed in range(2000):
+        projection = gaussian_projection(shapes, dim=512, seed=seed)
+        estimates.append((projection.query_vectors(pq).double() @ projected_documents(projection, doc_grads).t())
+                         .numpy())
+    estimates = np.stack(estimates)            # [seeds, Q, D]
+    mean, error = estimates.mean(axis=0), estimates.std(axis=0, ddof=1) / math.sqrt(len(estimates))
+    assert (estimates.std(axis=0) > 0.5 * np.abs(exact)).all()   # one projection alone is far from exact...
+    assert np.all(np.abs(mean - exact) < 4.5 * error)           # ...the mean over seeds is not (no bias)
+    assert np.corrcoef(mean.ravel(), exact.ravel())[0, 1] > 0.9
+
+
+def test_seeded_projection_is_reproducible_and_seeds_differ(setup):
+    factors = setup[4]
+    shapes = {n: tuple(factors.shapes[n]) for n in factors.modules}
+    first, again, other = (gaussian_projection(shapes, 32, seed) for seed in (5, 5, 6))
+    assert first.sha256() == again.sha256() != other.sha256()
+    for name in shapes:
+        assert torch.equal(first.outs[name], again.outs[name])
+        assert first.outs[name].shape[1] == shapes[name][0] and first.ins[name].shape[1] == shapes[name][1]
+
+
+@pytest.mark.parametrize("rank", [None, 2])
+def test_eigen_projection_with_every_direction_is_the_full_score(setup, rank):
+    model, tracked, docs, _, factors, grads, _ = setup
+    pq = precondition(grads, factors, QueryArguments(rank=rank))
+    full = sum(math.prod(factors.shapes[n]) for n in factors.modules)
+    projection = build_projection("eigen", factors, dim=full)
+    assert projection.total_dim == full
+    vectors = torch.zeros(len(docs), full)
+    for index, block in project_documents(model, tracked, projection, make_batches(docs, 3, 0), progress=False):
+        vectors[index] = block
+    scores = torch.zeros(pq.n_queries, len(docs), dtype=torch.float64)
+    for result in score_documents(model, tracked, pq, make_batches(docs, 3, 0), progress=False):
+        scores[:, result.index] = result.scores.double()
+    estimate = projection.query_vectors(pq).double() @ vectors.double().t()
+    assert float((estimate - scores).norm() / scores.norm()) < 1e-4
+
+
+def test_eigen_projection_is_the_score_on_its_block(setup):
+    _, _, _, _, factors, grads, doc_grads = setup
+    pq = precondition(grads, factors, QueryArguments(rank=None))
+    projection = build_projection("eigen", factors, dim=4 * len(factors.modules))
+    estimate = projection.query_vectors(pq).double() @ projected_documents(projection, doc_grads).t()
+    expected = torch.zeros_like(estimate)
+    for name in factors.modules:
+        f = factors.tensors[name]
+        s_vecs, a_vecs, lam = f[S_VECS].double(), f[A_VECS].double(), f[LAMBDA].double()
+        # which eigen-directions the block kept, found from the matrices themselves
+        rows = (projection.outs[name].double() @ s_vecs).abs().argmax(dim=1)
+        columns = (projection.ins[name].double() @ a_vecs).abs().argmax(dim=1)
+        kept = torch.zeros_like(lam, dtype=torch.bool)
+        kept[rows[:, None], columns[None, :]] = True
+        weights = eigen_weights(f, "ekfac", "auto")
+        assert weights[kept].mean() >= weights.mean()     # the block holds the heavier directions
+        damping = 0.1 * float(lam.mean())
+        rotated_q = s_vecs.t() @ grads[name] @ a_vecs
+        for d, g in enumerate(doc_grads):
+            rotated_d = s_vecs.t() @ g[name] @ a_vecs
+            expected[:, d] += ((rotated_q * rotated_d / (lam + damping)) * kept).sum(dim=(1, 2))
+    assert float((estimate - expected).norm() / expected.norm()) < 1e-5
+
+
+def test_tiny_llama_float32_projection_runs_without_padding_leaks():
+    """Padding positions contribute nothing: a document's vector does not depend on its batch-mates."""
+    model = tiny_llama(dtype=torch.float32)
+    tracked = find_tracked_modules(model, "mlp")
+    docs = random_documents(5)
+    shapes = {n: tuple(int(x) for x in (m.weight.shape[0], m.weight.shape[1])) for n, m in tracked.items()}
+    projection = gaussian_projection(shapes, dim=96, seed=0)
+    alone = torch.cat([block for _, block in project_documents(model, tracked, projection,
+                                                                  make_batches(docs, 1, 0), progress=False)])
+    batched = torch.zeros_like(alone)
+    for index, block in project_documents(model, tracked, projection, make_batches(docs, 5, 0), progress=False):
+        batched[index] = block
+    assert float((alone - batched).norm() / alone.norm()) < 1e-5
