@@ -1,0 +1,268 @@
+"""`python -m precompute validate --run DIR`: does training on a query's top documents change its answer?
+
+For each query (or a seeded sample), from the run's model each time: S plain SGD steps of the summed-token NLL
+(the loss the scores differentiate) on the query's top-k documents by the run's scores, then Δ log p(completion
+| prompt); the same for its bottom-k, for the top-k of BM25 and of other runs (`--strategy-runs`), and for R
+random k-sets drawn once per run (the chance band). `--lr auto` picks one learning rate per run so that a
+random k-set moves a query's log-prob by `--lr-target` nats (median over a probe sample): the first-order regime.
+
+Writes RUN/analysis/validation.parquet and its summaries (precompute.validation_summary), and a `validation`
+entry in the manifest. Resumable: every random draw and every query is one file in RUN/validation_chunks/,
+written atomically; the same command again re-uses them (other settings discard them).
+"""
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import time
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+import pandas as pd
+from tqdm.auto import tqdm
+
+from precompute import rundir, validation_sets
+from precompute.errors import UserInputError
+from precompute.rundir import layout
+
+log = logging.getLogger("precompute.validate")
+STORE = "validation_chunks"
+VALIDATION = "validation"                  # analysis/validation.parquet
+PROBE_QUERIES = 16
+EXIT_AFTER_ENV = "PRECOMPUTE_TEST_VALIDATE_EXIT_AFTER"   # test hook: die (like a kill) after N query files
+COLUMNS = ["query_id", "task", "method", "set", "draw", "k", "steps", "lr", "delta_logprob", "delta_per_token",
+           "n_completion_tokens", "set_tokens", "logprob_before"]
+
+
+@dataclass
+class ValidateOptions:
+    k: int = 20
+    random_draws: int = 8
+    steps: int = 1
+    lr: str | float = "auto"
+    lr_target: float = 0.01               # nats: median |Δ log p| of a random k-set under --lr auto
+    queries: str = "all"
+    strategy_runs: list[str] = field(default_factory=list)
+    bm25: bool = True
+    params: str = "tracked"               # tracked (the scored modules) | all
+    seed: int = 0
+    batch_size: int = 8
+    model: str | None = None              # default: the run's model
+    device: str | None = None             # default: the run's device
+
+
+def positive_int(text: str) -> int:
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+def add_validate_flags(parser: argparse.ArgumentParser) -> None:
+    default = ValidateOptions()
+    parser.add_argument("--run", "--out", dest="out", required=True, help="a complete run directory")
+    parser.add_argument("--k", type=positive_int, default=default.k, help="documents per tail-patched set")
+    parser.add_argument("--random-draws", type=positive_int, default=default.random_draws,
+                        help="random k-sets (drawn once per run, applied to every query)")
+    parser.add_argument("--steps", type=positive_int, default=default.steps, help="SGD steps per set")
+    parser.add_argument("--lr", default="auto", help="learning rate, or auto (see --lr-target)")
+    parser.add_argument("--lr-target", type=float, default=default.lr_target,
+                        help="auto: median |Δ log p| in nats that a random k-set should cause")
+    parser.add_argument("--queries", default="all", help="all, or N for a seeded sample of N queries")
+    parser.add_argument("--strategy-runs", nargs="*", default=[], metavar="RUN",
+                        help="other runs of the same model and corpus whose rankings are validated too")
+    parser.add_argument("--no-bm25", dest="bm25", action="store_false", help="skip the BM25 baseline")
+    parser.add_argument("--params", default=default.params, choices=["tracked", "all"],
+                        help="parameters the SGD steps change: the run's tracked modules, or every parameter")
+    parser.add_argument("--seed", type=int, default=default.seed)
+    parser.add_argument("--batch-size", type=positive_int, default=default.batch_size)
+    parser.add_argument("--model", default=None, help="model to load (default: the one the run recorded)")
+    parser.add_argument("--device", default=None, choices=["auto", "cpu", "cuda"])
+
+
+def options_from_args(args: argparse.Namespace) -> ValidateOptions:
+    return ValidateOptions(k=args.k, random_draws=args.random_draws, steps=args.steps, lr=parse_lr(args.lr),
+                           lr_target=args.lr_target, queries=str(args.queries), strategy_runs=list(args.strategy_runs),
+                           bm25=args.bm25, params=args.params, seed=args.seed, batch_size=args.batch_size,
+                           model=args.model, device=args.device)
+
+
+def parse_lr(value) -> str | float:
+    if value == "auto":
+        return value
+    try:
+        lr = float(value)
+    except (TypeError, ValueError):
+        raise UserInputError(f"--lr must be 'auto' or a positive number, got {value!r}") from None
+    if not lr > 0 or not np.isfinite(lr):
+        raise UserInputError(f"--lr must be 'auto' or a positive number, got {value!r}")
+    return lr
+
+
+def validate_main(args: argparse.Namespace, command_line: str, progress: bool = True) -> None:
+    """The CLI command (precompute.__main__ holds the run's lock around it)."""
+    frame = validate_run(args.out, options_from_args(args), progress=progress)
+    print(f"validation written: {os.path.join(args.out, layout.ANALYSIS_DIR, VALIDATION + '.parquet')} "
+          f"({frame['query_id'].nunique()} queries)")
+
+
+# ---------------------------------------------------------------- the plan: everything checked before writing
+
+@dataclass
+class Plan:
+    run: rundir.Run
+    options: ValidateOptions
+    query_ids: list[str]
+    methods: list[validation_sets.MethodSets]
+    random: np.ndarray                    # [R, k] document columns
+    texts: pd.Series
+
+
+def make_plan(path: str, options: ValidateOptions) -> Plan:
+    """Open and check the run and every input; raises UserInputError (one line) before anything is written."""
+    run = validation_sets.open_run(path)
+    if not run.has_model:
+        raise UserInputError(f"{path}: a synthetic or imported run has no model to tail-patch")
+    if options.k > run.n_documents:
+        raise UserInputError(f"--k {options.k} is larger than the corpus ({run.n_documents} documents)")
+    if options.lr_target <= 0:
+        raise UserInputError(f"--lr-target must be positive, got {options.lr_target}")
+    rows = validation_sets.select_queries(run.n_queries, options.queries, options.seed)
+    query_ids = [str(run.queries["id"].iloc[row]) for row in rows]
+    methods = [validation_sets.score_sets(str(run.manifest.get("strategy", "run")), run, query_ids, options.k)]
+    for other in options.strategy_runs:
+        methods.append(validation_sets.strategy_run_sets(run, other, query_ids, options.k, {m.name for m in methods}))
+    texts = run.document_texts()
+    if options.bm25:
+        methods.append(validation_sets.bm25_sets(run, list(texts), query_ids, options.k))
+    random = validation_sets.random_sets(run.n_documents, options.k, options.random_draws, options.seed)
+    return Plan(run, options, query_ids, methods, random, texts)
+
+
+def fingerprint(plan: Plan) -> dict:
+    """Everything the stored chunks depend on (a change discards them)."""
+    options = asdict(plan.options)
+    options.pop("batch_size")
+    options.pop("device")
+    return {"options": options, "model": validation_sets.model_key(plan.run),
+            "scores_sha256": rundir.sha256_of_file(str(plan.run.path / layout.SCORES)),
+            "methods": {m.name: m.source for m in plan.methods}, "queries": plan.query_ids,
+            "random": plan.random.tolist()}
+
+
+# ---------------------------------------------------------------- the torch side
+
+def validate_run(path: str, options: ValidateOptions, progress: bool = True, session=None) -> pd.DataFrame:
+    """Validate the complete run at `path`; `session` (precompute.session.Session) re-uses a loaded model."""
+    from precompute.validation_patch import Patcher
+
+    started, cpu_started = time.perf_counter(), time.process_time()
+    plan = make_plan(path, options)
+    patcher = Patcher.open(plan, session)
+    store = rundir.ChunkStore(rundir.RunDir(path), STORE)
+    kept = store.open(fingerprint(plan))
+    if kept or os.listdir(store.directory) != ["meta.json"]:
+        log.info("resuming validation: %d files already written", len(os.listdir(store.directory)) - 1)
+    lr, calibration = resolve_lr(plan, patcher, store)
+    log.info("tail-patch: %d SGD step(s), lr %.4g, k %d, %d random sets, methods %s", options.steps, lr, options.k,
+             options.random_draws, ", ".join(m.name for m in plan.methods))
+    total = options.random_draws + sum(len(m.sets.get(q, {})) for m in plan.methods for q in plan.query_ids)
+    bar = tqdm(total=total, desc="validate: tail-patched sets", unit="set", disable=not progress)
+    run_random_draws(plan, patcher, store, lr, bar)
+    run_queries(plan, patcher, store, lr, bar)
+    bar.close()
+    frame = assemble(plan, store)
+    write_outputs(plan, frame, lr, calibration, time.perf_counter() - started, time.process_time() - cpu_started)
+    store.remove()
+    return frame
+
+
+def chunk_path(store: rundir.ChunkStore, name: str) -> str:
+    return os.path.join(store.directory, f"{name}.parquet")
+
+
+def resolve_lr(plan: Plan, patcher, store: rundir.ChunkStore) -> tuple[float, dict]:
+    """The learning rate: given, kept from an interrupted attempt, or calibrated (--lr auto)."""
+    if plan.options.lr != "auto":
+        return float(plan.options.lr), {"lr": float(plan.options.lr), "mode": "given"}
+    saved = os.path.join(store.directory, "lr.json")
+    if os.path.exists(saved):
+        calibration = rundir.read_json(saved)
+        return float(calibration["lr"]), calibration
+    rows = np.random.default_rng([plan.options.seed, 3]).permutation(len(plan.query_ids))[:PROBE_QUERIES]
+    probe = [plan.query_ids[i] for i in sorted(rows)]
+    calibration = patcher.calibrate(probe, plan.random[0], plan.options.steps, plan.options.lr_target)
+    rundir.write_json(saved, calibration)
+    return float(calibration["lr"]), calibration
+
+
+def rows_for(plan: Plan, query_id: str, method: str, side: str, draw: int, lr: float, result, n_tokens: int,
+             before: float) -> dict:
+    return {"query_id": query_id, "task": str(plan.run.queries["task"].iloc[plan.run.query_row(query_id)]),
+            "method": method, "set": side, "draw": draw, "k": plan.options.k, "steps": plan.options.steps, "lr": lr,
+            "delta_logprob": result.delta_logprob, "delta_per_token": result.delta_logprob / max(result.n_tokens, 1),
+            "n_completion_tokens": result.n_tokens, "set_tokens": n_tokens, "logprob_before": before}
+
+
+def run_random_draws(plan: Plan, patcher, store: rundir.ChunkStore, lr: float, bar) -> None:
+    """Each random k-set patched once; every validated query measured under it (one file per draw)."""
+    for draw, columns in enumerate(plan.random):
+        path = chunk_path(store, f"random_{draw:04d}")
+        if not os.path.exists(path):
+            results, n_tokens = patcher.deltas(plan.query_ids, columns, lr, plan.options.steps)
+            rows = [rows_for(plan, q, "random", "random", draw, lr, r, n_tokens, patcher.before_total(q))
+                    for q, r in zip(plan.query_ids, results)]
+            rundir.write_parquet(path, pd.DataFrame(rows, columns=COLUMNS))
+        bar.update(1)
+
+
+def run_queries(plan: Plan, patcher, store: rundir.ChunkStore, lr: float, bar) -> None:
+    """Per query: every method's top (and bottom) k-set, one file per query."""
+    exit_after, written = int(os.environ.get(EXIT_AFTER_ENV, "0")), 0
+    for number, query_id in enumerate(plan.query_ids):
+        path = chunk_path(store, f"query_{number:06d}")
+        sets = [(m.name, side, columns) for m in plan.methods for side, columns in m.sets.get(query_id, {}).items()]
+        if os.path.exists(path):
+            bar.update(len(sets))
+            continue
+        rows = []
+        for method, side, columns in sets:
+            results, n_tokens = patcher.deltas([query_id], columns, lr, plan.options.steps)
+            rows.append(rows_for(plan, query_id, method, side, 0, lr, results[0], n_tokens,
+                                 patcher.before_total(query_id)))
+            bar.update(1)
+        rundir.write_parquet(path, pd.DataFrame(rows, columns=COLUMNS))
+        written += 1
+        if exit_after and written >= exit_after:
+            log.warning("%s=%d: exiting abruptly (test hook)", EXIT_AFTER_ENV, exit_after)
+            os._exit(75)
+
+
+def assemble(plan: Plan, store: rundir.ChunkStore) -> pd.DataFrame:
+    names = sorted(name for name in os.listdir(store.directory) if name.endswith(".parquet"))
+    frame = pd.concat([pd.read_parquet(os.path.join(store.directory, name)) for name in names], ignore_index=True)
+    order = {q: i for i, q in enumerate(plan.query_ids)}
+    methods = {m.name: i for i, m in enumerate(plan.methods)} | {"random": len(plan.methods)}
+    sides = {"top": 0, "bottom": 1, "random": 2}
+    frame = frame.sort_values(["query_id", "method", "set", "draw"], key=lambda c: c.map(
+        {"query_id": order, "method": methods, "set": sides}.get(c.name, {})) if c.name != "draw" else c)
+    return frame.reset_index(drop=True)[COLUMNS]
+
+
+def write_outputs(plan: Plan, frame: pd.DataFrame, lr: float, calibration: dict, seconds: float,
+                  cpu_seconds: float) -> None:
+    from precompute import validation_summary
+
+    run = rundir.RunDir(str(plan.run.path))
+    analysis = run.file(layout.ANALYSIS_DIR)
+    rundir.write_parquet(os.path.join(analysis, VALIDATION + ".parquet"), frame)
+    validation_summary.write_summaries(run)
+    random = frame[frame["set"] == "random"]["delta_logprob"].abs()
+    run.update_manifest(validation={
+        **{key: value for key, value in asdict(plan.options).items() if key not in ("model", "device")},
+        "lr": lr, "calibration": calibration, "methods": {m.name: m.source for m in plan.methods},
+        "n_queries": len(plan.query_ids), "random_sets": plan.random.tolist(),
+        "median_abs_random_delta": float(random.median()) if len(random) else None,
+        "seconds": round(seconds, 3), "cpu_seconds": round(cpu_seconds, 3)})
+    run.record_timing("validate", seconds)

@@ -1,0 +1,99 @@
+"""The torch side of `validate`: the run's model loaded once, queries and documents tokenized as in scoring,
+and engine.tailpatch driven by query ids and document columns."""
+from __future__ import annotations
+
+import logging
+import os
+
+import numpy as np
+
+from precompute.errors import UserInputError
+
+log = logging.getLogger("precompute.validate")
+
+
+def load_run_model(plan):
+    """(model, tokenizer, tracked modules) of the run, or one UserInputError line."""
+    from engine.errors import EngineInputError
+    from engine.model import load_model, resolve_device
+
+    manifest = plan.run.manifest
+    spec = plan.options.model or str(manifest.get("model") or "")
+    fit_model = str((manifest.get("fit_key") or {}).get("model") or "")
+    if not plan.options.model and not os.path.exists(spec) and fit_model and os.path.exists(fit_model):
+        spec = fit_model                       # the run was made from another directory
+    if not spec:
+        raise UserInputError(f"{plan.run.path}: the manifest names no model; pass --model")
+    try:
+        device = resolve_device(plan.options.device or str(manifest.get("device") or "auto"))
+        model, tokenizer = load_model(spec, device=device, dtype=str(manifest.get("dtype") or "float32"))
+    except EngineInputError as error:
+        raise UserInputError(f"{plan.run.path}: cannot load the run's model: {error}") from None
+    named = dict(model.named_modules())
+    missing = [name for name in plan.run.layers if name not in named]
+    if missing:
+        raise UserInputError(f"{plan.run.path}: layers.json names module {missing[0]!r} that model {spec} lacks")
+    return model, tokenizer, {name: named[name] for name in plan.run.layers}
+
+
+class Patcher:
+    """Tail-patches by document column and measures by query id (log-probs before patching computed once)."""
+
+    def __init__(self, plan, model, tokenizer, tracked):
+        from engine.batches import tokenize_queries
+        from engine.tailpatch import TailPatch, all_parameters, module_parameters
+
+        self.plan, self.tokenizer = plan, tokenizer
+        self.max_length = int(plan.run.manifest.get("max_length") or 256)
+        parameters = module_parameters(tracked) if plan.options.params == "tracked" else all_parameters(model)
+        self.patch = TailPatch(model, parameters, batch_size=plan.options.batch_size,
+                               pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
+        queries = plan.run.queries.set_index("id").loc[plan.query_ids]
+        tokens = tokenize_queries(tokenizer, queries["prompt"].astype(str).tolist(),
+                                  queries["completion"].astype(str).tolist(), self.max_length)
+        self.queries = dict(zip(plan.query_ids, tokens))
+        self.documents: dict[int, object] = {}
+        before = self.patch.completion_logprobs(tokens)
+        self.before = dict(zip(plan.query_ids, before))
+
+    @classmethod
+    def open(cls, plan, session=None) -> "Patcher":
+        if session is not None:
+            return cls(plan, session.model, session.tokenizer, {n: session.tracked[n] for n in plan.run.layers})
+        return cls(plan, *load_run_model(plan))
+
+    def before_total(self, query_id: str) -> float:
+        return float(self.before[query_id].sum())
+
+    def tokenized(self, columns) -> list:
+        from engine.batches import tokenize_documents
+
+        todo = [int(c) for c in columns if int(c) not in self.documents]
+        if todo:
+            texts = self.plan.texts.iloc[todo].astype(str).tolist()
+            self.documents.update(zip(todo, tokenize_documents(self.tokenizer, texts, self.max_length)))
+        return [self.documents[int(c)] for c in columns]
+
+    def deltas(self, query_ids: list[str], columns, lr: float, steps: int):
+        """(TailPatchResult per query, total tokens of the set) after `steps` SGD steps on the documents."""
+        documents = self.tokenized(columns)
+        results = self.patch.deltas([self.queries[q] for q in query_ids], documents, lr, steps,
+                                    [self.before[q] for q in query_ids])
+        return results, sum(len(d.input_ids) for d in documents)
+
+    def calibrate(self, probe: list[str], columns, steps: int, target: float) -> dict:
+        """lr such that the random k-set `columns` moves the probe queries' log-probs by `target` nats (median
+        |Δ|): a first-order guess from ⟨∇ log p, −∇L_set⟩, then one correction from the measured Δ."""
+        documents = self.tokenized(columns)
+        slopes = self.patch.first_order([self.queries[q] for q in probe], documents).abs().numpy()
+        slope = float(np.median(slopes))
+        if not slope > 0:
+            raise UserInputError("--lr auto: a random set does not move the queries' log-probs; pass --lr")
+        first_guess = target / (steps * slope)
+        results, _ = self.deltas(probe, columns, first_guess, steps)
+        measured = float(np.median([abs(r.delta_logprob) for r in results]))
+        lr = first_guess * target / measured if measured > 0 else first_guess
+        log.info("--lr auto: lr %.4g (first-order guess %.4g moved a random set's queries by a median %.4g nats;"
+                 " target %.4g)", lr, first_guess, measured, target)
+        return {"mode": "auto", "lr": lr, "target": target, "first_order_guess": first_guess,
+                "median_first_order_slope": slope, "measured_at_guess": measured, "probe_queries": probe}
