@@ -135,6 +135,8 @@ COMMANDS = (
     Command("analyze", "(re)compute RUN/analysis from the scores, without rescoring", add_analyze_flags, run_analyze),
     Command("demo", "the demo world end to end (re-uses a complete run)", add_demo_flags, run_demo),
     Command("synth", "a synthetic run directory (no model) for dashboard work", add_synth_flags, run_synth),
+    Command("validate", "tail-patch validation: does training on the top documents change the answer?",
+            "precompute.validate:add_validate_flags", "precompute.validate:validate_main"),
 )
 
 
