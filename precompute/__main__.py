@@ -137,6 +137,14 @@ COMMANDS = (
     Command("synth", "a synthetic run directory (no model) for dashboard work", add_synth_flags, run_synth),
     Command("validate", "tail-patch validation: does training on the top documents change the answer?",
             "precompute.validate:add_validate_flags", "precompute.validate:validate_main"),
+    Command("import-published", "the published scores of Ruis et al. (2024) as a run directory (no model)",
+            "precompute.published:add_import_flags", "precompute.published:run_import", writes=None),
+    Command("export-published", "a published file's documents and prompts as corpus / queries inputs",
+            "precompute.published:add_export_flags", "precompute.published:run_export", writes=None),
+    Command("index", "compressed document gradients of a complete run for `ask` (RUN/index)",
+            "precompute.index:add_index_flags", "precompute.index:run_index"),
+    Command("ask", "a new question against RUN's index: top and bottom documents", "precompute.ask:add_ask_flags",
+            "precompute.ask:run_ask", writes=None),
 )
 
 

@@ -1,0 +1,186 @@
+"""`python -m precompute ask --run DIR --prompt TEXT [--completion TEXT | --generate]`: a new question in seconds.
+
+The question's completion gradient is preconditioned exactly as the run's scoring did (its factors, damping and
+query rank), projected with the index's Π, and the index is searched for the most positive and most negative
+documents (faiss candidates re-scored against the stored vectors). The first few documents per side are then
+re-run to get their exact score and per-token split (engine.scoring.token_scores), as the run's
+token_scores.parquet holds for its own queries. `Asker` keeps everything loaded; the dashboard's worker
+(precompute/ask_worker.py) uses it for every question.
+"""
+from __future__ import annotations
+
+import logging
+import os
+import time
+from typing import Callable
+
+import numpy as np
+
+from precompute import index_store, rundir
+from precompute.errors import UserInputError
+from precompute.index import open_run_model, read_documents
+
+log = logging.getLogger("precompute")
+DEFAULT_TOP = 50
+DEFAULT_TOKEN_DOCS = 10
+DEFAULT_NEW_TOKENS = 32
+PREVIEW = 60
+
+
+def add_ask_flags(parser) -> None:
+    parser.add_argument("--run", required=True, help="a run directory with an index (python -m precompute index)")
+    parser.add_argument("--prompt", required=True, help="the question's prompt")
+    parser.add_argument("--completion", default=None, help="the completion whose likelihood is explained")
+    parser.add_argument("--generate", action="store_true", help="use the model's greedy completion of the prompt")
+    parser.add_argument("--max-new-tokens", type=int, default=DEFAULT_NEW_TOKENS, help="with --generate")
+    parser.add_argument("--top", type=int, default=DEFAULT_TOP, help="documents per side")
+    parser.add_argument("--token-docs", type=int, default=DEFAULT_TOKEN_DOCS,
+                        help="documents per side re-run for their exact score and per-token split")
+    parser.add_argument("--json", default=None, help="also write the result to this JSON file")
+    parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
+    parser.add_argument("--model", default=None, help="default: the run's model")
+    parser.add_argument("--nprobe", type=int, default=None, help="ivfpq index: lists searched (default: as built)")
+
+
+class Asker:
+    """A run's model, factors, projection, stored vectors and search index, loaded once."""
+
+    def __init__(self, run_path: str, model: str | None = None, device: str = "auto", nprobe: int | None = None,
+                 on_progress: Callable[[str], None] = lambda message: None):
+        from safetensors.torch import load_file
+
+        from engine.projection import Projection
+
+        on_progress("reading the index")
+        self.manifest = index_store.read_manifest(run_path)          # no index: say so before loading a model
+        self.documents = read_documents(run_path)
+        on_progress("loading the model and the factors")
+        self.context = open_run_model(run_path, model, device, self.documents["id"].astype(str))
+        index_store.check_fresh(run_path, self.manifest, self.context.hashes)
+        flat = load_file(index_store.index_path(run_path, index_store.PROJECTION))
+        self.projection = Projection.from_tensors(self.manifest["method"], self.manifest.get("seed") or 0,
+                                                  self.manifest["modules"], flat)
+        if self.projection.sha256() != self.manifest.get("projection_sha256"):
+            raise index_store.IndexUnavailable(f"{run_path}: the index's projection does not match its manifest; "
+                                               f"rebuild it with `python -m precompute index --run {run_path} "
+                                               "--overwrite`")
+        on_progress("opening the stored vectors and the search index")
+        self.vectors = index_store.open_vectors(run_path, self.manifest)
+        self.search = index_store.read_search(index_store.index_path(run_path, index_store.SEARCH),
+                                              nprobe or self.manifest.get("search", {}).get("nprobe"))
+        self.path = run_path
+
+    @property
+    def max_length(self) -> int:
+        return self.context.settings.max_length
+
+    def count_tokens(self, text: str, special: bool) -> int:
+        return len(self.context.session.tokenizer(text, add_special_tokens=special)["input_ids"])
+
+    def generate(self, prompt: str, max_new_tokens: int) -> str:
+        """The model's greedy completion (stops at end of sequence or max_new_tokens)."""
+        import torch
+
+        session = self.context.session
+        encoded = session.tokenizer(prompt, add_special_tokens=True, return_tensors="pt").to(session.device)
+        room = self.max_length - encoded["input_ids"].shape[1]
+        with torch.no_grad():
+            output = session.model.generate(**encoded, max_new_tokens=max(1, min(max_new_tokens, room)),
+                                            do_sample=False, pad_token_id=session.tokenizer.pad_token_id)
+        return session.tokenizer.decode(output[0, encoded["input_ids"].shape[1]:], skip_special_tokens=True)
+
+    def check_question(self, prompt: str, completion: str | None, generate: bool) -> None:
+        if not isinstance(prompt, str) or not prompt.strip():
+            raise UserInputError("the prompt is empty; type a question")
+        if generate == (completion is not None and completion != ""):
+            raise UserInputError("give a completion or let the model complete (--completion TEXT or --generate), "
+                                 "not both and not neither")
+        n_prompt = self.count_tokens(prompt, special=True)
+        n_completion = self.count_tokens(completion, special=False) if completion else 1
+        if n_prompt + n_completion > self.max_length:
+            raise UserInputError(f"the prompt ({n_prompt} tokens) and completion ({n_completion} tokens) are longer "
+                                 f"than the run's max_length of {self.max_length} tokens; shorten the prompt")
+
+    def query_vector(self, prompt: str, completion: str):
+        """(preconditioned query, projected vector [dim], nats, number of completion tokens)."""
+        from engine.batches import tokenize_queries
+        from engine.precondition import QueryArguments, precondition, query_gradients
+
+        context = self.context
+        tokens = tokenize_queries(context.session.tokenizer, [prompt], [completion], self.max_length)
+        grads, nats = query_gradients(context.session.model, context.session.tracked, tokens, 1)
+        pq = precondition(grads, context.factors, QueryArguments(context.settings.damping,
+                                                                  context.settings.query_rank))
+        n_completion = sum(label != -100 for label in tokens[0].labels)
+        return pq, self.projection.query_vectors(pq)[0].numpy(), float(nats[0]), int(n_completion)
+
+    def token_split(self, pq, doc_index: int) -> tuple[list[str], np.ndarray]:
+        from engine.batches import tokenize_documents
+        from engine.scoring import token_scores
+
+        session = self.context.session
+        item = tokenize_documents(session.tokenizer, [str(self.documents["text"].iloc[doc_index])],
+                                  self.max_length)[0]
+        scores = token_scores(session.model, session.tracked, pq, item)[0].numpy()
+        return [session.tokenizer.decode([token]) for token in item.input_ids], scores
+
+    def ask(self, prompt: str, completion: str | None = None, generate: bool = False, top: int = DEFAULT_TOP,
+            token_docs: int = DEFAULT_TOKEN_DOCS, max_new_tokens: int = DEFAULT_NEW_TOKENS) -> dict:
+        if top < 1 or token_docs < 0:
+            raise UserInputError(f"top must be at least 1 and token_docs at least 0 (got {top}, {token_docs})")
+        self.check_question(prompt, completion, generate)
+        started = time.perf_counter()
+        if generate:
+            completion = self.generate(prompt, max_new_tokens)
+            if not completion.strip():
+                raise UserInputError("the model's completion of this prompt is empty; type a completion instead")
+        generated_s = time.perf_counter() - started
+        pq, vector, nats, n_completion = self.query_vector(prompt, completion)
+        found = index_store.search_both_sides(self.search, self.vectors, vector, top)
+        searched_s = time.perf_counter() - started
+        result = {"run": self.path, "prompt": prompt, "completion": completion, "generated": bool(generate),
+                  "nats": nats, "n_completion_tokens": n_completion,
+                  "index": {k: self.manifest.get(k) for k in ("method", "dim", "dtype")}}
+        for side, (indices, scores) in found.items():
+            result[side] = [self.document_entry(pq, rank, int(doc), float(score), rank <= token_docs)
+                            for rank, (doc, score) in enumerate(zip(indices, scores), start=1)]
+        total_s = time.perf_counter() - started
+        result["seconds"] = {"generate": round(generated_s, 3), "search": round(searched_s - generated_s, 3),
+                             "token_scores": round(total_s - searched_s, 3), "total": round(total_s, 3)}
+        return result
+
+    def document_entry(self, pq, rank: int, doc: int, score: float, with_tokens: bool) -> dict:
+        entry = {"rank": rank, "doc_index": doc, "doc_id": str(self.documents["id"].iloc[doc]),
+                 "source": str(self.documents["source"].iloc[doc]), "score": score, "exact_score": None,
+                 "tokens": None, "token_scores": None}
+        if with_tokens:
+            tokens, scores = self.token_split(pq, doc)
+            entry.update(exact_score=float(scores.sum()), tokens=tokens,
+                         token_scores=[float(x) for x in scores])
+        return entry
+
+
+def print_table(result: dict, documents) -> None:
+    print(f"prompt: {result['prompt']!r}\ncompletion{' (generated)' if result['generated'] else ''}: "
+          f"{result['completion']!r}   ({result['nats']:.3f} nats)")
+    for side, title in (("top", "most positive (helps the completion)"), ("bottom", "most negative")):
+        print(f"\n{title}\n{'rank':>4}  {'index score':>12}  {'exact':>12}  {'doc id':<16} {'source':<12} text")
+        for entry in result[side]:
+            exact = "" if entry["exact_score"] is None else f"{entry['exact_score']:+12.4g}"
+            text = " ".join(str(documents["text"].iloc[entry["doc_index"]]).split())[:PREVIEW]
+            print(f"{entry['rank']:>4}  {entry['score']:+12.4g}  {exact:>12}  {entry['doc_id']:<16.16} "
+                  f"{entry['source']:<12.12} {text}")
+    print(f"\n{result['seconds']['total']:.2f} s")
+
+
+def run_ask(args, command_line: str, progress: bool) -> None:
+    """The CLI entry (precompute/__main__.py's command table)."""
+    if not os.path.isdir(args.run):
+        raise UserInputError(f"{args.run}: run directory not found")
+    asker = Asker(args.run, args.model, args.device, args.nprobe,
+                  on_progress=lambda message: log.info("ask: %s", message))
+    result = asker.ask(args.prompt, args.completion, args.generate, args.top, args.token_docs, args.max_new_tokens)
+    print_table(result, asker.documents)
+    if args.json:
+        rundir.write_json(args.json, result)
+        print(f"written: {args.json}")
