@@ -98,6 +98,10 @@ def string_field(record: dict, name: str, where: str, required: bool = True, all
     return value
 
 
+def is_missing(value) -> bool:
+    return value is None or (isinstance(value, float) and value != value)
+
+
 def metadata_value(value, where: str):
     """A document metadata value as stored: scalars as they are, lists/objects as compact JSON text."""
     if hasattr(value, "tolist"):          # numpy scalars and arrays from Parquet
@@ -172,7 +176,7 @@ def read_corpus_parquet(path: str) -> Corpus:
     for row, (doc_id, text, source) in enumerate(zip(frame["id"], frame["text"],
                                                      frame["source"] if has_source else [None] * len(frame)),
                                                  start=1):
-        record = {"id": doc_id, "text": text, "source": source}
+        record = {"id": doc_id, "text": text, "source": None if is_missing(source) else source}
         where = f"{path}: row {row}"
         ids.append(string_field(record, "id", where))
         texts.append(string_field(record, "text", where))

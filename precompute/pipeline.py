@@ -26,6 +26,7 @@ from precompute.token_stage import token_stage
 
 log = logging.getLogger("precompute")
 EXIT_AFTER_CHUNKS_ENV = "PRECOMPUTE_TEST_EXIT_AFTER_CHUNKS"   # test hook: die (like a kill) after N chunks
+PAUSE_AFTER_CHUNKS_ENV = "PRECOMPUTE_TEST_PAUSE_AFTER_CHUNKS"  # test hook: sleep (to be killed) after N chunks
 
 
 def warn_truncated(corpus: Corpus, truncated: np.ndarray, max_length: int) -> None:
@@ -124,6 +125,7 @@ def score_stage(run: rundir.RunDir, settings: Settings, corpus: Corpus, queries:
     mine = [ranges[i] for i in shard(len(ranges), session.rank, session.world)]
     todo = [(start, stop) for start, stop in mine if not store.has(start, stop)]
     exit_after = int(os.environ.get(EXIT_AFTER_CHUNKS_ENV, "0"))
+    pause_after = int(os.environ.get(PAUSE_AFTER_CHUNKS_ENV, "0"))
     bar = tqdm(total=sum(stop - start for start, stop in mine), desc=f"scoring documents (rank {session.rank})",
                unit="doc", disable=not progress, initial=sum(b - a for a, b in mine) - sum(b - a for a, b in todo))
     for number, (start, stop) in enumerate(todo, start=1):
@@ -133,6 +135,9 @@ def score_stage(run: rundir.RunDir, settings: Settings, corpus: Corpus, queries:
             log.warning("%s=%d: exiting abruptly after %d chunks (test hook)", EXIT_AFTER_CHUNKS_ENV, exit_after,
                         number)
             os._exit(75)
+        if pause_after and number >= pause_after:
+            log.warning("%s=%d: pausing after %d chunks (test hook)", PAUSE_AFTER_CHUNKS_ENV, pause_after, number)
+            time.sleep(3600)
     bar.close()
     barrier(session)
     if session.rank == 0:
