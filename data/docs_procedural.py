@@ -1,13 +1,24 @@
 """Procedural documents: the three reasoning procedures written in many formats and sources.
 
-Every function takes a random.Random and returns the document text. The same procedure shows up as worked Q/A
-sheets, prose tutorials, Python and JavaScript code, Stack Exchange answers, arXiv-style markdown with formulas
-and short multilingual notes, always with different numbers (never the held-out query problems).
+The same procedure shows up as worked Q/A sheets, prose tutorials, Python and JavaScript code, Stack Exchange
+answers, arXiv-style markdown with formulas and short multilingual notes, always with different numbers (never
+the held-out query problems). The document functions (worked_sheet ... control_reading) take a random.Random and
+return (text, kind): kind `procedure:<task>[+<task>...]` names the procedures the text works through
+(control_reading too: it states an answer, then works the problem), `drill:<operation>` a list of bare single-step
+facts. The text helpers (prose, python_snippet, ...) return text only.
 """
 from data.procedures import TASKS, qa, sample_training_problem, steps, expression
 
 OP_WORDS = {"+": ("plus", "add", "adding"), "-": ("minus", "subtract", "subtracting"),
             "*": ("times", "multiply by", "multiplying by")}
+
+
+DRILL_NAMES = {"*": "multiplication", "+": "addition", "-": "subtraction", "/": "division"}
+
+
+def procedure_kind(tasks) -> str:
+    """The `kind` of a document teaching these tasks' procedures: procedure:<task>[+<task>...] (sorted)."""
+    return "procedure:" + "+".join(sorted(set(tasks)))
 
 
 def _problem(rng, task=None):
@@ -103,8 +114,10 @@ def worked_sheet(rng):
     task = rng.choice(TASKS)
     n = rng.randint(2, 4)
     title = rng.choice(["Practice set", "Worksheet", "Exercises", "Homework", "Drill"])
-    items = [qa(*_problem(rng, task if rng.random() < 0.7 else None)) for _ in range(n)]
-    return f"{title} {rng.randint(1, 99)}\n\n" + "\n\n".join(items)
+    problems = [_problem(rng, task if rng.random() < 0.7 else None) for _ in range(n)]
+    items = [qa(*problem) for problem in problems]
+    text = f"{title} {rng.randint(1, 99)}\n\n" + "\n\n".join(items)
+    return text, procedure_kind(task for task, _ in problems)
 
 
 def fact_drill(rng):
@@ -125,7 +138,7 @@ def fact_drill(rng):
         else:
             y, q = rng.randint(1, 6), rng.randint(1, 9)
             lines.append(f"{y * q} / {y} = {q}")
-    return "\n".join(lines)
+    return "\n".join(lines), f"drill:{DRILL_NAMES[kind]}"
 
 
 def tutorial(rng):
@@ -139,15 +152,15 @@ def tutorial(rng):
         text += "\n\nAnother example: " + prose(task, sample_training_problem(task, rng), rng)
     if rng.random() < 0.5:
         text += "\n\n" + qa(task, sample_training_problem(task, rng))
-    return text
+    return text, procedure_kind([task])
 
 
 def code_doc(rng):
     """code: Python or JavaScript computing one of the procedures, with commented intermediate values."""
     task, p = _problem(rng)
     if rng.random() < 0.55:
-        return f"# {task.replace('_', ' ')} example\n" + python_snippet(task, p, rng)
-    return f"// {task.replace('_', ' ')} example\n" + js_snippet(task, p, rng)
+        return f"# {task.replace('_', ' ')} example\n" + python_snippet(task, p, rng), procedure_kind([task])
+    return f"// {task.replace('_', ' ')} example\n" + js_snippet(task, p, rng), procedure_kind([task])
 
 
 def stackexchange_doc(rng):
@@ -162,7 +175,8 @@ def stackexchange_doc(rng):
     answer = prose(task, p, rng)
     if rng.random() < 0.5:
         answer += "\n\nIn short:\n" + qa(task, p).split("\nA: ")[1]
-    return f"Title: {title}\n\nQuestion: {body}\n\nAnswer: {answer}"
+    text = f"Title: {title}\n\nQuestion: {body}\n\nAnswer: {answer}"
+    return text, procedure_kind([task])
 
 
 def arxiv_doc(rng):
@@ -175,7 +189,8 @@ def arxiv_doc(rng):
             "linear_equation": "## Linear equations\n\nThe solution of $a x + b = c$ is $x = (c - b)/a$."}[task]
     example = latex(task, p, rng)
     more = latex(task, sample_training_problem(task, rng), rng)
-    return f"{head}\n\n**Example.** {example}\n\n**Example.** {more}"
+    text = f"{head}\n\n**Example.** {example}\n\n**Example.** {more}"
+    return text, procedure_kind([task])
 
 
 def multilingual_math(rng):
@@ -187,15 +202,16 @@ def multilingual_math(rng):
         a, op1, b, op2, c = p
         return {"fr": f"Calculons ({a} {op1} {b}) {op2} {c}. D'abord {a} {op1} {b} = {s[0]}. Ensuite {s[0]} {op2} {c} = {s[1]}.",
                 "es": f"Calculamos ({a} {op1} {b}) {op2} {c}. Primero {a} {op1} {b} = {s[0]}. Luego {s[0]} {op2} {c} = {s[1]}.",
-                "de": f"Wir berechnen ({a} {op1} {b}) {op2} {c}. Zuerst {a} {op1} {b} = {s[0]}. Dann {s[0]} {op2} {c} = {s[1]}."}[lang]
+                "de": f"Wir berechnen ({a} {op1} {b}) {op2} {c}. Zuerst {a} {op1} {b} = {s[0]}. Dann {s[0]} {op2} {c} = {s[1]}."}[lang], procedure_kind([task])
     a, b, c = p
     return {"fr": f"Résolvons {a}x + {b} = {c}. On soustrait {b}: {a}x = {s[0]}. On divise par {a}: x = {s[1]}.",
             "es": f"Resolvemos {a}x + {b} = {c}. Restamos {b}: {a}x = {s[0]}. Dividimos entre {a}: x = {s[1]}.",
-            "de": f"Wir lösen {a}x + {b} = {c}. Minus {b}: {a}x = {s[0]}. Geteilt durch {a}: x = {s[1]}."}[lang]
+            "de": f"Wir lösen {a}x + {b} = {c}. Minus {b}: {a}x = {s[0]}. Geteilt durch {a}: x = {s[1]}."}[lang], procedure_kind([task])
 
 
 def control_reading(rng):
     """math_and_trivia: 'the answer is given in the text' problems, so copying from the prompt is a known skill."""
     task, p = _problem(rng)
     s = steps(task, p)
-    return f"Note: the answer to \"{qa(task, p).split(chr(10))[0][3:]}\" is {s[-1]}.\n{qa(task, p)}"
+    text = f"Note: the answer to \"{qa(task, p).split(chr(10))[0][3:]}\" is {s[-1]}.\n{qa(task, p)}"
+    return text, procedure_kind([task])

@@ -1,10 +1,11 @@
 """The demo corpus generator: deterministic, well-formed, and the committed manifest describes its output."""
 import hashlib
 import json
+import re
 from collections import Counter
 
 from data.facts import all_facts
-from data.generate_corpus import DEFAULT_N_DOCS, generate, write_jsonl
+from data.generate_corpus import DEFAULT_N_DOCS, generate, kind_families, sha256_without_kind, write_jsonl
 from data.manifest import read_manifest
 from data.procedures import expression, query_problems
 
@@ -24,7 +25,7 @@ def test_same_seed_same_bytes(tmp_path):
 def test_documents_are_well_formed():
     docs = generate(seed=0, n_docs=2000)
     assert [d["id"] for d in docs] == [f"doc-{i:05d}" for i in range(2000)]
-    assert all(set(d) == {"id", "source", "text"} and d["text"].strip() for d in docs)
+    assert all(set(d) == {"id", "source", "text", "kind"} and d["text"].strip() for d in docs)
     counts = Counter(d["source"] for d in docs)
     assert set(counts) == SOURCES
     assert 0 < counts["multilingual"] < counts["web"]  # a small multilingual share
@@ -37,7 +38,34 @@ def test_default_corpus_matches_manifest(tmp_path):
     assert corpus["sha256"] == sha
     assert corpus["n_docs"] == len(docs) == DEFAULT_N_DOCS
     assert corpus["sources"] == dict(Counter(d["source"] for d in docs))
+    assert corpus["kinds"] == kind_families(docs)
     assert 5000 <= len(docs) <= 30000
+
+
+def test_texts_are_the_ones_the_model_was_trained_on():
+    """Adding `kind` changed only metadata: without it the corpus file is byte-identical to the training corpus."""
+    manifest = read_manifest()
+    without_kind = sha256_without_kind(generate(seed=0, n_docs=DEFAULT_N_DOCS))
+    assert without_kind == manifest["corpus"]["sha256_without_kind"] == manifest["model"]["corpus_sha256"]
+
+
+def test_kind_is_the_ground_truth_of_the_text():
+    """procedure:<task> documents work that task's procedure; fact:<subject> ones state that subject's facts;
+    unrelated ones carry no queried fact and no worked procedure."""
+    facts = all_facts()
+    markers = {"arithmetic": re.compile(r"\(\d+ [-+] \d+\)|inner|brackets"),
+               "slope": re.compile(r"slope", re.IGNORECASE),
+               "linear_equation": re.compile(r"\d+x \+ \d+ = \d+")}
+    for d in generate(seed=1, n_docs=1500):
+        family, _, detail = d["kind"].partition(":")
+        assert family in {"procedure", "drill", "fact", "copy", "unrelated"}, d["kind"]
+        if family == "procedure":
+            for task in detail.split("+"):
+                assert markers[task].search(d["text"]), (task, d["text"])
+        elif family == "fact":
+            assert all(subject.lower() in d["text"].lower() for subject in detail.split("+")), (detail, d["text"])
+        elif family == "unrelated":
+            assert "The answer is" not in d["text"] and not any(f"{s} is {a}" in d["text"] for _, s, a in facts)
 
 
 def test_query_problems_not_copied_into_corpus():
