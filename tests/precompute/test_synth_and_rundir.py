@@ -45,6 +45,36 @@ def test_synthetic_run_follows_the_contract(synth_run):
     assert findings["reasoning_correlates_more"] is True
 
 
+def test_synthetic_factors_load_with_the_engine(synth_run):
+    from engine.factors import Factors
+    factors = Factors.load(synth_run.file("factors"))
+    layers = json.load(open(synth_run.file("layers.json")))
+    assert factors.strategy == "ekfac" and factors.modules == layers
+    assert set(factors.tensors) == set(layers)
+    assert {tuple(t.shape) for t in factors.tensors[layers[0]].values()} == {(8, 8)}
+
+
+def test_reader_opens_the_synthetic_run(synth_run):
+    run = rundir.read_run(synth_run.path)
+    assert (run.n_queries, run.n_documents, len(run.layers)) == (12, 3000, 3)
+    assert not run.has_model
+    row = run.query_row(run.queries["id"].iloc[4])
+    np.testing.assert_array_equal(run.score_row(row), np.load(synth_run.file("scores.npy"))[4])
+    tokens = run.token_scores(run.queries["id"].iloc[4])
+    assert set(tokens["query_id"]) == {run.queries["id"].iloc[4]} and set(tokens["side"]) == {"top", "bottom"}
+    with pytest.raises(rundir.RunError, match="no query `nope`"):
+        run.query_row("nope")
+
+
+def test_reader_refuses_an_incomplete_run_with_no_writer(synth_run, tmp_path):
+    import shutil
+    copy = tmp_path / "copy"
+    shutil.copytree(synth_run.path, copy)
+    rundir.RunDir(str(copy)).set_status("scoring")
+    with pytest.raises(rundir.RunError, match="not complete .* no process is writing it"):
+        rundir.read_run(copy)
+
+
 def test_synth_refuses_to_overwrite_a_complete_run(synth_run, capsys):
     assert main(["--quiet", "synth", "--out", synth_run.path, "--docs", "100", "--queries", "3"]) == 2
     assert "--overwrite" in capsys.readouterr().err
