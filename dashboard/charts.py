@@ -4,6 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+from plotly.subplots import make_subplots
 
 POSITIVE = "#d62728"  # red: training on the document makes the completion more likely
 NEGATIVE = "#14a39a"  # teal
@@ -34,30 +35,52 @@ def layer_split(layers: list[str], positive: np.ndarray, negative: np.ndarray, t
     return _layout(fig, title, height=360)
 
 
-def correlation_heatmap(matrix: np.ndarray, query_ids: list[str], tasks: list[str]) -> go.Figure:
+def _axis_labels(n: int) -> tuple[dict, int, int]:
+    """(tick settings, tick font size, figure height) for a query × query heatmap of n queries."""
+    if n > 160:
+        return dict(showticklabels=False), 0, 900
+    font = 10 if n <= 60 else 8 if n <= 110 else 7
+    return dict(tickmode="array", tickvals=list(range(n))), font, int(min(1500, max(560, 10 * n + 200)))
+
+
+def correlation_heatmap(matrix: np.ndarray, query_ids: list[str], tasks: list[str],
+                        chosen: tuple[str, str] | None = None, n_documents: int | None = None) -> go.Figure:
     """Query × query Pearson matrix drawn as square markers (selectable in Streamlit, unlike go.Heatmap).
 
-    The matrix is symmetric, so only the lower triangle is drawn (half the markers for the browser to render):
-    marker k is cell `heatmap_cell(k)` at x = column, y = row; hovertext names both queries."""
+    The matrix is symmetric, so only the lower triangle is drawn (trace 0; marker k is cell `heatmap_cell(k)` at
+    x = column, y = row); task blocks are outlined and named in the empty upper triangle; the `chosen` pair is
+    outlined (trace 1)."""
     n = len(query_ids)
     rows, cols = np.tril_indices(n)
     ids = np.array(query_ids, dtype=object)
-    size = max(3.0, min(22.0, 600.0 / max(n, 1)))
+    size = max(3.0, min(22.0, 640.0 / max(n, 1)))
+    over = f" over {n_documents:,} documents" if n_documents else ""
     fig = go.Figure(go.Scattergl(
         x=cols, y=rows, mode="markers", hovertext=ids[rows] + " × " + ids[cols],
         marker=dict(symbol="square", size=size, color=matrix[rows, cols], colorscale=DIVERGING, cmin=-1, cmax=1,
-                    colorbar=dict(title="Pearson")),
-        hovertemplate="%{hovertext}<br>r = %{marker.color:.3f}<extra></extra>",
-        selected=dict(marker=dict(opacity=1.0)), unselected=dict(marker=dict(opacity=0.8)),
+                    colorbar=dict(title="Pearson r", thickness=14)),
+        hovertemplate="%{hovertext}<br>r = %{marker.color:.3f}" + over + "<extra></extra>",
+        selected=dict(marker=dict(opacity=1.0)), unselected=dict(marker=dict(opacity=1.0)),
     ))
-    ticks = dict(tickmode="array", tickvals=list(range(n)), ticktext=list(query_ids)) if n <= 60 else dict(
-        showticklabels=False)
-    axis = dict(range=[-0.5, n - 0.5], showgrid=False, zeroline=False, **ticks)
-    fig.update_layout(xaxis=axis, yaxis={**axis, "range": [n - 0.5, -0.5]})
-    for centre, task in _task_blocks(tasks):
-        fig.add_annotation(x=centre, y=centre, text=task, showarrow=False, xanchor="left", yanchor="bottom",
-                           xshift=8, font=dict(size=10))
-    return _layout(fig, "Query × query correlation of scores over documents (grouped by task)", height=720)
+    ticks, font, height = _axis_labels(n)
+    if font:
+        ticks["ticktext"] = list(query_ids)
+    axis = dict(range=[-0.5, n - 0.5], showgrid=False, zeroline=False, tickfont=dict(size=font or 8), **ticks)
+    fig.update_layout(xaxis={**axis, "tickangle": -90}, yaxis={**axis, "range": [n - 0.5, -0.5]},
+                      showlegend=False)
+    for start, stop, task in task_blocks(tasks):
+        fig.add_shape(type="rect", x0=start - 0.5, x1=stop - 0.5, y0=start - 0.5, y1=stop - 0.5,
+                      line=dict(color="#333", width=1.5), fillcolor="rgba(0,0,0,0)")
+        fig.add_annotation(x=stop - 0.5, y=(start + stop - 1) / 2, text=f"<b>{task}</b>", showarrow=False,
+                           xanchor="left", xshift=6, font=dict(size=13))
+    if chosen is not None and chosen[0] in query_ids and chosen[1] in query_ids:
+        row, col = sorted((query_ids.index(chosen[0]), query_ids.index(chosen[1])), reverse=True)
+        fig.add_trace(go.Scatter(x=[col], y=[row], mode="markers", hoverinfo="skip", name="chosen",
+                                 marker=dict(symbol="square-open", size=size + 8, color="#111",
+                                             line=dict(width=3))))
+    fig = _layout(fig, "Query × query correlation of scores over documents (grouped by task)", height=height)
+    fig.update_layout(margin=dict(l=120, r=20, t=50, b=110))
+    return fig
 
 
 def heatmap_cell(point_index: int, query_ids: list[str]) -> tuple[str, str]:
@@ -66,13 +89,36 @@ def heatmap_cell(point_index: int, query_ids: list[str]) -> tuple[str, str]:
     return query_ids[rows[point_index]], query_ids[cols[point_index]]
 
 
-def _task_blocks(tasks: list[str]):
-    """(centre position, task) of each run of equal tasks, for labels above the heatmap."""
+def task_blocks(tasks: list[str]):
+    """(start, stop, task) of each run of equal tasks."""
     start = 0
     for i in range(1, len(tasks) + 1):
         if i == len(tasks) or tasks[i] != tasks[start]:
-            yield (start + i - 1) / 2, tasks[start]
+            yield start, i, tasks[start]
             start = i
+
+
+def task_matrix(table: pd.DataFrame, value: str = "mean_pearson") -> go.Figure:
+    """Task × task mean correlation as a heatmap with the value (and its interval when the table has one)."""
+    tasks = sorted(set(table["task_a"]) | set(table["task_b"]))
+    position = {task: i for i, task in enumerate(tasks)}
+    values = np.full((len(tasks), len(tasks)), np.nan)
+    text = np.full((len(tasks), len(tasks)), "", dtype=object)
+    has_interval = {"ci_low", "ci_high"} <= set(table.columns)
+    for record in table.to_dict("records"):
+        i, j = position[record["task_a"]], position[record["task_b"]]
+        label = f"{record[value]:.3f}"
+        if has_interval:
+            label += f"<br>[{record['ci_low']:.3f}, {record['ci_high']:.3f}]"
+        for a, b in ((i, j), (j, i)):
+            values[a, b], text[a, b] = record[value], label
+    bound = float(np.nanmax(np.abs(values))) if np.isfinite(values).any() else 1.0
+    fig = go.Figure(go.Heatmap(z=values, x=tasks, y=tasks, text=text, texttemplate="%{text}",
+                               colorscale=DIVERGING, zmin=-bound, zmax=bound, colorbar=dict(title="mean r"),
+                               hovertemplate="%{y} × %{x}: %{text}<extra></extra>"))
+    fig.update_yaxes(autorange="reversed")
+    note = " (95% interval)" if has_interval else ""
+    return _layout(fig, f"Mean correlation of query pairs, by task pair{note}", height=120 + 60 * len(tasks))
 
 
 def score_scatter(x: np.ndarray, y: np.ndarray, x_label: str, y_label: str, doc_ids: np.ndarray,
@@ -84,14 +130,19 @@ def score_scatter(x: np.ndarray, y: np.ndarray, x_label: str, y_label: str, doc_
     return _layout(fig, title, height=480)
 
 
-def magnitude_curves(table: pd.DataFrame, value: str, title: str, log_y: bool) -> go.Figure:
-    """Cumulative influence of the top p% documents, one line per task (table: task, percentile, `value`)."""
+def magnitude_curves(table: pd.DataFrame, value: str, title: str, log_y: bool, y_title: str,
+                     n_documents: int | None = None) -> go.Figure:
+    """Cumulative influence of the top p% documents, one line per task (table: task, percentile, `value`), from
+    the percentile of one document up (below it the curve is flat by construction); log x axis, powers of 10."""
+    if n_documents:
+        table = table[table["percentile"] >= 100.0 / n_documents * (1 - 1e-9)]
     fig = go.Figure()
     for task, part in table.sort_values("percentile").groupby("task", sort=True):
         fig.add_trace(go.Scatter(x=part["percentile"], y=part[value], mode="lines+markers", name=str(task),
                                  marker=dict(size=4)))
-    fig.update_xaxes(type="log", title="top percentile of documents (%)")
-    fig.update_yaxes(type="log" if log_y else "linear", title=value.replace("_", " "))
+    fig.update_xaxes(type="log", dtick=1, tickformat="~g", ticksuffix="%", title="top p% of documents by score")
+    fig.update_yaxes(type="log" if log_y else "linear", title=y_title, dtick=1 if log_y else None,
+                     tickformat="~g" if log_y else None)
     return _layout(fig, title)
 
 
@@ -105,18 +156,42 @@ def slope_boxes(power_law: pd.DataFrame) -> go.Figure:
     return _layout(fig, "Power-law slopes of the top positive scores")
 
 
-def source_multipliers(table: pd.DataFrame, title: str) -> go.Figure:
-    """Multiplier of each source's share among the top k vs its base share; one bar group per k.
+def source_small_multiples(table: pd.DataFrame, title: str, columns: int = 3) -> go.Figure:
+    """One panel per task: each source's share among the top k ÷ its corpus share, one bar per k, with the range
+    expected for k random documents (grey; table columns `chance_low`, `chance_high`) behind each bar.
 
-    customdata per bar: (source, k)."""
-    fig = go.Figure()
-    for k, part in table.sort_values("source").groupby("k", sort=True):
-        fig.add_trace(go.Bar(x=part["source"], y=part["multiplier"], name=f"k = {k:,}",
-                             customdata=np.stack([part["source"].astype(str), part["k"].astype(str)], 1),
-                             hovertemplate="%{customdata[0]}, k=%{customdata[1]}: ×%{y:.2f}<extra></extra>"))
-    fig.add_hline(y=1.0, line_dash="dot", line_color="grey")
-    fig.update_layout(barmode="group", xaxis_title="source", yaxis_title="share / base share")
-    return _layout(fig, title)
+    customdata per bar: (task, source, k)."""
+    tasks = sorted(table["task"].astype(str).unique())
+    rows = max(1, -(-len(tasks) // columns))
+    fig = make_subplots(rows=rows, cols=columns, subplot_titles=tasks, shared_yaxes=True,
+                        horizontal_spacing=0.04, vertical_spacing=0.12)
+    ks = sorted(int(k) for k in table["k"].unique())
+    palette = ["#4c78a8", "#f58518", "#54a24b", "#b279a2", "#9d755d", "#e45756"]
+    for index, task in enumerate(tasks):
+        row, col = index // columns + 1, index % columns + 1
+        part = table[table["task"].astype(str) == task].sort_values("source")
+        for number, k in enumerate(ks):
+            bars = part[part["k"] == k]
+            group = f"k{k}"
+            fig.add_trace(go.Bar(
+                x=bars["source"], y=bars["multiplier"], name=f"k = {k:,}", legendgroup=group, offsetgroup=group,
+                showlegend=index == 0, marker_color=palette[number % len(palette)],
+                customdata=np.stack([bars["task"].astype(str), bars["source"].astype(str),
+                                     bars["k"].astype(str)], 1),
+                hovertemplate="%{customdata[0]} · %{customdata[1]} · k=%{customdata[2]}: ×%{y:.2f}<extra></extra>"),
+                row=row, col=col)
+            if {"chance_low", "chance_high"} <= set(bars.columns):
+                middle = (bars["chance_low"] + bars["chance_high"]) / 2
+                fig.add_trace(go.Scatter(
+                    x=bars["source"], y=middle, mode="markers", legendgroup="chance", offsetgroup=group,
+                    name="95% range, k random documents", showlegend=index == 0 and number == 0,
+                    marker=dict(size=1, color="rgba(0,0,0,0)"), hoverinfo="skip",
+                    error_y=dict(type="data", array=bars["chance_high"] - middle, color="rgba(60,60,60,0.65)",
+                                 thickness=6, width=0)), row=row, col=col)
+        fig.add_hline(y=1.0, line_dash="dot", line_color="grey", row=row, col=col)
+    fig.update_layout(barmode="group", scattermode="group", legend=dict(orientation="h", y=-0.08))
+    fig.update_yaxes(title_text="share ÷ corpus share", col=1)
+    return _layout(fig, title, height=300 * rows + 120)
 
 
 def answer_rates(table: pd.DataFrame, title: str) -> go.Figure:
@@ -128,14 +203,15 @@ def answer_rates(table: pd.DataFrame, title: str) -> go.Figure:
     return _layout(fig, title)
 
 
-def document_profile(table: pd.DataFrame, title: str) -> go.Figure:
-    """One document's score for every query, grouped by task (table: query_id, task, score)."""
+def document_profile(table: pd.DataFrame, title: str, axis_title: str = "score") -> go.Figure:
+    """One document's value for every query, grouped by task (table: query_id, task, score)."""
     fig = go.Figure()
     for task, part in table.groupby("task", sort=True):
         fig.add_trace(go.Box(y=part["score"], name=str(task), boxpoints="all", jitter=0.4, pointpos=0,
                              customdata=part["query_id"], hovertemplate="%{customdata}: %{y:.3g}<extra></extra>"))
-    fig.add_hline(y=0.0, line_color="grey", line_dash="dot")
-    fig.update_layout(showlegend=False, yaxis_title="score")
+    if "percentile" not in axis_title:
+        fig.add_hline(y=0.0, line_color="grey", line_dash="dot")
+    fig.update_layout(showlegend=False, yaxis_title=axis_title)
     return _layout(fig, title)
 
 

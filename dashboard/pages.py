@@ -1,7 +1,9 @@
-"""The app's pages (one script each under dashboard/views/, relative to app.py) and links between them that carry state."""
-from __future__ import annotations
+"""The app's pages (one script each under dashboard/views/, relative to app.py) and in-app links between them.
 
-from urllib.parse import urlencode
+Every link stays in the browser tab and in the Streamlit session (st.page_link / st.switch_page): no new tab,
+no new session, the caches and other pages' state are kept. Links carry the current run (`?run=`) when it is
+not the default one."""
+from __future__ import annotations
 
 import streamlit as st
 
@@ -15,6 +17,7 @@ PAGE_SPECS = (
     ("answers", "Answers", ":material/task_alt:"),
     ("documents", "Documents", ":material/description:"),
     ("compare", "Compare runs", ":material/compare_arrows:"),
+    ("ask", "Ask", ":material/manage_search:"),
 )
 
 
@@ -29,14 +32,15 @@ def all_pages() -> list[st.Page]:
 
 def _with_run(params: dict) -> dict:
     run = st.query_params.get("run")
-    return {**params, "run": run} if run else dict(params)
+    params = {name: str(value) for name, value in params.items() if value is not None}
+    return {**params, "run": run} if run else params
 
 
 def link(name: str, label: str, **params) -> None:
-    """A link to another page that opens it with `params` (and the current run) in the URL."""
-    st.page_link(page(name), label=label, icon=":material/open_in_new:", query_params=_with_run(params))
+    """A link to another page (same tab, same session) that opens it with `params` (and the current run)."""
+    st.page_link(page(name), label=label, icon=":material/arrow_forward:", query_params=_with_run(params))
 
 
-def url(name: str, **params) -> str:
-    """A relative URL to a page with parameters, for link columns in tables."""
-    return f"{name}?{urlencode(_with_run(params))}"
+def go(name: str, **params) -> None:
+    """Open another page now (e.g. when a table row is chosen), in this tab and session."""
+    st.switch_page(page(name), query_params=_with_run(params))

@@ -41,7 +41,15 @@ def pick_run() -> str:
     asked = st.query_params.get("run")
     if asked is not None and asked not in choices:
         st.sidebar.warning(f"Run `{asked}` is not offered here; start the app with `-- --run {asked}` to open it.")
-    url_state.from_url(_KEY, "run", choices[0], options=choices)
-    chosen = st.sidebar.selectbox("Run", choices, key=_KEY, help="Runs given with `--run` and those under runs/")
-    url_state.to_url("run", chosen)
-    return chosen
+        url_state.mark_reported("run")
+    return url_state.bound(st.sidebar.selectbox, "Run", key=_KEY, param="run", default=choices[0], options=choices,
+                           format_func=display_name, help="Runs given with `--run` and those under runs/")
+
+
+def display_name(run: str) -> str:
+    """A run directory as a person reads it: relative to the working directory when inside it."""
+    path = Path(run)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path) if not path.is_absolute() else f"{path.name} ({path.parent})"

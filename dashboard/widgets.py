@@ -1,20 +1,21 @@
-"""Reusable pieces of the pages: charts and tables with exports, the document card, the token heatmap.
+"""Reusable pieces of the pages: charts and tables with exports, rows that open other pages, the document card,
+score explanations.
 
 Any text that comes from a run is HTML-escaped before it is rendered with unsafe_allow_html."""
 from __future__ import annotations
 
 import html
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard import pages
+from dashboard import highlight, pages, score_help
 
-_RED = (214, 39, 40)
-_TEAL = (20, 163, 154)
 PREVIEW_CHARS = 600
+DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
 @st.cache_resource(show_spinner="Starting the image exporter…")
@@ -42,72 +43,112 @@ def chart(fig: go.Figure, key: str, name: str, selectable: bool = False):
 
     With `selectable`, clicking a point reruns the app and the selection event is returned."""
     event = st.plotly_chart(fig, key=key, on_select="rerun" if selectable else "ignore",
-                            selection_mode="points", width="stretch")
+                            selection_mode="points", width="stretch", config={"displaylogo": False})
     row = st.container(horizontal=True, gap="small")
     downloads = (("PNG", "png", "image/png", lambda: figure_image(fig, "png")),
                  ("SVG", "svg", "image/svg+xml", lambda: figure_image(fig, "svg")),
                  ("HTML", "html", "text/html", lambda: figure_html(fig)))
     for label, extension, mime, render in downloads:
         row.download_button(label, data=render, file_name=f"{name}.{extension}", mime=mime,
-                               key=f"{key}.{extension}", on_click="ignore", icon=":material/download:",
-                               type="tertiary")
+                            key=f"{key}.{extension}", on_click="ignore", icon=":material/download:",
+                            type="tertiary")
     return event
 
 
-def table(frame: pd.DataFrame, key: str, name: str, **dataframe_args) -> None:
-    """A table with a CSV download (written only when clicked)."""
-    st.dataframe(frame, key=key, width="stretch", hide_index=True, **dataframe_args)
-    st.download_button("CSV", data=lambda: frame.to_csv(index=False), file_name=f"{name}.csv", mime="text/csv",
-                       key=f"{key}.csv", on_click="ignore", icon=":material/download:", type="tertiary")
+def chosen_row(event, key: str) -> int | None:
+    """The table row the user has just chosen (a new selection since the last run), else None."""
+    rows = list(event.selection.rows) if event is not None and event.selection else []
+    marker = f"{key}.consumed"
+    if not rows:
+        st.session_state.pop(marker, None)
+        return None
+    if st.session_state.get(marker) == rows[0]:
+        return None
+    st.session_state[marker] = rows[0]
+    return rows[0]
 
 
-def _colour(score: float, scale: float) -> str:
-    if scale <= 0 or not np.isfinite(score):
-        return "transparent"
-    alpha = min(1.0, abs(score) / scale) * 0.85
-    red, green, blue = _RED if score > 0 else _TEAL
-    return f"rgba({red},{green},{blue},{alpha:.2f})"
+def table(frame: pd.DataFrame, key: str, name: str, opens: tuple[str, str, str] | None = None,
+          **dataframe_args):
+    """A table with a CSV download (written only when clicked).
 
-
-def _escape(text: str) -> str:
-    """HTML-escaped text on one line (newlines as <br>): an HTML block without blank lines stays raw HTML, so
-    markdown in the text (links, emphasis, headings) is not interpreted either."""
-    return html.escape(text).replace("\r\n", "<br>").replace("\n", "<br>").replace("\r", "<br>")
-
-
-def token_heatmap_html(tokens: list[str], scores: np.ndarray) -> str:
-    """Tokens as escaped spans shaded red (positive) / teal (negative) by their share of the score."""
-    scale = float(np.max(np.abs(scores))) if len(scores) else 0.0
-    spans = [
-        f'<span title="{score:+.3g}" style="background:{_colour(float(score), scale)}">{_escape(token)}</span>'
-        for token, score in zip(tokens, scores)
-    ]
-    return f'<div class="token-heatmap" style="white-space:pre-wrap;line-height:1.6">{"".join(spans)}</div>'
+    With `opens=(page, param, column)`, choosing a row opens `page` with `?param=` the row's `column`, in this tab."""
+    selection = dict(on_select="rerun", selection_mode="single-row") if opens else {}
+    event = st.dataframe(frame, key=key, width="stretch", hide_index=True, **selection, **dataframe_args)
+    row = st.container(horizontal=True, gap="small", vertical_alignment="center")
+    row.download_button("CSV", data=lambda: frame.to_csv(index=False), file_name=f"{name}.csv", mime="text/csv",
+                        key=f"{key}.csv", on_click="ignore", icon=":material/download:", type="tertiary")
+    if opens:
+        row.caption(f"Choose a row (the box at its left) to open its {opens[0].rstrip('s')}.")
+        chosen = chosen_row(event, key)
+        if chosen is not None:
+            target, param, column = opens
+            pages.go(target, **{param: str(frame[column].iloc[chosen])})
+    return event
 
 
 def escaped_text_html(text: str) -> str:
-    return f'<div style="white-space:pre-wrap">{_escape(text)}</div>'
+    return f'<div style="white-space:pre-wrap">{highlight.escape(text)}</div>'
+
+
+def token_heatmap_html(tokens: list[str], scores: np.ndarray, marks: list | None = None) -> str:
+    """Tokens as escaped spans shaded red (positive) / teal (negative) by their share of the score."""
+    text, layout = highlight.token_layout(tokens, scores)
+    scale = float(np.max(np.abs(scores))) if len(scores) else 0.0
+    return highlight.render(text, marks or [], layout, scale).replace('class="ie-text"',
+                                                                       'class="ie-text token-heatmap"', 1)
+
+
+def page_style() -> None:
+    """The CSS of highlights and legends (once per page run)."""
+    st.markdown(highlight.STYLE, unsafe_allow_html=True)
+
+
+def score_definitions(kind_label: str | None = None) -> None:
+    """What the scores mean (all kinds, the chosen one first), and docs/normalisations.md when present."""
+    with st.expander("What do the scores mean?", icon=":material/info:"):
+        if kind_label is not None:
+            st.markdown(score_help.explanation(kind_label))
+            rest = [text for label, text in score_help.MEANING.items() if label != kind_label]
+            st.markdown("\n\n".join(rest))
+        else:
+            st.markdown(score_help.all_explanations())
+        st.caption(score_help.TOKEN_SCORES)
+        document = DOCS / "normalisations.md"
+        if document.is_file():
+            st.divider()
+            st.markdown(document.read_text(encoding="utf-8"))
 
 
 def document_card(*, rank: int, doc_id: str, score: float, score_label: str, source: str, text: str,
-                  badges: list[str], tokens: pd.DataFrame | None, key: str) -> None:
-    """A bordered card for one ranked document: rank, score, source, badges, text (heatmap when available)."""
+                  marks_for, tokens: pd.DataFrame | None, token_note: str, key: str) -> None:
+    """A bordered card for one ranked document: rank, score, source, badges, text with highlights.
+
+    `marks_for(text)` gives the highlights of a shown text; with `tokens` the text is the per-token heatmap
+    (with its colour legend), else the text's first PREVIEW_CHARS characters and `token_note` says why."""
     with st.container(border=True):
-        head, link = st.columns([3, 1])
-        badge_text = " ".join(f":green-badge[{html.escape(b)}]" for b in badges)
+        head, link = st.columns([4, 1])
+        if tokens is not None and len(tokens):
+            ordered = tokens.sort_values("token_index")
+            scores = ordered["score"].to_numpy()
+            shown = "".join(ordered["token"].astype(str))
+            marks = marks_for(shown)
+            scale = float(np.max(np.abs(scores))) if len(scores) else 0.0
+            body = highlight.legend_html(scale, "token share of the raw score") + token_heatmap_html(
+                ordered["token"].astype(str).tolist(), scores, marks)
+        else:
+            shown = text[:PREVIEW_CHARS] + ("…" if len(text) > PREVIEW_CHARS else "")
+            marks = marks_for(shown)
+            body = highlight.render(shown, marks) + f'<div class="ie-key">{html.escape(token_note)}</div>'
+        badge_text = " ".join(f":green-badge[{markdown_text(b)}]" for b in highlight.badges(marks_for(text)))
         head.markdown(f"**#{rank}** · {score_label} **{score:+.4g}** · :gray-badge[{markdown_text(source)}] "
                       f"{badge_text}")
         with link:
             pages.link("documents", "document", doc=doc_id)
-        if tokens is not None and len(tokens):
-            ordered = tokens.sort_values("token_index")
-            body = token_heatmap_html(ordered["token"].tolist(), ordered["score"].to_numpy())
-        else:
-            body = escaped_text_html(text[:PREVIEW_CHARS] + ("…" if len(text) > PREVIEW_CHARS else ""))
         st.markdown(body, unsafe_allow_html=True)
         if len(text) > PREVIEW_CHARS or (tokens is not None and len(tokens)):
             with st.expander("Full text"):
-                st.markdown(escaped_text_html(text), unsafe_allow_html=True)
+                st.markdown(highlight.render(text, marks_for(text)), unsafe_allow_html=True)
         st.caption(f"document {markdown_text(doc_id)}")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, pages, ranking, url_state, widgets
+from dashboard import charts, ranking, url_state, widgets
 from dashboard.run import current_run, document_texts, require_table
 from dashboard.text_match import answer_in_context, contains_value, context_terms
 
@@ -22,30 +22,25 @@ def render() -> None:
     occurrence = require_table(run, "answer_occurrence")
     tasks = [_ALL] + sorted(occurrence["task"].astype(str).unique())
     ks = sorted(int(k) for k in occurrence["k"].unique())
-    url_state.from_url("answers.task", "task", _ALL, options=tasks)
-    url_state.from_url("answers.k", "k", ks[0], parse=int, options=ks)
     left, right = st.columns(2)
-    task = left.selectbox("Task", tasks, key="answers.task")
-    k = right.selectbox("Top k", ks, key="answers.k")
-    url_state.to_url("task", None if task == _ALL else task)
-    url_state.to_url("k", k)
+    task = url_state.bound(left.selectbox, "Task", key="answers.task", param="task", default=_ALL, options=tasks,
+                           what="task")
+    k = url_state.bound(right.selectbox, "Top k", key="answers.k", param="k", default=ks[0], parse=int, options=ks,
+                        what="k")
 
     st.subheader("Per query")
     shown = occurrence[occurrence["k"] == k]
     if task != _ALL:
         shown = shown[shown["task"] == task]
-    listing = shown.assign(open=[pages.url("queries", q=q) for q in shown["query_id"]])
-    widgets.table(listing, key="answers.per_query", name=f"answer_occurrence_k{k}",
-                  column_config={"open": st.column_config.LinkColumn("open", display_text="open query")})
+    widgets.table(shown, key="answers.per_query", name=f"answer_occurrence_k{k}", opens=("queries", "q", "query_id"))
 
     st.subheader("Documents that contain a target")
     query_ids = sorted(shown["query_id"].astype(str).unique())
     if not query_ids:
         st.info("No query has an answer or steps to look for.")
         return
-    url_state.from_url("answers.q", "q", query_ids[0], options=query_ids)
-    query_id = st.selectbox("Query", query_ids, key="answers.q")
-    url_state.to_url("q", query_id)
+    query_id = url_state.bound(st.selectbox, "Query", key="answers.q", param="q", default=query_ids[0],
+                               options=query_ids, what="query")
     targets = shown[shown["query_id"] == query_id][["target", "value"]].drop_duplicates()
     row = run.query_row(query_id)
     top, values, _, _ = ranking.ranked_documents(run.key, run, row, "raw", k)
@@ -60,12 +55,12 @@ def render() -> None:
             if hit:
                 doc_id = run.doc_ids[int(column)]
                 found.append({"rank": rank, "target": target, "value": value, "doc_id": doc_id,
-                              "score": float(score), "text": text[:200], "open": pages.url("documents", doc=doc_id)})
+                              "score": float(score), "text": " ".join(text[:200].split())})
     if not found:
         st.info(f"None of {query_id}'s targets occurs in its top {k} documents.")
         return
     widgets.table(pd.DataFrame(found), key="answers.documents", name=f"answer_documents_{query_id}_k{k}",
-                  column_config={"open": st.column_config.LinkColumn("open", display_text="open document")})
+                  opens=("documents", "doc", "doc_id"))
 
 
 if __name__ == "__main__":

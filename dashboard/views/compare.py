@@ -1,107 +1,58 @@
 """Compare runs: two runs side by side (e.g. two model sizes, ekfac vs identity) on their shared queries (by id)
-and shared documents (by id): score correlation, top-k overlap, and one query in both."""
+and shared documents (by id): score correlation, top-k overlap per query and per task, one query's top documents
+in both (shared ones marked, rank changes, text), and the two runs' findings side by side."""
 from __future__ import annotations
 
-import numpy as np
-import pandas as pd
 import streamlit as st
 
-from dashboard import charts, pages, ranking, run_choice, url_state, widgets
-from dashboard.run import Run, RunError, RunKey, current_run, load_run
+from dashboard import charts, run_choice, url_state, widgets
+from dashboard.run import RunError, current_run, document_texts, findings, load_run
+from dashboard.run_compare import KS, alignment, findings_side_by_side, per_query_agreement, per_task, top_list
 
-KS = [10, 50, 100, 500, 1000]
-
-
-@st.cache_data(show_spinner=False, max_entries=16)
-def alignment(key_a: RunKey, key_b: RunKey, _a: Run, _b: Run):
-    """(shared query ids, their rows in a and b, shared document columns in a and in b)."""
-    ids_a = _a.queries["id"].tolist()
-    rows_b = dict(zip(_b.queries["id"], range(_b.n_queries)))
-    shared = [q for q in ids_a if q in rows_b]
-    rows_a = np.array([ids_a.index(q) for q in shared], dtype=np.int64)
-    if _a.n_documents == _b.n_documents and np.array_equal(_a.doc_ids, _b.doc_ids):
-        columns = np.arange(_a.n_documents)
-        return shared, rows_a, np.array([rows_b[q] for q in shared], dtype=np.int64), columns, columns
-    in_b = _b.doc_positions.get_indexer(_a.doc_ids)
-    columns_a = np.flatnonzero(in_b >= 0)
-    return shared, rows_a, np.array([rows_b[q] for q in shared], dtype=np.int64), columns_a, in_b[columns_a]
+TOP_SHOWN = 10
 
 
-def _aligned_rows(a: Run, b: Run, row_a: int, row_b: int, columns_a, columns_b):
-    x, y = np.asarray(a.scores[row_a]), np.asarray(b.scores[row_b])
-    if len(columns_a) != len(x):
-        x = x[columns_a]
-    if len(columns_b) != len(y):
-        y = y[columns_b]
-    return x, y
-
-
-def _pearson(x: np.ndarray, y: np.ndarray) -> float:
-    """Pearson r in float64: Σ(x−x̄)(y−ȳ) / √(Σ(x−x̄)² Σ(y−ȳ)²)."""
-    if len(x) < 2:
-        return float("nan")
-    x = x.astype(np.float64)
-    y = y.astype(np.float64)
-    x -= x.mean()
-    y -= y.mean()
-    denominator = np.sqrt((x @ x) * (y @ y))
-    return float(x @ y / denominator) if denominator > 0 else float("nan")
-
-
-@st.cache_data(show_spinner="Comparing the runs…", max_entries=16)
-def _agreement_base(key_a: RunKey, key_b: RunKey, _a: Run, _b: Run) -> tuple[pd.DataFrame, np.ndarray, np.ndarray]:
-    """One pass over the shared queries: Pearson r, and each run's top max(KS) documents (in shared columns)."""
-    shared, rows_a, rows_b, columns_a, columns_b = alignment(key_a, key_b, _a, _b)
-    depth = max(KS)
-    pearson, tops_a, tops_b = [], [], []
-    for row_a, row_b in zip(rows_a, rows_b):
-        x, y = _aligned_rows(_a, _b, int(row_a), int(row_b), columns_a, columns_b)
-        pearson.append(_pearson(x, y))
-        tops_a.append(ranking.top_columns(x, depth))
-        tops_b.append(ranking.top_columns(y, depth))
-    tasks = _a.queries["task"].astype(str).to_numpy()[rows_a] if len(rows_a) else []
-    table = pd.DataFrame({"query_id": shared, "task": tasks, "pearson": pearson})
-    return table, np.array(tops_a, dtype=np.int64), np.array(tops_b, dtype=np.int64)
-
-
-def per_query_agreement(key_a: RunKey, key_b: RunKey, k: int, _a: Run, _b: Run) -> pd.DataFrame:
-    """Per shared query: Pearson r of the two runs' scores over shared documents and overlap of their top k."""
-    table, tops_a, tops_b = _agreement_base(key_a, key_b, _a, _b)
-    overlap = [len(np.intersect1d(a[:k], b[:k])) / max(len(a[:k]), 1) for a, b in zip(tops_a, tops_b)]
-    return table.assign(**{f"top_{k}_overlap": overlap})
-
-
-def _top_list(run: Run, query_id: str, k: int = 10) -> pd.DataFrame:
-    top, values, _, _ = ranking.ranked_documents(run.key, run, run.query_row(query_id), "raw", k)
-    ids = run.doc_ids[top]
-    return pd.DataFrame({"rank": np.arange(1, len(top) + 1), "doc_id": ids, "score": values,
-                         "source": run.doc_sources[top], "open": [pages.url("documents", doc=d) for d in ids]})
+def _top_lists(run, other, shared: list[str], names: tuple[str, str]) -> None:
+    st.subheader("One query in both runs")
+    query_id = url_state.bound(st.selectbox, "Query", key="compare.q", param="q", default=shared[0],
+                               options=shared, what="query")
+    st.caption(f"Each run's top {TOP_SHOWN} by raw score. `in_both_top`: also in the other run's top {TOP_SHOWN}; "
+               "`rank_other_run`: its rank there (−1: not in that run); `rank_change`: rank here − rank there "
+               "(negative: ranked higher here). Choose a row to open the document.")
+    config = {"in_both_top": st.column_config.CheckboxColumn("in both top"),
+              "score": st.column_config.NumberColumn(format="%.4g"),
+              "text": st.column_config.TextColumn(width="large")}
+    for (this, that, name, key) in ((run, other, names[0], "a"), (other, run, names[1], "b")):
+        st.markdown(f"**{widgets.markdown_text(name)}**")
+        listing = top_list(this, that, query_id, TOP_SHOWN, document_texts(this.key))
+        widgets.table(listing, key=f"compare.top_{key}", name=f"top_{query_id}_{key}",
+                      opens=("documents", "doc", "doc_id") if this is run else None, column_config=config)
 
 
 def render() -> None:
     run = current_run()
     st.title("Compare runs")
-    others = [choice for choice in run_choice.run_choices() if choice != st.session_state["run_dir"]]
+    this_dir = st.session_state["run_dir"]
+    others = [choice for choice in run_choice.run_choices() if choice != this_dir]
     if not others:
         st.info("Only one run is offered. Start the app with two runs to compare them: "
                 "`streamlit run dashboard/app.py -- --run runs/a --run runs/b`.")
         return
-    url_state.from_url("compare.run2", "run2", others[0], options=others)
-    url_state.from_url("compare.k", "k", 100, parse=int, options=KS)
     left, right = st.columns([3, 1])
-    second_dir = left.selectbox("Second run", others, key="compare.run2")
-    k = right.selectbox("Top k for overlap", KS, key="compare.k")
-    url_state.to_url("run2", second_dir)
-    url_state.to_url("k", k)
+    second_dir = url_state.bound(left.selectbox, "Second run", key="compare.run2", param="run2", default=others[0],
+                                 options=others, what="run", format_func=run_choice.display_name)
+    k = url_state.bound(right.selectbox, "Top k for overlap", key="compare.k", param="k", default=100, parse=int,
+                        options=KS, what="k")
     try:
         other = load_run(second_dir)
     except RunError as err:
-        st.error(f"**Cannot open run `{second_dir}`.** {err}")
+        st.error(f"**Cannot open run `{run_choice.display_name(second_dir)}`.** {err}")
         return
-
+    names = (run_choice.display_name(this_dir), run_choice.display_name(second_dir))
     shared, _, _, columns_a, _ = alignment(run.key, other.key, run, other)
-    st.caption(f"{len(shared):,} shared queries and {len(columns_a):,} shared documents "
-               f"({run.n_queries:,} × {run.n_documents:,} here, {other.n_queries:,} × {other.n_documents:,} there).")
+    st.caption(f"This run **{widgets.markdown_text(names[0])}** ({run.n_queries:,} queries × {run.n_documents:,} "
+               f"documents) and **{widgets.markdown_text(names[1])}** ({other.n_queries:,} × "
+               f"{other.n_documents:,}) share {len(shared):,} queries and {len(columns_a):,} documents (by id).")
     if not shared or len(columns_a) < 2:
         st.warning("The runs share no queries or too few documents (matched by id) to compare.")
         return
@@ -109,29 +60,24 @@ def render() -> None:
     left, right = st.columns(2)
     with left:
         widgets.chart(charts.histogram(agreement["pearson"].to_numpy(), "Score correlation per shared query",
-                                       "Pearson r"), key="compare.pearson", name="compare_pearson")
+                                       "Pearson r over shared documents"), key="compare.pearson",
+                      name="compare_pearson")
     with right:
         overlap = agreement[f"top_{k}_overlap"].to_numpy()
         widgets.chart(charts.histogram(overlap, f"Top-{k} overlap per shared query", "fraction shared"),
                       key="compare.overlap", name=f"compare_top{k}_overlap")
-    listing = agreement.assign(open=[pages.url("queries", q=q) for q in agreement["query_id"]])
-    widgets.table(listing, key="compare.table", name="compare_per_query",
-                  column_config={"open": st.column_config.LinkColumn("open", display_text="open query")})
+    st.subheader("By task")
+    widgets.table(per_task(agreement, k), key="compare.tasks", name="compare_per_task")
+    st.subheader("By query")
+    widgets.table(agreement, key="compare.table", name="compare_per_query", opens=("queries", "q", "query_id"))
+    _top_lists(run, other, shared, names)
 
-    st.subheader("One query in both runs")
-    url_state.from_url("compare.q", "q", shared[0], options=shared)
-    query_id = st.selectbox("Query", shared, key="compare.q")
-    url_state.to_url("q", query_id)
-    link_config = {"open": st.column_config.LinkColumn("open", display_text="open")}
-    left, right = st.columns(2)
-    with left:
-        st.caption(f"This run: {widgets.markdown_text(run.path)}")
-        widgets.table(_top_list(run, query_id), key="compare.top_a", name=f"top_{query_id}_a",
-                      column_config=link_config)
-    with right:
-        st.caption(f"Second run: {widgets.markdown_text(other.path)} (its documents link into this run when shared)")
-        widgets.table(_top_list(other, query_id), key="compare.top_b", name=f"top_{query_id}_b",
-                      column_config=link_config)
+    st.subheader("Findings side by side")
+    side_by_side = findings_side_by_side(findings(run.key), findings(other.key), names[0], names[1])
+    if side_by_side.empty:
+        st.info("Neither run has analysis/findings.json.")
+    else:
+        widgets.table(side_by_side, key="compare.findings", name="compare_findings")
 
 
 if __name__ == "__main__":

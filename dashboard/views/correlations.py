@@ -1,4 +1,5 @@
-"""Correlations: query × query Pearson heatmap grouped by task; click a cell for the two queries' scatter."""
+"""Correlations (?a=&b=): query × query Pearson heatmap grouped by task (click a cell: the pair is outlined and its
+scatter shown, with the same r); the task × task matrix."""
 from __future__ import annotations
 
 import numpy as np
@@ -8,7 +9,7 @@ import streamlit as st
 from dashboard import charts, pages, url_state, widgets
 from dashboard.run import Run, RunKey, current_run, require_table
 
-SCATTER_DOCS = 5_000  # documents drawn in the pair scatter on big runs
+SCATTER_DOCS = 20_000  # points drawn in the pair scatter; r is always the one over all documents
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -16,9 +17,13 @@ def correlation_matrix(run_key: RunKey, _table: pd.DataFrame, _queries: pd.DataF
     """(query ids ordered by task, their tasks, Pearson matrix in that order) from correlations.parquet."""
     ordered = _queries[["id", "task"]].astype(str).sort_values(["task", "id"], kind="stable")
     ids = ordered["id"].tolist()
-    matrix = _table.pivot_table(index="query_a", columns="query_b", values="pearson", aggfunc="first")
-    matrix = matrix.reindex(index=ids, columns=ids)
-    return ids, ordered["task"].tolist(), matrix.to_numpy(dtype=np.float64)
+    position = pd.Index(ids)
+    matrix = np.full((len(ids), len(ids)), np.nan)
+    rows = position.get_indexer(_table["query_a"].astype(str))
+    cols = position.get_indexer(_table["query_b"].astype(str))
+    keep = (rows >= 0) & (cols >= 0)
+    matrix[rows[keep], cols[keep]] = _table["pearson"].to_numpy(dtype=np.float64)[keep]
+    return ids, ordered["task"].tolist(), matrix
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -29,29 +34,42 @@ def document_sample(run_key: RunKey, n_documents: int, size: int = SCATTER_DOCS)
     return np.sort(np.random.default_rng(0).choice(n_documents, size, replace=False))
 
 
+def unique_task_pairs(table: pd.DataFrame) -> pd.DataFrame:
+    """One row per unordered task pair (the table lists (a, b) and (b, a))."""
+    key = [tuple(sorted(pair)) for pair in zip(table["task_a"].astype(str), table["task_b"].astype(str))]
+    first = ~pd.Series(key, index=table.index).duplicated()
+    return table[first.to_numpy()].reset_index(drop=True)
+
+
+def pair_r(matrix: np.ndarray, ids: list[str], a: str, b: str) -> float:
+    """The heatmap's r of a pair (the same number everywhere on the page)."""
+    return float(matrix[ids.index(a), ids.index(b)])
+
+
 def _apply_click(event, ids: list[str]) -> None:
-    """Take a clicked heatmap cell (new since the last rerun) into the pair selectors."""
-    points = event.selection.points if event and event.selection else []
+    """Take a clicked heatmap cell (new since the last rerun) into the pair selectors (before they are drawn)."""
+    points = (event or {}).get("selection", {}).get("points", [])
+    points = [p for p in points if p.get("curve_number", 0) == 0]
     if not points:
         return
     index = points[0].get("point_index", points[0].get("point_number"))
     if index is None or not 0 <= int(index) < len(ids) * (len(ids) + 1) // 2:
         return
-    clicked = charts.heatmap_cell(index, ids)
+    clicked = charts.heatmap_cell(int(index), ids)
     if clicked != st.session_state.get("correlations.clicked"):
         st.session_state["correlations.clicked"] = clicked
         st.session_state["correlations.a"], st.session_state["correlations.b"] = clicked
 
 
-def _pair_scatter(run: Run, a: str, b: str) -> None:
+def _pair_scatter(run: Run, a: str, b: str, r: float) -> None:
     columns = document_sample(run.key, run.n_documents)
-    row_a, row_b = run.query_row(a), run.query_row(b)
-    x = np.asarray(run.scores[row_a])[columns]
-    y = np.asarray(run.scores[row_b])[columns]
-    r = float(np.corrcoef(x, y)[0, 1]) if len(x) > 1 else float("nan")
-    sampled = f"{len(columns):,} sampled documents" if len(columns) < run.n_documents else "all documents"
-    figure = charts.score_scatter(x, y, f"{a} score", f"{b} score", run.doc_ids[columns],
-                                  f"{a} vs {b} over {sampled} (r = {r:.3f})")
+    x = np.asarray(run.scores[run.query_row(a)])[columns]
+    y = np.asarray(run.scores[run.query_row(b)])[columns]
+    drawn = (f"all {run.n_documents:,} documents" if len(columns) == run.n_documents
+             else f"{len(columns):,} of {run.n_documents:,} documents drawn at random")
+    figure = charts.score_scatter(x, y, f"{a} raw score", f"{b} raw score", run.doc_ids[columns],
+                                  f"{a} vs {b}: r = {r:.3f} over all {run.n_documents:,} documents "
+                                  f"(points: {drawn})")
     widgets.chart(figure, key="correlations.scatter", name=f"scatter_{a}_{b}")
     left, right = st.columns(2)
     with left:
@@ -65,28 +83,26 @@ def render() -> None:
     st.title("Correlations")
     table = require_table(run, "correlations")
     ids, tasks, matrix = correlation_matrix(run.key, table, run.queries)
-    st.caption("Pearson correlation of two queries' scores over all documents. Click a cell to compare the pair.")
-    event = widgets.chart(charts.correlation_heatmap(matrix, ids, tasks), key="correlations.heatmap",
-                          name="query_correlations", selectable=True)
-    _apply_click(event, ids)
-
-    url_state.from_url("correlations.a", "a", None, options=ids)
-    url_state.from_url("correlations.b", "b", None, options=ids)
+    _apply_click(st.session_state.get("correlations.heatmap"), ids)  # the chart's last click, from the last run
     left, right = st.columns(2)
-    a = left.selectbox("Query A", ids, key="correlations.a", placeholder="click a cell, or choose")
-    b = right.selectbox("Query B", ids, key="correlations.b", placeholder="click a cell, or choose")
-    url_state.to_url("a", a)
-    url_state.to_url("b", b)
-    if a is not None and b is not None:
-        _pair_scatter(run, a, b)
+    a = url_state.bound(left.selectbox, "Query A", key="correlations.a", param="a", default=None, options=ids,
+                        what="query", placeholder="click a cell, or choose")
+    b = url_state.bound(right.selectbox, "Query B", key="correlations.b", param="b", default=None, options=ids,
+                        what="query", placeholder="click a cell, or choose")
+    st.caption("Pearson correlation of two queries' raw scores over all documents; queries grouped by task "
+               "(outlined blocks). Click a cell to compare the pair; the chosen pair is outlined in black.")
+    chosen = (a, b) if a is not None and b is not None else None
+    heatmap = charts.correlation_heatmap(matrix, ids, tasks, chosen=chosen, n_documents=run.n_documents)
+    widgets.chart(heatmap, key="correlations.heatmap", name="query_correlations", selectable=True)
+    if chosen is not None:
+        _pair_scatter(run, a, b, pair_r(matrix, ids, a, b))
 
     st.subheader("Mean correlation per task pair")
-    task_table = require_table(run, "task_correlations")
+    task_table = unique_task_pairs(require_table(run, "task_correlations"))
+    widgets.chart(charts.task_matrix(task_table), key="correlations.tasks_matrix", name="task_correlations")
     widgets.table(task_table, key="correlations.tasks", name="task_correlations",
-                  column_config={"mean_pearson": st.column_config.NumberColumn(format="%.3f"),
-                                 "std_pearson": st.column_config.NumberColumn(format="%.3f"),
-                                 "mean_p_value": st.column_config.NumberColumn(format="%.2e"),
-                                 "frac_significant": st.column_config.NumberColumn(format="%.2f")})
+                  column_config={name: st.column_config.NumberColumn(format="%.3f")
+                                 for name in task_table.columns if task_table[name].dtype.kind == "f"})
 
 
 if __name__ == "__main__":

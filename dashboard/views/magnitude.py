@@ -8,29 +8,28 @@ from dashboard.run import current_run, require_table
 
 SIGNS = ["positive", "negative"]
 SCALES = ["relative", "absolute"]
+Y_TITLES = {"relative": "share of the sign's total influence (mean over queries)",
+            "absolute": "summed |raw score| of the top documents (mean over queries)"}
 
 
 def render() -> None:
     run = current_run()
     st.title("Magnitude")
     by_task = require_table(run, "magnitude_by_task")
-    url_state.from_url("magnitude.sign", "sign", SIGNS[0], options=SIGNS)
-    url_state.from_url("magnitude.scale", "scale", SCALES[0], options=SCALES)
-    url_state.from_url("magnitude.log", "log", False, parse=url_state.parse_bool, options=[True, False])
     left, middle, right = st.columns(3)
-    sign = left.radio("Sign", SIGNS, key="magnitude.sign", horizontal=True)
-    scale = middle.radio("Scale", SCALES, key="magnitude.scale", horizontal=True,
-                         help="relative: share of the sign's total; absolute: summed magnitude")
-    log_y = right.toggle("Log y axis", key="magnitude.log")
-    url_state.to_url("sign", sign)
-    url_state.to_url("scale", scale)
-    url_state.to_url("log", log_y)
+    sign = url_state.bound(left.radio, "Sign", key="magnitude.sign", param="sign", default=SIGNS[0],
+                           options=SIGNS, horizontal=True)
+    scale = url_state.bound(middle.radio, "Scale", key="magnitude.scale", param="scale", default=SCALES[0],
+                            options=SCALES, horizontal=True,
+                            help="relative: share of the sign's total; absolute: summed magnitude")
+    log_y = url_state.bound(right.toggle, "Log y axis", key="magnitude.log", param="log", default=False,
+                            parse=url_state.parse_bool, allowed=[True, False])
 
     value = "relative_mean" if scale == "relative" else "cumulative_mean"
     curves = by_task[by_task["sign"] == sign]
-    title = f"Cumulative {sign} influence of the top documents ({scale}, mean over each task's queries)"
-    widgets.chart(charts.magnitude_curves(curves, value, title, log_y), key="magnitude.curves",
-                  name=f"magnitude_{sign}_{scale}")
+    title = f"Cumulative {sign} influence of each task's top documents ({scale}; from one document up)"
+    widgets.chart(charts.magnitude_curves(curves, value, title, log_y, Y_TITLES[scale], run.n_documents),
+                  key="magnitude.curves", name=f"magnitude_{sign}_{scale}")
     widgets.table(curves, key="magnitude.table", name=f"magnitude_by_task_{sign}")
 
     st.subheader("Power-law slopes")

@@ -1,97 +1,109 @@
-"""Queries (?q=): pick a query; its prompt and completion, top and bottom documents as cards, per-layer split."""
+"""Queries (?q=): a table of all queries to sort and filter (task, correctness, text, an expression); choosing a row
+opens the query: prompt and completion, top and bottom documents as cards, per-layer split."""
 from __future__ import annotations
 
-import pandas as pd
 import streamlit as st
 
-from dashboard import charts, ranking, url_state, widgets
-from dashboard.run import SCORE_KINDS, current_run, document_texts, token_scores
-from dashboard.text_match import found_targets, query_targets
+from dashboard import charts, highlight, query_table, query_view, ranking, score_help, spans, url_state, widgets
+from dashboard.query_filter import FilterError
+from dashboard.run import current_run, document_texts, token_scores
 
-_ALL = "(all tasks)"
-
-
-def filter_queries(queries: pd.DataFrame, task: str, search: str) -> pd.DataFrame:
-    chosen = queries if task == _ALL else queries[queries["task"] == task]
-    if search:
-        text = chosen["id"] + " " + chosen["prompt"].astype(str) + " " + chosen["completion"].astype(str)
-        chosen = chosen[text.str.contains(search, case=False, regex=False)]
-    return chosen
+SORTABLE = ["id", "task", "correct", "nats", "n_completion_tokens", "answer", "model_answer"]
+FILTER_HELP = ("Over the table's columns, e.g. `task == \"slope\" and not correct`, `nats > 2`, "
+               "`answer in [\"3\", \"5\"]`, `contains(completion, \"slope\")`, `len(prompt) > 40`. "
+               "Allowed: comparisons, and / or / not, + − × ÷, len(), contains(), isnull().")
 
 
-def _cards(run, row: int, query: dict, side: str, indices, values, kind_label: str, tokens) -> None:
-    texts = document_texts(run.key)
-    targets = query_targets(query)
-    for rank, (column, value) in enumerate(zip(indices, values), 1):
-        doc = run.documents.iloc[int(column)]
-        text = str(texts.iloc[int(column)])
-        doc_tokens = None
-        if tokens is not None:
-            doc_tokens = tokens[(tokens["doc_id"] == doc["id"]) & (tokens["side"] == side)]
-        widgets.document_card(rank=rank, doc_id=doc["id"], score=float(value), score_label=kind_label,
-                              source=str(doc["source"]), text=text, badges=found_targets(text, targets),
-                              tokens=doc_tokens, key=f"queries.{side}.{rank}")
+@st.cache_data(show_spinner=False, max_entries=8)
+def cached_query_table(run_key, _queries):
+    return query_table.query_table(_queries)
+
+
+def _filters(table):
+    """The filter and sort widgets; returns the rows to list."""
+    tasks = [query_table.ALL] + sorted(table["task"].unique())
+    left, middle, right = st.columns([1, 1, 2])
+    task = url_state.bound(left.selectbox, "Task", key="queries.task", param="task", default=query_table.ALL,
+                           options=tasks, what="task")
+    correctness = url_state.bound(middle.selectbox, "Answered", key="queries.correct", param="correct",
+                                  default=query_table.ALL, options=list(query_table.CORRECTNESS),
+                                  help="`correct` from the data when given, else the answer parsed from the "
+                                       "completion (“The answer is 3”) compared with the reference answer")
+    search = url_state.bound(right.text_input, "Search id, prompt and completion", key="queries.search",
+                             param="search", default="")
+    left, middle, right = st.columns([2, 1, 1])
+    expression = url_state.bound(left.text_input, "Filter expression", key="queries.where", param="where",
+                                 default="", help=FILTER_HELP, placeholder='e.g. task == "slope" and not correct')
+    sort = url_state.bound(middle.selectbox, "Sort by", key="queries.sort", param="sort", default="id",
+                           options=[c for c in SORTABLE if c in table.columns], what="sort column")
+    descending = url_state.bound(right.toggle, "Descending", key="queries.desc", param="desc", default=False,
+                                 parse=url_state.parse_bool, allowed=[True, False])
+    try:
+        shown = query_table.filtered(table, task=task, correctness=correctness, search=search,
+                                     expression=expression)
+    except FilterError as err:
+        st.error(f"Filter expression: {err}", icon=":material/filter_alt_off:")
+        shown = query_table.filtered(table, task=task, correctness=correctness, search=search)
+    return query_table.sorted_by(shown, sort, descending)
+
+
+def _query_list(table, shown) -> None:
+    """The table; choosing a row makes it the query shown below (same page, one history entry)."""
+    st.caption(f"{len(shown):,} of {len(table):,} queries · choose a row (the box at its left) to open it below")
+    columns = [c for c in table.columns if c not in ("completion",)] + ["completion"]
+    event = st.dataframe(shown[columns], key="queries.table", hide_index=True, width="stretch", height=280,
+                         on_select="rerun", selection_mode="single-row",
+                         column_config={"nats": st.column_config.NumberColumn(format="%.3f"),
+                                        "correct": st.column_config.CheckboxColumn("correct")})
+    chosen = widgets.chosen_row(event, "queries.table")
+    if chosen is not None:
+        st.session_state["queries.q"] = str(shown["id"].iloc[chosen])
+        st.session_state.pop("queries.span", None)
 
 
 def render() -> None:
     run = current_run()
-    queries = run.queries
+    widgets.page_style()
     st.title("Queries")
-    tasks = [_ALL] + sorted(queries["task"].astype(str).unique())
-    url_state.from_url("queries.task", "task", _ALL, options=tasks)
-    url_state.from_url("queries.search", "search", "")
-    left, right = st.columns([1, 2])
-    task = left.selectbox("Task", tasks, key="queries.task")
-    search = right.text_input("Search prompts and completions", key="queries.search")
-    url_state.to_url("task", None if task == _ALL else task)
-    url_state.to_url("search", search or None)
+    table = cached_query_table(run.key, run.queries)
+    shown = _filters(table)
+    _query_list(table, shown)
 
-    shown = filter_queries(queries, task, search)
-    if shown.empty:
-        st.warning("No query matches these filters.")
-        st.stop()
-    ids = shown["id"].tolist()
-    url_state.from_url("queries.q", "q", ids[0], options=ids)
-    labels = dict(zip(shown["id"], shown["task"] + " · " + shown["id"] + " · " + shown["prompt"].astype(str).str[:80]))
-    query_id = st.selectbox(f"Query ({len(ids):,} shown)", ids, key="queries.q", format_func=labels.get)
-    url_state.to_url("q", query_id)
-
-    kinds = list(SCORE_KINDS)
-    url_state.from_url("queries.score", "score", kinds[0], options=kinds)
-    url_state.from_url("queries.k", "k", 5, parse=int, options=range(1, 51))
+    ids = table["id"].tolist()
+    labels = dict(zip(table["id"], table["task"] + " · " + table["id"] + " · " + table["prompt"].str[:90]))
+    query_id = url_state.bound(st.selectbox, "Query", key="queries.q", param="q", default=ids[0], options=ids,
+                               what="query", format_func=labels.get)
+    kinds = list(score_help.SCORE_KINDS)
     left, right = st.columns([2, 1])
-    kind_label = left.radio("Score", kinds, key="queries.score", horizontal=True,
-                            help="raw influence; per nat of the completion's loss; divided by the document's "
-                                 "gradient norm (ranks documents differently)")
-    k = right.slider("Documents per side", 1, 50, key="queries.k")
-    url_state.to_url("score", kind_label)
-    url_state.to_url("k", k)
+    kind_label = url_state.bound(left.radio, "Score", key="queries.score", param="score", default=kinds[0],
+                                 options=kinds, horizontal=True, help=score_help.explanation("raw"))
+    k = url_state.bound(right.slider, "Documents per side", key="queries.k", param="k", default=5, parse=int,
+                        allowed=range(1, 51), min_value=1, max_value=50)
+    widgets.score_definitions(kind_label)
 
     row = run.query_row(query_id)
-    query = queries.iloc[row].to_dict()
-    with st.container(border=True):
-        st.markdown(f"**{widgets.markdown_text(query_id)}** · task {widgets.markdown_text(query['task'])} · "
-                    f"completion loss {float(query.get('nats', float('nan'))):.3f} nats")
-        prompt_column, completion_column = st.columns(2)
-        prompt_column.caption("Prompt")
-        prompt_column.markdown(widgets.escaped_text_html(str(query["prompt"])), unsafe_allow_html=True)
-        completion_column.caption("Completion")
-        completion_column.markdown(widgets.escaped_text_html(str(query["completion"])), unsafe_allow_html=True)
-        targets = query_targets(query)
-        if targets:
-            st.caption("Looked for: " + ", ".join(f"{name} = {widgets.markdown_text(v)}" for name, v in targets))
+    query = run.queries.iloc[row].to_dict()
+    top, top_values, bottom, bottom_values = ranking.ranked_documents(run.key, run, row,
+                                                                      score_help.SCORE_KINDS[kind_label], k)
+    texts = document_texts(run.key)
+    shown_docs = [(f"{side} #{rank}", str(texts.iloc[int(column)]))
+                  for side, columns in (("top", top), ("bottom", bottom)) for rank, column in enumerate(columns, 1)]
+    linking = query_view.Linking(str(query["completion"]))
+    linking.found = spans.completion_spans(linking.completion, [text for _, text in shown_docs])
+    header = st.container()
+    query_view.choose_span(linking, shown_docs)
+    with header:
+        query_view.query_header(query, linking)
 
-    top, top_values, bottom, bottom_values = ranking.ranked_documents(run.key, run, row, SCORE_KINDS[kind_label], k)
     tokens = token_scores(run.key, query_id)
-    if tokens is None:
-        st.caption("This run has no token_scores.parquet: document text is shown without the per-token heatmap.")
+    st.markdown(highlight.KEY_HTML, unsafe_allow_html=True)
     top_column, bottom_column = st.columns(2)
     with top_column:
         st.subheader("Most positive (helps the completion)")
-        _cards(run, row, query, "top", top, top_values, kind_label, tokens)
+        query_view.document_cards(run, query, "top", top, top_values, kind_label, tokens, texts, linking)
     with bottom_column:
-        st.subheader("Most negative")
-        _cards(run, row, query, "bottom", bottom, bottom_values, kind_label, tokens)
+        st.subheader("Most negative (works against it)")
+        query_view.document_cards(run, query, "bottom", bottom, bottom_values, kind_label, tokens, texts, linking)
 
     positive, negative = ranking.layer_sums(run.key, run, row)
     widgets.chart(charts.layer_split(run.layers, positive, negative, f"Per-layer influence of {query_id}"),

@@ -1,16 +1,34 @@
-"""Sources: how over- or under-represented each corpus source is among a task's top (bottom) k documents,
-relative to its base rate; click a bar for the documents behind it."""
+"""Sources: how over- or under-represented each corpus source is among each task's top (bottom) k documents,
+relative to its share of the corpus, next to the range k random documents would give; click a bar for the
+documents behind it."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 import streamlit as st
+from scipy.stats import hypergeom
 
-from dashboard import charts, pages, url_state, widgets
-from dashboard.run import Run, RunKey, current_run, require_table
+from dashboard import charts, url_state, widgets
+from dashboard.run import Run, RunKey, current_run, document_texts, require_table
 
 SIDES = ["top", "bottom"]
 LISTED = 100  # documents listed behind a bar
+SNIPPET = 160
+
+
+def with_chance_band(table: pd.DataFrame, n_documents: int) -> pd.DataFrame:
+    """Rows for k < D (k = D is ×1 by definition), with `chance_low` / `chance_high`: the 2.5% and 97.5% points of
+    the multiplier when k documents are drawn at random (hypergeometric), unless the table has them already."""
+    table = table[table["k"] < n_documents].copy()
+    if {"chance_low", "chance_high"} <= set(table.columns):
+        return table
+    k = table["k"].to_numpy(dtype=np.int64)
+    base = table["base_share"].to_numpy(dtype=np.float64)
+    in_corpus = np.rint(base * n_documents).astype(np.int64)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        for column, quantile in (("chance_low", 0.025), ("chance_high", 0.975)):
+            table[column] = hypergeom.ppf(quantile, n_documents, in_corpus, k) / k / base
+    return table
 
 
 @st.cache_data(show_spinner="Finding the documents behind the bar…", max_entries=64)
@@ -26,65 +44,63 @@ def documents_behind(run_key: RunKey, _run: Run, task: str, side: str, k: int, s
         total += values
         chosen = np.argpartition(-sign * values, k - 1)[:k] if k < _run.n_documents else slice(None)
         hits[chosen] += 1
-    of_source = (_run.doc_sources == source) & (hits > 0)
-    columns = np.flatnonzero(of_source)
+    columns = np.flatnonzero((_run.doc_sources == source) & (hits > 0))
     mean = total[columns] / max(len(rows), 1)
     order = np.lexsort((-sign * mean, -hits[columns]))[:LISTED]
     columns = columns[order]
+    texts = document_texts(run_key)
     return pd.DataFrame({"doc_id": _run.doc_ids[columns], "queries_ranking_it": hits[columns],
-                         "mean_score": total[columns] / max(len(rows), 1), "column": columns})
+                         "of_queries": len(rows), "mean_score": total[columns] / max(len(rows), 1),
+                         "text": [" ".join(str(texts.iloc[int(c)])[:SNIPPET].split()) for c in columns]})
 
 
-def _apply_click(event) -> None:
-    points = event.selection.points if event and event.selection else []
-    if not points:
-        return
-    clicked = tuple(points[0].get("customdata") or ())
-    if len(clicked) == 2 and clicked != st.session_state.get("sources.clicked"):
+def _apply_click(state) -> None:
+    """A clicked bar (new since the last run) chooses task, source and k below (before they are drawn)."""
+    points = (state or {}).get("selection", {}).get("points", [])
+    clicked = tuple(points[0].get("customdata") or ()) if points else ()
+    if len(clicked) == 3 and clicked != st.session_state.get("sources.clicked"):
         st.session_state["sources.clicked"] = clicked
-        st.session_state["sources.source"], st.session_state["sources.k"] = clicked[0], int(clicked[1])
+        st.session_state["sources.task"], st.session_state["sources.source"] = clicked[0], clicked[1]
+        st.session_state["sources.k"] = int(clicked[2])
 
 
 def render() -> None:
     run = current_run()
     st.title("Sources")
-    table = require_table(run, "source_multipliers")
-    tasks = sorted(table["task"].astype(str).unique())
-    url_state.from_url("sources.task", "task", tasks[0], options=tasks)
-    url_state.from_url("sources.side", "side", SIDES[0], options=SIDES)
-    left, right = st.columns(2)
-    task = left.selectbox("Task", tasks, key="sources.task")
-    side = right.radio("Side", SIDES, key="sources.side", horizontal=True,
-                       help="top: most positive documents; bottom: most negative")
-    url_state.to_url("task", task)
-    url_state.to_url("side", side)
-
-    shown = table[(table["task"] == task) & (table["side"] == side)]
-    title = f"{task}: source share among the {side} k documents ÷ share in the corpus"
-    event = widgets.chart(charts.source_multipliers(shown, title), key="sources.bars",
-                          name=f"source_multipliers_{task}_{side}", selectable=True)
-    _apply_click(event)
-    widgets.table(shown, key="sources.table", name=f"source_multipliers_{task}_{side}")
+    table = with_chance_band(require_table(run, "source_multipliers"), run.n_documents)
+    if table.empty:
+        st.info("The corpus is too small for a top k below its size.")
+        return
+    side = url_state.bound(st.radio, "Side", key="sources.side", param="side", default=SIDES[0], options=SIDES,
+                           horizontal=True, help="top: most positive documents; bottom: most negative")
+    shown = table[table["side"] == side]
+    _apply_click(st.session_state.get("sources.bars"))
+    title = (f"Source share among each task's {side} k documents ÷ share in the corpus "
+             "(grey: 95% range for k random documents; dotted: ×1)")
+    widgets.chart(charts.source_small_multiples(shown, title), key="sources.bars",
+                  name=f"source_multipliers_{side}", selectable=True)
+    widgets.table(shown, key="sources.table", name=f"source_multipliers_{side}")
 
     st.subheader("Documents behind a bar")
-    st.caption("Click a bar above, or choose the source and k here.")
+    st.caption("Click a bar above, or choose the task, source and k here.")
+    tasks = sorted(shown["task"].astype(str).unique())
     sources = sorted(shown["source"].astype(str).unique())
     ks = sorted(int(k) for k in shown["k"].unique())
-    url_state.from_url("sources.source", "source", sources[0], options=sources)
-    url_state.from_url("sources.k", "k", ks[0], parse=int, options=ks)
-    left, right = st.columns(2)
-    source = left.selectbox("Source", sources, key="sources.source")
-    k = right.selectbox("k", ks, key="sources.k", format_func=lambda value: f"{value:,}")
-    url_state.to_url("source", source)
-    url_state.to_url("k", k)
-
+    left, middle, right = st.columns(3)
+    task = url_state.bound(left.selectbox, "Task", key="sources.task", param="task", default=tasks[0],
+                           options=tasks, what="task")
+    source = url_state.bound(middle.selectbox, "Source", key="sources.source", param="source", default=sources[0],
+                             options=sources, what="source")
+    k = url_state.bound(right.selectbox, "k", key="sources.k", param="k", default=ks[0], parse=int, options=ks,
+                        what="k", format_func=lambda value: f"{value:,}")
     behind = documents_behind(run.key, run, task, side, k, source)
     if behind.empty:
         st.info("No document of this source is in that range.")
         return
-    listing = behind.assign(open=[pages.url("documents", doc=doc) for doc in behind["doc_id"]]).drop(columns="column")
-    widgets.table(listing, key="sources.documents", name=f"documents_{task}_{side}_{k}_{source}",
-                  column_config={"open": st.column_config.LinkColumn("open", display_text="open document")})
+    widgets.table(behind, key="sources.documents", name=f"documents_{task}_{side}_{k}_{source}",
+                  opens=("documents", "doc", "doc_id"),
+                  column_config={"mean_score": st.column_config.NumberColumn(format="%.4g"),
+                                 "text": st.column_config.TextColumn(width="large")})
 
 
 if __name__ == "__main__":
