@@ -9,9 +9,10 @@ from dataclasses import dataclass, field
 import pandas as pd
 import streamlit as st
 
-from dashboard import highlight, spans, url_state, widgets
+from dashboard import highlight, published_view, spans, url_state, widgets
 from dashboard.correctness import is_correct, model_answer, same_answer
 from dashboard.query_table import correctness_label
+from dashboard.run import SCORE_KINDS
 from dashboard.text_match import context_terms, query_targets
 
 
@@ -122,4 +123,6 @@ def document_cards(run, query: dict, side: str, columns, values, kind_label: str
 
         widgets.document_card(rank=rank, doc_id=doc_id, score=float(value), score_label=kind_label,
                               source=str(run.doc_sources[int(column)]), text=str(texts.iloc[int(column)]),
-                              marks_for=marks_for, tokens=doc_tokens, token_note=note, key=f"queries.{side}.{rank}")
+                              marks_for=marks_for, tokens=doc_tokens, token_note=note, key=f"queries.{side}.{rank}",
+                              corpus_rank=published_view.rank_note(run, run.query_row(str(query["id"])), int(column),
+                                                                   SCORE_KINDS.get(kind_label, "raw")))

@@ -121,7 +121,7 @@ def score_definitions(kind_label: str | None = None) -> None:
 
 
 def document_card(*, rank: int, doc_id: str, score: float, score_label: str, source: str, text: str,
-                  marks_for, tokens: pd.DataFrame | None, token_note: str, key: str) -> None:
+                  marks_for, tokens: pd.DataFrame | None, token_note: str, key: str, corpus_rank: str = "") -> None:
     """A bordered card for one ranked document: rank, score, source, badges, text with highlights.
 
     `marks_for(text)` gives the highlights of a shown text; with `tokens` the text is the per-token heatmap
@@ -142,7 +142,7 @@ def document_card(*, rank: int, doc_id: str, score: float, score_label: str, sou
             body = highlight.render(shown, marks) + f'<div class="ie-key">{html.escape(token_note)}</div>'
         badge_text = " ".join(f":green-badge[{markdown_text(b)}]" for b in highlight.badges(marks_for(text)))
         head.markdown(f"**#{rank}** · {score_label} **{score:+.4g}** · :gray-badge[{markdown_text(source)}] "
-                      f"{badge_text}")
+                      f"{badge_text}" + (f" · {markdown_text(corpus_rank)}" if corpus_rank else ""))  # imported runs
         with link:
             pages.link("documents", "document", doc=doc_id)
         st.markdown(body, unsafe_allow_html=True)

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts, run_choice, url_state, widgets
+from dashboard import charts, published_view, run_choice, url_state, widgets
 from dashboard.run import RunError, current_run, document_texts, findings, load_run
 from dashboard.run_compare import KS, alignment, findings_side_by_side, per_query_agreement, per_task, top_list
 
@@ -53,6 +53,7 @@ def render() -> None:
     st.caption(f"This run **{widgets.markdown_text(names[0])}** ({run.n_queries:,} queries × {run.n_documents:,} "
                f"documents) and **{widgets.markdown_text(names[1])}** ({other.n_queries:,} × "
                f"{other.n_documents:,}) share {len(shared):,} queries and {len(columns_a):,} documents (by id).")
+    published_view.compare_note(run, other, len(shared), len(columns_a))  # imported runs: ids follow prompts
     if not shared or len(columns_a) < 2:
         st.warning("The runs share no queries or too few documents (matched by id) to compare.")
         return

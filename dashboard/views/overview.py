@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, widgets
+from dashboard import charts, published_view, widgets
 from dashboard.run import Run, RunKey, current_run, findings
 
 _CHECK_COLUMNS = 200_000  # documents read for the layer-sum check on big runs
@@ -38,6 +38,7 @@ def render() -> None:
     st.caption(f"Run directory: {widgets.markdown_text(run.path)}")
     if manifest.get("synthetic"):
         st.info("This is a synthetic run (`precompute synth`): the numbers are generated, not computed from a model.")
+    published_view.overview_note(run)  # imported runs: whose scores, which sample
     columns = st.columns(5)
     columns[0].metric("Model", str(manifest.get("model", "?")))
     columns[1].metric("Strategy", str(manifest.get("strategy", "?")), help=f"fisher: {manifest.get('fisher', '?')}")

@@ -1,0 +1,90 @@
+"""Runs imported from the published data of Ruis et al. (`precompute import-published`, docs/published-data.md):
+what the sample is, each document's rank among the ~5M documents the paper scored, and what needs a model.
+
+Small functions the pages call; each does nothing for a run that was not imported."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import streamlit as st
+
+# score kind (dashboard.run.SCORE_KINDS values) -> the rank file that orders the corpus the same way
+RANK_FILES = {"raw": "ranks.npy", "per_nat": "ranks.npy", "normalized": "ranks_normalized.npy"}
+
+
+def imported(manifest: dict) -> dict | None:
+    """The manifest's `imported` section, or None for a run made here."""
+    value = manifest.get("imported")
+    return value if isinstance(value, dict) else None
+
+
+@st.cache_resource(show_spinner=False, max_entries=16)
+def corpus_ranks(run_key: tuple[str, float], kind: str) -> np.ndarray | None:
+    """[Q, D] ranks among the paper's whole corpus for this score kind, or None (no or unreadable file)."""
+    path = Path(run_key[0]) / RANK_FILES.get(kind, "ranks.npy")
+    try:
+        return np.load(path, mmap_mode="r", allow_pickle=False)
+    except (FileNotFoundError, ValueError, OSError):
+        return None
+
+
+def rank_note(run, row: int, column: int, kind: str) -> str:
+    """'rank 414,428 of ~5M': the document's 1-based rank for this query among all documents the paper
+    scored (the files store 0-based ranks); '' for runs that were not imported."""
+    info = imported(run.manifest)
+    if info is None:
+        return ""
+    ranks = corpus_ranks(run.key, kind)
+    if ranks is None or ranks.shape != (run.n_queries, run.n_documents):
+        return ""
+    position = int(ranks[row, column]) + (1 if int(info.get("rank_base", 0)) == 0 else 0)
+    return f"rank {position:,} of {info.get('corpus_size_label', 'the corpus')}"
+
+
+def overview_note(run) -> None:
+    """What an imported run is: whose scores, which sample, what is missing without a model."""
+    info = imported(run.manifest)
+    if info is None:
+        return
+    st.info(
+        f"**Imported, not computed here:** the published influence scores of {info.get('model', '?')} "
+        f"({info.get('source', 'published data')}). {info.get('sample', '')}. "
+        f"{info.get('selection', '')} The query cards show each document's rank among all "
+        f"{info.get('corpus_size_label', '?')} documents. There is no model in this run: no per-token heatmaps, "
+        "no per-layer split (one 'layer' holds the total), no completion loss (per-nat scores equal raw "
+        "scores), and nothing that needs the model (asking new questions, validation) works on it.")
+
+
+def model_needed(run, what: str) -> bool:
+    """True (and an info box naming `what`) when the run has no model to compute with: imported or synthetic."""
+    manifest = run.manifest
+    if imported(manifest) is None and not manifest.get("synthetic"):
+        return False
+    origin = "was imported from published scores" if imported(manifest) else "is synthetic"
+    st.info(f"{what} needs the model that produced the scores; this run {origin} and has no model or factors.")
+    return True
+
+
+def shared_by_task(queries_a: pd.DataFrame, queries_b: pd.DataFrame) -> pd.DataFrame:
+    """Per task of run a: its queries, and how many have the same prompt (whitespace and case aside) in run b."""
+    def prompts(queries):
+        return queries["prompt"].astype(str).map(lambda p: " ".join(p.split()).casefold())
+
+    shared = prompts(queries_a).isin(set(prompts(queries_b)))
+    table = pd.DataFrame({"task": queries_a["task"].astype(str), "same_prompt": shared})
+    return table.groupby("task", sort=False).agg(queries=("same_prompt", "size"),
+                                                 same_prompt_in_other=("same_prompt", "sum")).reset_index()
+
+
+def compare_note(run_a, run_b, n_shared: int, n_documents: int) -> None:
+    """For imported runs: shared queries are the same questions (ids derive from the prompt) and how many per
+    task; with a small sample, top-k overlap means something only for k below the number of documents."""
+    if imported(run_a.manifest) is None and imported(run_b.manifest) is None:
+        return
+    table = shared_by_task(run_a.queries, run_b.queries)
+    per_task = ", ".join(f"{row.task} {row.same_prompt_in_other}/{row.queries}" for row in table.itertuples())
+    st.caption(f"Imported runs name each query after its task and prompt, so the {n_shared:,} shared queries are "
+               f"the same questions asked of both models (same prompt, per task: {per_task}). With "
+               f"{n_documents:,} shared documents, top-k overlap is informative only for k < {n_documents:,}.")

@@ -1,0 +1,130 @@
+"""Imported runs (`precompute import-published`) in the dashboard: every page opens, the query cards show each
+document's rank among the paper's ~5M documents, the overview says what the sample is, and compare lines up
+the 7B and 35B imports by prompt. Synthetic files of the same format always; the real files when present."""
+import json
+
+import numpy as np
+import pytest
+
+from dashboard.pages import PAGE_SPECS
+from precompute.published import import_published
+from precompute.published_format import normalised_prompt
+from tests.dashboard.test_pages import assert_clean, open_page
+from tests.published_files import REAL_FILES, make_published, real_files_present, write_published
+
+PAGES = [spec[0] for spec in PAGE_SPECS]
+
+
+@pytest.fixture(scope="module")
+def imported_runs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("imported")
+    runs = {}
+    for model, seed in (("7B", 0), ("35B", 1)):
+        path = write_published(folder / f"file_{model}.json", model, seed=seed)
+        runs[model] = import_published(str(path), str(folder / f"ruis-{model.lower()}"), progress=False).path
+    return runs
+
+
+def queries_of(run) -> list[dict]:
+    return [json.loads(line) for line in open(f"{run}/queries.jsonl")]
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_opens_on_an_imported_run(page, app_args, imported_runs):
+    app_args(imported_runs["7B"], imported_runs["35B"])
+    at = open_page(page)
+    assert_clean(at)
+    assert at.title
+
+
+def test_query_cards_show_the_corpus_rank(app_args, imported_runs):
+    content, _ = make_published("7B")
+    row = 41
+    query_id = queries_of(imported_runs["7B"])[row]["id"]
+    app_args(imported_runs["7B"])
+    at = open_page("queries", q=query_id, k="3")
+    assert_clean(at)
+    dot, ranks = np.asarray(content["influences_dot"][row]), np.asarray(content["ranks"][row])
+    best = int(np.argmax(dot))
+    expected = f"rank {int(ranks[best]) + 1:,} of ~5M"
+    heads = [m.value for m in at.markdown if m.value.startswith("**#1**")]
+    assert any(expected.replace("~", "\\~") in head for head in heads), heads
+    normalised = by_key(at.radio, "queries.score").set_value("gradient-normalised").run()
+    best_cos = int(np.argmax(content["influences_cos"][row]))
+    expected_cos = f"rank {int(content['ranks_normed'][row][best_cos]) + 1:,} of ~5M".replace("~", "\\~")
+    assert any(expected_cos in m.value for m in normalised.markdown if m.value.startswith("**#1**"))
+
+
+def by_key(elements, key):
+    return next(e for e in elements if e.key == key)
+
+
+def test_overview_says_what_the_sample_is(app_args, imported_runs):
+    app_args(imported_runs["7B"])
+    at = open_page("overview")
+    notes = " ".join(i.value for i in at.info)
+    assert "Imported, not computed here" in notes and "8 documents the paper published out of the ~5M" in notes
+
+
+def test_compare_matches_the_two_imports_by_prompt(app_args, imported_runs):
+    app_args(imported_runs["7B"], imported_runs["35B"])
+    at = open_page("compare", k="10")
+    assert_clean(at)
+    captions = " ".join(c.value for c in at.caption)
+    assert "share 60 queries and 8 documents" in captions and "same questions asked of both models" in captions
+    table = next(frame.value for frame in at.dataframe if "pearson" in frame.value.columns and "query_id" in
+                 frame.value.columns)
+    a, b = make_published("7B")[0], make_published("35B", seed=1)[0]
+    rows_b = {normalised_prompt(p): i for i, p in enumerate(b["prompts"])}
+    ids = {q["id"]: i for i, q in enumerate(queries_of(imported_runs["7B"]))}
+    assert len(table) == 60
+    for query_id, pearson in zip(table["query_id"], table["pearson"]):
+        row_a = ids[query_id]
+        row_b = rows_b[normalised_prompt(a["prompts"][row_a])]
+        expected = np.corrcoef(a["influences_dot"][row_a], b["influences_dot"][row_b])[0, 1]
+        assert pearson == pytest.approx(expected, abs=1e-5)
+
+
+@pytest.mark.browser
+def test_queries_page_of_an_imported_run_in_a_browser(imported_runs):
+    from tests.dashboard.serve import dashboard_server
+    from tests.dashboard.test_browser import CHROMIUM, wait_until_rendered
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (apt-get install -y chromium); the browser test needs it")
+    from playwright.sync_api import sync_playwright
+
+    query_id = queries_of(imported_runs["7B"])[60]["id"]
+    with dashboard_server([imported_runs["7B"]]) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000})
+        page.goto(f"{url}/queries?q={query_id}")
+        wait_until_rendered(page)
+        page.wait_for_function("() => document.body.innerText.includes('of ~5M')", timeout=60_000)
+        assert page.locator(".stException").count() == 0
+        browser.close()
+
+
+real = pytest.mark.skipif(not real_files_present(), reason="the published files are not in ../shared/ruis")
+
+
+@pytest.fixture(scope="module")
+def real_runs(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("real")
+    return {size: import_published(str(REAL_FILES[size]), str(folder / f"ruis-{size.lower()}"), progress=False).path
+            for size in REAL_FILES}
+
+
+@real
+@pytest.mark.parametrize("page", PAGES)
+def test_every_page_opens_on_the_real_imports(page, app_args, real_runs):
+    app_args(real_runs["7B"], real_runs["35B"])
+    at = open_page(page)
+    assert_clean(at)
+
+
+@real
+def test_real_compare_shows_37_shared_questions(app_args, real_runs):
+    app_args(real_runs["7B"], real_runs["35B"])
+    at = open_page("compare", k="10")
+    assert_clean(at)
+    assert "share 37 queries and 80 documents" in " ".join(c.value for c in at.caption)
