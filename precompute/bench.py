@@ -43,6 +43,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--queries-file", default=os.path.join("data", "queries.jsonl"))
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--unsorted", action="store_true", help="batch in corpus order (default: sorted by length)")
+    parser.add_argument("--peak-tflops", type=float, default=None,
+                        help="the device's peak TFLOP/s in this dtype: also print the achieved fraction of it")
     return parser.parse_args(argv)
 
 
@@ -197,6 +199,17 @@ def run(args) -> None:
     print(f"ratio scoring / forward+backward: {score_s / base_s:.3f} wall, {score_cpu / base_cpu:.3f} CPU time  "
           f"(best of {len(base_runs)} alternating rounds; wall rounds: baseline "
           f"{', '.join(f'{r[0]:.3f}' for r in base_runs)}; scoring {', '.join(f'{r[0]:.3f}' for r in score_runs)})")
+    print(throughput_line(params, n_tokens, base_s, score_s, args.peak_tflops))
+
+
+def throughput_line(params: int, n_tokens: int, base_s: float, score_s: float, peak_tflops: float | None) -> str:
+    """Achieved TFLOP/s, counting a forward+backward pass as 6 · parameters · tokens (attention excluded)."""
+    work = 6.0 * params * n_tokens / 1e12
+    line = (f"throughput (6 x params x tokens = {work:.3f} TFLOP per pass): forward+backward "
+            f"{work / base_s:.3f} TFLOP/s, scoring {work / score_s:.3f} TFLOP/s of forward+backward work")
+    if peak_tflops:
+        line += f"; forward+backward at {work / base_s / peak_tflops:.1%} of the {peak_tflops:g} TFLOP/s peak"
+    return line
 
 
 def main(argv: list[str]) -> int:
