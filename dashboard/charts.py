@@ -35,12 +35,15 @@ def layer_split(layers: list[str], positive: np.ndarray, negative: np.ndarray, t
     return _layout(fig, title, height=360)
 
 
+_HEATMAP_MARGIN = dict(l=90, r=20, t=50, b=90)
+
+
 def _axis_labels(n: int) -> tuple[dict, int, int]:
     """(tick settings, tick font size, figure height) for a query × query heatmap of n queries."""
     if n > 160:
         return dict(showticklabels=False), 0, 900
     font = 10 if n <= 60 else 8 if n <= 110 else 7
-    return dict(tickmode="array", tickvals=list(range(n))), font, int(min(1500, max(560, 10 * n + 200)))
+    return dict(tickmode="array", tickvals=list(range(n))), font, int(min(1300, max(560, 10 * n + 200)))
 
 
 def correlation_heatmap(matrix: np.ndarray, query_ids: list[str], tasks: list[str],
@@ -53,7 +56,8 @@ def correlation_heatmap(matrix: np.ndarray, query_ids: list[str], tasks: list[st
     n = len(query_ids)
     rows, cols = np.tril_indices(n)
     ids = np.array(query_ids, dtype=object)
-    size = max(3.0, min(22.0, 640.0 / max(n, 1)))
+    ticks, font, height = _axis_labels(n)
+    size = max(2.0, 0.92 * (height - _HEATMAP_MARGIN["t"] - _HEATMAP_MARGIN["b"]) / max(n, 1))  # px per cell
     over = f" over {n_documents:,} documents" if n_documents else ""
     fig = go.Figure(go.Scattergl(
         x=cols, y=rows, mode="markers", hovertext=ids[rows] + " × " + ids[cols],
@@ -62,11 +66,11 @@ def correlation_heatmap(matrix: np.ndarray, query_ids: list[str], tasks: list[st
         hovertemplate="%{hovertext}<br>r = %{marker.color:.3f}" + over + "<extra></extra>",
         selected=dict(marker=dict(opacity=1.0)), unselected=dict(marker=dict(opacity=1.0)),
     ))
-    ticks, font, height = _axis_labels(n)
     if font:
         ticks["ticktext"] = list(query_ids)
     axis = dict(range=[-0.5, n - 0.5], showgrid=False, zeroline=False, tickfont=dict(size=font or 8), **ticks)
-    fig.update_layout(xaxis={**axis, "tickangle": -90}, yaxis={**axis, "range": [n - 0.5, -0.5]},
+    fig.update_layout(xaxis={**axis, "tickangle": -90, "constrain": "domain"},
+                      yaxis={**axis, "range": [n - 0.5, -0.5], "scaleanchor": "x", "constrain": "domain"},
                       showlegend=False)
     for start, stop, task in task_blocks(tasks):
         fig.add_shape(type="rect", x0=start - 0.5, x1=stop - 0.5, y0=start - 0.5, y1=stop - 0.5,
@@ -79,7 +83,7 @@ def correlation_heatmap(matrix: np.ndarray, query_ids: list[str], tasks: list[st
                                  marker=dict(symbol="square-open", size=size + 8, color="#111",
                                              line=dict(width=3))))
     fig = _layout(fig, "Query × query correlation of scores over documents (grouped by task)", height=height)
-    fig.update_layout(margin=dict(l=120, r=20, t=50, b=110))
+    fig.update_layout(margin=_HEATMAP_MARGIN)
     return fig
 
 
@@ -107,7 +111,7 @@ def task_matrix(table: pd.DataFrame, value: str = "mean_pearson") -> go.Figure:
     has_interval = {"ci_low", "ci_high"} <= set(table.columns)
     for record in table.to_dict("records"):
         i, j = position[record["task_a"]], position[record["task_b"]]
-        label = f"{record[value]:.3f}"
+        label = f"{record[value]:.3f}" if np.isfinite(record[value]) else "—"
         if has_interval:
             label += f"<br>[{record['ci_low']:.3f}, {record['ci_high']:.3f}]"
         for a, b in ((i, j), (j, i)):

@@ -6,7 +6,8 @@ only the completion's first line counts (a model that goes on with a new "Q:" ha
 1. the text after the last "answer is" (e.g. "... The answer is 3." → "3");
 2. else the text after the last " is ", " was ", " are " or " by " (e.g. "The capital of Veloria is Marn." →
    "Marn", "... was written by Anna Pell." → "Anna Pell");
-3. else the last number;
+3. else the whole line when it is one short phrase (at most 6 words, e.g. " Lima.");
+4. else the last number;
 the text is cut at the end of its sentence (a full stop not followed by a digit, "!", "?", ";", ","), and a
 leading "the", "a" or "an" is dropped.
 Two answers are equal when their numbers are equal, else when they are equal ignoring case and spaces.
@@ -39,6 +40,9 @@ def model_answer(completion: str) -> str | None:
         value = _after_last(pattern, text)
         if value is not None:
             return value
+    whole = text.strip().rstrip(".!?;,").strip(_QUOTES)
+    if whole and len(whole.split()) <= 6 and not _SENTENCE_END.search(whole):
+        return _ARTICLE.sub("", whole)
     numbers = _NUMBER.findall(text)
     return numbers[-1] if numbers else None
 

@@ -33,11 +33,12 @@ def _ngrams(tokens: list[str], n: int) -> set[tuple[str, ...]]:
 
 
 def _merge(starts: list[int], n: int) -> list[tuple[int, int]]:
-    """Sorted window starts (each covering n words) merged into maximal [first, stop) word ranges."""
+    """Sorted starts of matching n-word windows as maximal [first, stop) word ranges: windows whose starts follow
+    each other form one verbatim run (windows that merely touch or overlap by fewer words do not)."""
     merged: list[tuple[int, int]] = []
     for start in starts:
-        if merged and start <= merged[-1][1]:
-            merged[-1] = (merged[-1][0], max(merged[-1][1], start + n))
+        if merged and start == merged[-1][1] - n + 1:
+            merged[-1] = (merged[-1][0], start + n)
         else:
             merged.append((start, start + n))
     return merged
@@ -48,7 +49,8 @@ def _span(offsets: list[tuple[int, int]], first: int, stop: int) -> Span:
 
 
 def completion_spans(completion: str, documents: list[str], n: int = DEFAULT_MIN_WORDS) -> list[Span]:
-    """Maximal spans of the completion (at least n words) whose every n-word window occurs in some document."""
+    """Maximal spans of the completion (at least n words) made of consecutive n-word windows that each occur in
+    some document."""
     tokens, offsets = words(completion)
     if len(tokens) < n:
         return []

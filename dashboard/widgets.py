@@ -127,7 +127,6 @@ def document_card(*, rank: int, doc_id: str, score: float, score_label: str, sou
     `marks_for(text)` gives the highlights of a shown text; with `tokens` the text is the per-token heatmap
     (with its colour legend), else the text's first PREVIEW_CHARS characters and `token_note` says why."""
     with st.container(border=True):
-        head, link = st.columns([4, 1])
         if tokens is not None and len(tokens):
             ordered = tokens.sort_values("token_index")
             scores = ordered["score"].to_numpy()
@@ -141,15 +140,13 @@ def document_card(*, rank: int, doc_id: str, score: float, score_label: str, sou
             marks = marks_for(shown)
             body = highlight.render(shown, marks) + f'<div class="ie-key">{html.escape(token_note)}</div>'
         badge_text = " ".join(f":green-badge[{markdown_text(b)}]" for b in highlight.badges(marks_for(text)))
-        head.markdown(f"**#{rank}** · {score_label} **{score:+.4g}** · :gray-badge[{markdown_text(source)}] "
-                      f"{badge_text}" + (f" · {markdown_text(corpus_rank)}" if corpus_rank else ""))  # imported runs
-        with link:
-            pages.link("documents", "document", doc=doc_id)
+        st.markdown(f"**#{rank}** · {score_label} **{score:+.4g}** · :gray-badge[{markdown_text(source)}] "
+                    f"{badge_text}" + (f" · {markdown_text(corpus_rank)}" if corpus_rank else ""))  # imported runs
         st.markdown(body, unsafe_allow_html=True)
         if len(text) > PREVIEW_CHARS or (tokens is not None and len(tokens)):
             with st.expander("Full text"):
                 st.markdown(highlight.render(text, marks_for(text)), unsafe_allow_html=True)
-        st.caption(f"document {markdown_text(doc_id)}")
+        pages.link("documents", f"document {doc_id}", doc=doc_id)
 
 
 def markdown_text(text: str) -> str:

@@ -1,6 +1,7 @@
 """Pure pieces of the dashboard, tested without a Streamlit session: figure builders, escaping, rankings."""
 import numpy as np
 import pandas as pd
+import pytest
 
 from dashboard import charts, ranking, similarity, text_match, widgets
 
@@ -17,16 +18,78 @@ def test_correlation_heatmap_markers_carry_the_matrix():
     assert charts.heatmap_cell(1, ids) == ("q2", "q1") and charts.heatmap_cell(4, ids) == ("q3", "q2")
     assert trace.hovertext[4] == "q3 × q2"
     assert list(fig.layout.xaxis.ticktext) == ids
-    assert [a.text for a in fig.layout.annotations] == ["a", "b"]
+    assert [a.text for a in fig.layout.annotations] == ["<b>a</b>", "<b>b</b>"]
+    assert [(s.x0, s.x1) for s in fig.layout.shapes] == [(-0.5, 1.5), (1.5, 2.5)]  # task blocks outlined
+    assert len(fig.data) == 1
+    chosen = charts.correlation_heatmap(matrix, ids, ["a", "a", "b"], chosen=("q1", "q3"))
+    assert (chosen.data[1].x[0], chosen.data[1].y[0]) == (0, 2)  # drawn in the lower triangle: row q3, column q1
 
 
-def test_source_multiplier_bars_one_trace_per_k_with_clickable_data():
-    table = pd.DataFrame({"source": ["web", "code", "web", "code"], "k": [50, 50, 500, 500],
-                          "multiplier": [2.0, 0.5, 1.5, 0.8]})
-    fig = charts.source_multipliers(table, "t")
-    assert [t.name for t in fig.data] == ["k = 50", "k = 500"]
-    assert list(fig.data[0].y) == [0.5, 2.0]  # sorted by source: code, web
-    assert [tuple(c) for c in fig.data[1].customdata] == [("code", "500"), ("web", "500")]
+def test_source_small_multiples_one_panel_per_task_with_chance_bands():
+    from dashboard.views.sources import with_chance_band
+
+    table = pd.DataFrame({"task": ["t1", "t1", "t2", "t2", "t1"], "side": "top", "k": [50, 50, 50, 50, 1000],
+                          "source": ["web", "code", "web", "code", "web"], "multiplier": [2.0, 0.5, 1.5, 0.8, 1.0],
+                          "base_share": [0.3, 0.7, 0.3, 0.7, 0.3]})
+    banded = with_chance_band(table, n_documents=1000)
+    assert 1000 not in set(banded["k"])  # k = corpus size is ×1 by definition
+    fig = charts.source_small_multiples(banded, "t")
+    bars = [t for t in fig.data if t.type == "bar"]
+    assert [t.xaxis for t in bars] == ["x", "x2"] and list(bars[0].x) == ["code", "web"]
+    assert [tuple(c) for c in bars[1].customdata] == [("t2", "code", "50"), ("t2", "web", "50")]
+    band = next(t for t in fig.data if t.type == "scatter")
+    web = banded[(banded["task"] == "t1") & (banded["source"] == "web")].iloc[0]
+    assert band.y[1] + band.error_y.array[1] == pytest.approx(web["chance_high"])
+
+
+def test_chance_band_matches_random_draws():
+    from dashboard.views.sources import with_chance_band
+
+    rng = np.random.default_rng(0)
+    n, in_source, k = 2000, 300, 50
+    corpus = np.zeros(n, dtype=bool)
+    corpus[:in_source] = True
+    draws = np.array([corpus[rng.choice(n, k, replace=False)].mean() for _ in range(20000)]) / (in_source / n)
+    band = with_chance_band(pd.DataFrame({"k": [k], "base_share": [in_source / n]}), n_documents=n).iloc[0]
+    assert np.mean(draws < band["chance_low"]) <= 0.025 and np.mean(draws > band["chance_high"]) <= 0.025
+    assert np.mean((draws >= band["chance_low"]) & (draws <= band["chance_high"])) >= 0.95
+
+
+def test_rank_percentiles_and_moments_match_numpy_and_scipy(run_dir):
+    from scipy.stats import percentileofscore
+
+    from dashboard.run import read_run
+    from dashboard.views.documents import query_moments, rank_percentiles
+
+    run = read_run(run_dir)
+    percentiles = rank_percentiles(run.scores, 17)
+    scores = np.asarray(run.scores)
+    for row in (0, 5, run.n_queries - 1):
+        assert percentiles[row] == pytest.approx(percentileofscore(scores[row], scores[row, 17], kind="strict"))
+    mean, std = query_moments.__wrapped__(run.key, run)
+    np.testing.assert_allclose(mean, scores.astype(np.float64).mean(axis=1), rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(std, scores.astype(np.float64).std(axis=1), rtol=1e-6)
+
+
+def test_one_r_per_pair_on_the_correlations_page(run_dir):
+    """The heatmap's r (correlations.parquet) is Pearson over all documents: the scatter's title shows it."""
+    from dashboard.run import read_run
+    from dashboard.views.correlations import correlation_matrix, pair_r, unique_task_pairs
+
+    run = read_run(run_dir)
+    ids, tasks, matrix = correlation_matrix.__wrapped__(run.key, run.analysis_table("correlations"), run.queries)
+    assert tasks == sorted(tasks)
+    scores = np.asarray(run.scores, dtype=np.float64)
+    for a, b in (("q0001", "q0010"), ("q0003", "q0004"), ("q0020", "q0002")):
+        expected = np.corrcoef(scores[run.query_row(a)], scores[run.query_row(b)])[0, 1]
+        assert pair_r(matrix, ids, a, b) == pytest.approx(expected, abs=5e-4)
+        assert pair_r(matrix, ids, a, b) == pair_r(matrix, ids, b, a)
+    pairs = unique_task_pairs(run.analysis_table("task_correlations"))
+    keys = [tuple(sorted(p)) for p in zip(pairs["task_a"], pairs["task_b"])]
+    n_tasks = run.queries["task"].nunique()
+    assert len(keys) == len(set(keys)) == n_tasks * (n_tasks + 1) // 2
+    fig = charts.task_matrix(pairs)
+    assert np.allclose(np.asarray(fig.data[0].z), np.asarray(fig.data[0].z).T, equal_nan=True)
 
 
 def test_layer_split_and_magnitude_and_profile_values():
@@ -34,10 +97,11 @@ def test_layer_split_and_magnitude_and_profile_values():
                              np.array([3.0, 1.0]), np.array([-1.0, -2.0]), "t")
     assert list(fig.data[0].x) == ["L0.down_proj", "L1.down_proj"]
     assert list(fig.data[1].y) == [-1.0, -2.0]
-    curves = pd.DataFrame({"task": ["a", "a", "b"], "percentile": [10.0, 1.0, 1.0], "relative_mean": [0.9, 0.5, 0.3]})
-    fig = charts.magnitude_curves(curves, "relative_mean", "t", log_y=False)
-    assert list(fig.data[0].x) == [1.0, 10.0] and list(fig.data[0].y) == [0.5, 0.9]
-    assert fig.layout.xaxis.type == "log"
+    curves = pd.DataFrame({"task": ["a", "a", "a", "b"], "percentile": [10.0, 1.0, 0.01, 1.0],
+                           "relative_mean": [0.9, 0.5, 0.1, 0.3]})
+    fig = charts.magnitude_curves(curves, "relative_mean", "t", log_y=False, y_title="share", n_documents=1000)
+    assert list(fig.data[0].x) == [1.0, 10.0] and list(fig.data[0].y) == [0.5, 0.9]  # from 1 document (0.1%) up
+    assert fig.layout.xaxis.type == "log" and fig.layout.xaxis.dtick == 1 and fig.layout.yaxis.title.text == "share"
     profile = pd.DataFrame({"query_id": ["q1", "q2"], "task": ["t1", "t2"], "score": [0.5, -0.25]})
     fig = charts.document_profile(profile, "t")
     assert [list(t.y) for t in fig.data] == [[0.5], [-0.25]]

@@ -1,10 +1,11 @@
-"""Compare-runs numbers against a direct recomputation: Pearson over shared documents and top-k overlap."""
+"""Compare-runs numbers against direct recomputations: Pearson over shared documents, top-k overlap, each top
+document's rank in the other run, findings side by side."""
 import numpy as np
 import pandas as pd
 import pytest
 
 from dashboard.run import read_run
-from dashboard.views.compare import per_query_agreement
+from dashboard.run_compare import findings_side_by_side, per_query_agreement, per_task, ranks_in, top_list
 
 
 def test_agreement_matches_numpy(run_dir, second_run_dir):
@@ -21,3 +22,31 @@ def test_agreement_matches_numpy(run_dir, second_run_dir):
         assert pearson == pytest.approx(np.corrcoef(x, y)[0, 1], abs=1e-9)
         top_x, top_y = set(common[np.argsort(-x)[:50]]), set(common[np.argsort(-y)[:50]])
         assert overlap == pytest.approx(len(top_x & top_y) / 50)
+    tasks = per_task(table, 50)
+    expected = table.groupby("task")["pearson"].mean()
+    assert dict(zip(tasks["task"], tasks["mean_pearson"])) == pytest.approx(expected.to_dict())
+
+
+def test_ranks_in_the_other_run_match_a_full_sort(run_dir, second_run_dir):
+    a, b = read_run(run_dir), read_run(second_run_dir)
+    query_id = "q0004"
+    listing = top_list(a, b, query_id, 10, pd.Series(["text"] * a.n_documents))
+    values = np.asarray(b.scores[b.query_row(query_id)], dtype=np.float64)
+    order = list(b.doc_ids[np.argsort(-values, kind="stable")])
+    for doc_id, there, both in listing[["doc_id", "rank_other_run", "in_both_top"]].itertuples(index=False):
+        if doc_id in set(b.doc_ids):
+            assert there == order.index(doc_id) + 1
+            assert both == (there <= 10)
+        else:
+            assert there == -1 and not both
+    assert (ranks_in(b, b.query_row(query_id), np.array(order[:5], dtype=object)) == [1, 2, 3, 4, 5]).all()
+
+
+def test_findings_side_by_side_uses_records_with_intervals():
+    a = {"findings": [{"name": "correlation", "effect": 0.036, "ci_low": -0.025, "ci_high": 0.11,
+                       "verdict": "not supported"}], "seed": 0}
+    b = {"reasoning_correlates_more": True, "factual_mean_corr": 0.059, "notes": ["x"]}
+    table = findings_side_by_side(a, b, "runs/a", "runs/b")
+    assert table.set_index("finding").loc["correlation", "runs/a"] == "0.036 [-0.025, 0.110] · not supported"
+    assert table.set_index("finding").loc["factual_mean_corr", "runs/b"] == "0.059"
+    assert table.set_index("finding").loc["correlation", "runs/b"] == "—"

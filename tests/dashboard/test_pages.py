@@ -44,7 +44,7 @@ def test_overview_shows_counts_and_checks(app_args, run_dir):
     at = open_page("overview")
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Queries"] == "24" and metrics["Documents"] == "3,000"
-    assert at.query_params["run"] == str(run_dir)
+    assert "run" not in at.query_params  # the default run is not written into the URL
 
 
 def test_queries_page_follows_url_and_switches(app_args, run_dir):
@@ -57,13 +57,52 @@ def test_queries_page_follows_url_and_switches(app_args, run_dir):
     by_key(at.slider, "queries.k").set_value(3).run()
     assert_clean(at)
     assert at.query_params["score"] == "gradient-normalised" and at.query_params["k"] == "3"
-    assert cards_before
+    assert at.query_params["q"] == "q0003" and cards_before
     by_key(at.selectbox, "queries.task").set_value("factual").run()
     assert_clean(at)
     assert at.query_params["task"] == "factual"
+    assert set(at.dataframe[0].value["task"]) == {"factual"}
     by_key(at.text_input, "queries.search").input("capital").run()
     assert_clean(at)
-    assert by_key(at.selectbox, "queries.q").value.startswith("q")
+    assert by_key(at.selectbox, "queries.q").value == "q0003"  # filters narrow the table, not the open query
+    by_key(at.radio, "queries.score").set_value("raw").run()
+    assert "score" not in at.query_params  # defaults stay out of the URL
+
+
+def test_query_table_filters_by_correctness_and_expression(app_args, run_dir):
+    app_args(run_dir)
+    at = open_page("queries", where="nats > 2.5", sort="nats", desc="true")
+    assert_clean(at)
+    listed = at.dataframe[0].value
+    assert len(listed) > 0 and (listed["nats"] > 2.5).all() and listed["nats"].is_monotonic_decreasing
+    by_key(at.selectbox, "queries.correct").set_value("correct").run()
+    assert_clean(at)
+    assert at.dataframe[0].value["correct"].map(lambda v: v is True).all()
+    by_key(at.text_input, "queries.where").input("nats >").run()
+    assert any("Filter expression" in e.value for e in at.error)
+
+
+def test_unknown_ids_in_the_url_are_named_on_the_page(app_args, run_dir):
+    app_args(run_dir)
+    at = open_page("queries", q="no-such-query", score="weird")
+    assert not at.exception
+    warnings = " ".join(w.value for w in at.warning)
+    assert "no-such-query" in warnings and "weird" in warnings
+    assert by_key(at.selectbox, "queries.q").value == "q0000"
+    assert "q" not in at.query_params  # the unknown value is not kept
+
+
+def test_the_url_decides_when_it_changes_from_outside(app_args, run_dir):
+    """Back / Forward and followed links change the URL without the session writing it: the view follows."""
+    app_args(run_dir)
+    at = open_page("queries", q="q0002")
+    by_key(at.slider, "queries.k").set_value(4).run()
+    assert dict(at.query_params) == {"q": "q0002", "k": "4"}
+    at.query_params.clear()
+    at.query_params["q"] = "q0005"  # as after Back to an entry that had only ?q=q0005
+    at.run()
+    assert_clean(at)
+    assert by_key(at.selectbox, "queries.q").value == "q0005" and by_key(at.slider, "queries.k").value == 5
 
 
 def test_markup_in_runs_is_shown_as_text(app_args, run_dir):
@@ -81,10 +120,10 @@ def test_correlations_scatter_waits_for_a_pair(app_args, run_dir):
     app_args(run_dir)
     at = open_page("correlations")
     assert_clean(at)
-    assert len(at.get("plotly_chart")) == 1 and by_key(at.selectbox, "correlations.a").value is None
+    assert len(at.get("plotly_chart")) == 2 and by_key(at.selectbox, "correlations.a").value is None
     by_key(at.selectbox, "correlations.a").set_value("q0001").run()
     by_key(at.selectbox, "correlations.b").set_value("q0002").run()
-    assert len(at.get("plotly_chart")) == 2 and at.query_params["a"] == "q0001"
+    assert len(at.get("plotly_chart")) == 3 and at.query_params["a"] == "q0001"  # + the pair's scatter
 
 
 def test_correlations_pair_from_url(app_args, run_dir):
@@ -95,7 +134,7 @@ def test_correlations_pair_from_url(app_args, run_dir):
     by_key(at.selectbox, "correlations.b").set_value("q0007").run()
     assert_clean(at)
     assert at.query_params["b"] == "q0007"
-    assert len(at.get("plotly_chart")) == 2  # heatmap and the pair's scatter
+    assert len(at.get("plotly_chart")) == 3  # heatmap, the pair's scatter, the task matrix
 
 
 def test_magnitude_toggles(app_args, run_dir):
@@ -113,10 +152,11 @@ def test_sources_documents_behind_a_bar(app_args, run_dir):
     at = open_page("sources", task="factual", side="bottom")
     assert_clean(at)
     assert by_key(at.selectbox, "sources.task").value == "factual"
+    assert at.dataframe[0].value["k"].max() < 3000  # no k = corpus size (×1 by definition)
     by_key(at.selectbox, "sources.k").set_value(500).run()
     assert_clean(at)
     listing = at.dataframe[1].value
-    assert len(listing) > 0 and (listing["queries_ranking_it"] > 0).all()
+    assert len(listing) > 0 and (listing["queries_ranking_it"] > 0).all() and listing["text"].str.len().gt(0).all()
 
 
 def test_answers_per_query_and_documents(app_args, run_dir):
@@ -140,6 +180,10 @@ def test_documents_page_by_url_search_and_similar(app_args, run_dir):
     assert_clean(at)
     results = at.dataframe[0].value  # the search results come first
     assert len(results) > 0 and results["text"].str.contains("capital", case=False).all()
+    by_key(at.radio, "documents.scale").set_value("rank percentile within the query").run()
+    assert_clean(at)
+    percentiles = at.dataframe[1].value["rank percentile within the query (%)"]
+    assert percentiles.between(0, 100).all()
     by_key(at.text_input, "documents.doc").input("no-such-doc").run()
     assert "No document with id" in at.warning[0].value
 
@@ -149,19 +193,26 @@ def test_compare_two_runs(app_args, run_dir, second_run_dir):
     at = open_page("compare", k="50")
     assert_clean(at)
     assert by_key(at.selectbox, "compare.run2").value == str(second_run_dir)
-    table = at.dataframe[0].value
+    by_task, table = at.dataframe[0].value, at.dataframe[1].value
     assert len(table) == 20 and table["pearson"].between(-1, 1).all() and "top_50_overlap" in table
+    assert by_task["queries"].sum() == 20
     by_key(at.selectbox, "compare.q").set_value("q0004").run()
     assert_clean(at)
     assert at.query_params["q"] == "q0004"
+    top_a = at.dataframe[2].value
+    assert list(top_a["rank"]) == list(range(1, 11)) and "rank_other_run" in top_a and "text" in top_a
 
 
 def test_compare_itself_correlates_perfectly(app_args, run_dir, tmp_path):
     shutil.copytree(run_dir, tmp_path / "copy")
     app_args(run_dir, tmp_path / "copy")
     at = open_page("compare")
-    table = at.dataframe[0].value
+    table = at.dataframe[1].value
     assert (table["pearson"] > 0.999).all() and (table["top_100_overlap"] == 1.0).all()
+    top_a = at.dataframe[2].value
+    assert top_a["in_both_top"].all() and (top_a["rank_change"] == 0).all()
+    findings = at.dataframe[-1].value
+    assert len(findings) > 0 and (findings.iloc[:, 1] == findings.iloc[:, 2]).all()
 
 
 def test_a_rewritten_run_is_read_again(app_args, tmp_path):

@@ -1,0 +1,137 @@
+"""Pure text tools of the dashboard against independent computations: correctness parsing, the filter language,
+the query table, verbatim spans, highlights."""
+import itertools
+import json
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from dashboard import correctness, highlight, query_table, spans
+from dashboard.query_filter import FilterError, filter_rows
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def test_parsed_answers_agree_with_the_demo_data_correct_field():
+    queries = [json.loads(line) for line in (ROOT / "data" / "queries.jsonl").read_text().splitlines() if line]
+    assert len(queries) > 100 and any(not q["correct"] for q in queries)
+    for query in queries:
+        parsed = correctness.model_answer(query["completion"])
+        assert correctness.same_answer(parsed, query["answer"]) == query["correct"], (query["id"], parsed)
+
+
+@pytest.mark.parametrize("completion, answer", [
+    (" The change in y is 3 - 0 = 3. The slope is 3 / 2 = 1. The answer is 1.", "1"),
+    (" The answer is: 2.5.", "2.5"),
+    (" The capital of Veloria is Marn.", "Marn"),
+    (" The Glass Orchard was written by Anna Pell.\nQ: Who? A: The currency is the pen.", "Anna Pell"),
+    (" Lima.", "Lima"),
+    (" First, 4 - 3 = 1, then 1 - 1 = 0", "0"),
+    ("", None),
+])
+def test_model_answer(completion, answer):
+    assert correctness.model_answer(completion) == answer
+
+
+def test_is_correct_prefers_the_data_field_and_compares_numbers():
+    assert correctness.is_correct({"correct": False, "completion": "The answer is 3.", "answer": "3"}) is False
+    assert correctness.is_correct({"completion": "The answer is 3.0.", "answer": "3"}) is True
+    assert correctness.is_correct({"completion": "The answer is paris", "answer": "Paris"}) is True
+    assert correctness.is_correct({"completion": "The answer is 4.", "answer": "3"}) is False
+    assert correctness.is_correct({"completion": "The answer is 4."}) is None
+
+
+@pytest.fixture
+def table():
+    return pd.DataFrame({"id": ["a", "b", "c", "d"], "task": ["slope", "slope", "factual", "arithmetic"],
+                         "correct": pd.Series([True, False, None, False], dtype=object),
+                         "nats": [0.5, 2.0, 1.0, np.nan], "answer": ["3", "5", "Paris", "7"],
+                         "prompt": ["x ⏎ y", "long prompt here", "capital", "sum"],
+                         "completion": ["The slope is 3", "is 5", "Paris", "7"]})
+
+
+@pytest.mark.parametrize("expression, expected", [
+    ('task == "slope" and not correct', ["b"]),
+    ("nats > 0.7", ["b", "c"]),
+    ("nats * 2 >= 2 or answer in ['7']", ["b", "c", "d"]),
+    ('contains(completion, "SLOPE")', ["a"]),
+    ("len(prompt) > 10", ["b"]),
+    ("isnull(nats)", ["d"]),
+    ("0.4 < nats < 1.5", ["a", "c"]),
+    ("", ["a", "b", "c", "d"]),
+])
+def test_filter_expressions_match_pandas(table, expression, expected):
+    assert filter_rows(table, expression)["id"].tolist() == expected
+
+
+@pytest.mark.parametrize("expression, message", [
+    ("nats.__class__", "not allowed"), ("__import__('os')", "may be called"), ("open('x')", "may be called"),
+    ("colour == 1", "no column `colour`"), ("nats >", "not an expression"), ("1 + 1", "each row"),
+    ("task[0] == 's'", "not allowed"), ("task in 'slope'", "needs a list"),
+])
+def test_filter_expressions_refuse_anything_else(table, expression, message):
+    with pytest.raises(FilterError, match=message):
+        filter_rows(table, expression)
+
+
+def test_query_table_filters_and_sorts(table):
+    assert query_table.filtered(table, correctness="incorrect")["id"].tolist() == ["b", "d"]
+    assert query_table.filtered(table, correctness="unknown")["id"].tolist() == ["c"]
+    assert query_table.filtered(table, task="slope", search="LONG")["id"].tolist() == ["b"]
+    assert query_table.sorted_by(table, "nats", descending=True)["id"].tolist() == ["b", "c", "a", "d"]
+    assert query_table.sorted_by(table, "correct", descending=False)["id"].tolist() == ["c", "b", "d", "a"]
+    queries = pd.DataFrame({"id": ["q1"], "task": ["t"], "prompt": ["Q: 1?\nA:"], "completion": [" The answer is 1."],
+                            "answer": ["1"], "nats": [0.3], "split": ["dev"], "steps": [["1"]]})
+    built = query_table.query_table(queries)
+    assert built["prompt"].iloc[0] == "Q: 1? ⏎ A:" and built["correct"].iloc[0] is True
+    assert built["model_answer"].iloc[0] == "1" and built["split"].iloc[0] == "dev" and "steps" not in built
+
+
+def _reference_spans(completion: str, documents: list[str], n: int) -> set[tuple[int, int]]:
+    """Word ranges [i, j + n) of the completion for each maximal run i..j of consecutive window starts whose
+    n-word window is in some document (brute force over all windows)."""
+    tokens = spans.words(completion)[0]
+    grams = {tuple(w[i:i + n]) for d in documents for w in [spans.words(d)[0]] for i in range(len(w) - n + 1)}
+    good = [i for i in range(len(tokens) - n + 1) if tuple(tokens[i:i + n]) in grams]
+    runs = set()
+    for _, group in itertools.groupby(good, key=lambda v, c=itertools.count(): v - next(c)):
+        group = list(group)
+        runs.add((group[0], group[-1] + n))
+    return runs
+
+
+def test_completion_spans_match_a_brute_force_reference():
+    completion = " The change in y is 9 - 3 = 6. The change in x is 6 - 4 = 2. The slope is 6 / 2 = 3."
+    documents = ["Worksheet: the change in y is 10 - 4. So 9 - 3 = 6 always.", "the slope is 6 / 2 = 3 here",
+                 "nothing shared"]
+    for n in (2, 3, 4, 6):
+        found = {(s.first_word, s.stop_word) for s in spans.completion_spans(completion, documents, n)}
+        assert found == _reference_spans(completion, documents, n)
+    first = spans.completion_spans(completion, documents, 4)[0]
+    assert completion[first.start:first.end] == "The change in y is"
+    linked = spans.linked_spans(completion, first, documents[0], 4)
+    assert [documents[0][s.start:s.end] for s in linked] == ["the change in y is"]
+    assert spans.linked_spans(completion, first, documents[1], 4) == []
+
+
+def test_target_marks_tell_in_context_from_bare_answers():
+    text = "Line 5 + 3 = 8 here.\nAlso 8 apples and 58 pears; 5 and 8."
+    marks = highlight.target_marks(text, [("answer", "8"), ("step_1", "5")], context=["5", "3"])
+    answers = [(m.start, m.kind) for m in marks if m.kind.startswith("answer")]
+    assert answers == [(13, "answer"), (26, "answer-bare"), (55, "answer-bare")]  # "58" is not an 8
+    assert [text[m.start:m.end] for m in marks if m.kind == "step"] == ["5", "5"]
+    assert highlight.badges(marks) == ["answer in context", "answer (anywhere)", "step 1"]
+
+
+def test_render_escapes_and_shades_tokens():
+    tokens = ["<b>", "8", " ok"]
+    text, layout = highlight.token_layout(tokens, np.array([2.0, -1.0, 0.0]))
+    marks = highlight.target_marks(text, [("answer", "8")], context=[])
+    rendered = highlight.render(text, marks, layout, scale=2.0)
+    assert "<b>" not in rendered and "&lt;b&gt;" in rendered
+    assert "rgba(214,39,40,0.85)" in rendered and "rgba(20,163,154,0.42)" in rendered
+    assert 'class="m-answer"' in rendered
+    numbered = highlight.render("abc def", [highlight.Mark(0, 3, "span-on", "t", 2)])
+    assert '<span class="m-span-on" title="t">abc</span><sup class="span-no">2</sup> def' in numbered
