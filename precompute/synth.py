@@ -125,6 +125,42 @@ def token_rows(query_id, doc_id, side, rank, text, score, rng) -> list[tuple]:
             for t, ((token, start, end), weight) in enumerate(zip(tokens, weights))]
 
 
+def write_scores(run: rundir.RunDir, queries, sources, planted, grad_norms, n_layers: int, rng, token_rows_of,
+                 progress: bool) -> list[tuple]:
+    """The score files, one query row at a time: one heavy-tailed latent factor per task, scaled by source
+    affinity and document gradient norm, plus noise and the planted documents' boost; returns the token rows."""
+    from tqdm.auto import tqdm
+
+    n_queries, n_docs = len(queries), len(sources)
+    source_index = {s: i for i, s in enumerate(SOURCE_SHARES)}
+    source_codes = np.fromiter((source_index[s] for s in sources), dtype=np.int64, count=n_docs)
+    factors = {}
+    for task in TASK_SHARES:
+        affinity = FACTUAL_AFFINITY if task == "factual" else REASONING_AFFINITY
+        weights = np.asarray([affinity[s] for s in SOURCE_SHARES], dtype=np.float32)[source_codes]
+        factors[task] = (rng.standard_t(3, size=n_docs).astype(np.float32) * weights)
+    shared = rng.standard_normal(n_docs, dtype=np.float32)
+    layer_weights = {task: rng.dirichlet(np.full(n_layers, 2.0)).astype(np.float32) for task in TASK_SHARES}
+    files = writers.ScoreFiles(run, n_queries, n_layers, n_docs)
+    files.grad_norms[:] = grad_norms
+    token_table = []
+    for row in tqdm(range(n_queries), desc="synth scores", unit="query", disable=not progress):
+        task = queries[row]["task"]
+        loading = 0.25 if task == "factual" else 1.0
+        noise = rng.standard_normal(n_docs, dtype=np.float32)
+        base = grad_norms * 1e-3 * (loading * factors[task] + 0.3 * shared + noise)
+        boost = 40.0 if task == "factual" else 6.0
+        base[planted[row]] += grad_norms[planted[row]] * 1e-3 * boost * rng.uniform(0.5, 1.5, len(planted[row]))
+        layer_noise = rng.standard_normal((n_layers, n_docs), dtype=np.float32) * (0.4 * np.abs(base) / n_layers)
+        layer_noise -= layer_noise.mean(axis=0, keepdims=True)
+        per_layer = layer_weights[task][:, None] * base[None, :] + layer_noise
+        scores = per_layer.sum(axis=0)
+        files.put_row(row, scores, per_layer)
+        token_table += token_rows_of(row, scores)
+    files.commit()
+    return token_table
+
+
 def write_synthetic_run(out: str, n_queries: int = 100, n_docs: int = 1_000_000, n_layers: int = 6,
                         seed: int = 0, token_topk: int = 10, overwrite: bool = False, progress: bool = True,
                         command: str = "python -m precompute synth") -> rundir.RunDir:
@@ -147,38 +183,10 @@ def write_synthetic_run(out: str, n_queries: int = 100, n_docs: int = 1_000_000,
     doc_ids = np.asarray([f"doc-{i:07d}" for i in range(n_docs)], dtype=object)
     n_tokens = np.fromiter((text.count(" ") + text.count("\n") + 1 for text in texts), dtype=np.int64, count=n_docs)
 
-    # latent structure: one heavy-tailed factor per task, scaled by source affinity and document gradient norm
     grad_norms = rng.lognormal(0.0, 0.8, size=n_docs).astype(np.float32) * 10.0
-    task_names = list(TASK_SHARES)
-    source_index = {s: i for i, s in enumerate(SOURCE_SHARES)}
-    source_codes = np.fromiter((source_index[s] for s in sources), dtype=np.int64, count=n_docs)
-    factors = {}
-    for task in task_names:
-        affinity = FACTUAL_AFFINITY if task == "factual" else REASONING_AFFINITY
-        weights = np.asarray([affinity[s] for s in SOURCE_SHARES], dtype=np.float32)[source_codes]
-        factors[task] = (rng.standard_t(3, size=n_docs).astype(np.float32) * weights)
-    shared = rng.standard_normal(n_docs, dtype=np.float32)
-    layer_weights = {task: rng.dirichlet(np.full(n_layers, 2.0)).astype(np.float32) for task in task_names}
-
-    files = writers.ScoreFiles(run, n_queries, n_layers, n_docs)
-    files.grad_norms[:] = grad_norms
-    token_table = []
-    from tqdm.auto import tqdm
-    for row in tqdm(range(n_queries), desc="synth scores", unit="query", disable=not progress):
-        query = queries[row]
-        task = query["task"]
-        loading = 0.25 if task == "factual" else 1.0
-        noise = rng.standard_normal(n_docs, dtype=np.float32)
-        base = grad_norms * 1e-3 * (loading * factors[task] + 0.3 * shared + noise)
-        boost = 40.0 if task == "factual" else 6.0
-        base[planted[row]] += grad_norms[planted[row]] * 1e-3 * boost * rng.uniform(0.5, 1.5, len(planted[row]))
-        layer_noise = rng.standard_normal((n_layers, n_docs), dtype=np.float32) * (0.4 * np.abs(base) / n_layers)
-        layer_noise -= layer_noise.mean(axis=0, keepdims=True)
-        per_layer = layer_weights[task][:, None] * base[None, :] + layer_noise
-        scores = per_layer.sum(axis=0)
-        files.put_row(row, scores, per_layer)
-        token_table += token_rows_for_query(query, scores, doc_ids, texts, token_topk, rng)
-    files.commit()
+    token_table = write_scores(run, queries, sources, planted, grad_norms, n_layers, rng,
+                               lambda row, scores: token_rows_for_query(queries[row], scores, doc_ids, texts,
+                                                                         token_topk, rng), progress)
 
     writers.write_layers(run, layers)
     writers.write_queries(run, queries)
