@@ -1,8 +1,8 @@
-"""Answer / step badges for document cards: the same rule as the analysis tables (precompute.occurrence,
+"""Answer / step badges for document cards: the same rule as the analysis tables (precompute.analysis.occurrence,
 pure Python; importing it pulls in no torch or engine code)."""
 from __future__ import annotations
 
-from precompute.occurrence import answer_in_context, contains_value, context_terms, query_targets
+from precompute.analysis.occurrence import answer_in_context, contains_value, context_terms, query_targets
 
 __all__ = ["answer_in_context", "contains_value", "context_terms", "found_targets", "query_targets"]
 

@@ -1,0 +1,76 @@
+"""Run every registered table and findings producer on a run directory and write RUN/analysis/.
+
+Memory stays bounded for large runs: scores are read as memory maps, Pearson correlations are accumulated over
+column chunks, and every per-query statistic comes from one pass over the score rows (context.AnalysisContext.rows);
+bootstrap intervals and permutation p-values resample those per-query statistics, never the documents.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from precompute import rundir
+from precompute.analysis import registry, statistics
+from precompute.analysis.context import TOP_K, AnalysisContext
+from precompute.analysis.inputs import AnalysisInputs, load_inputs
+
+FINDINGS_FILE = "findings.json"
+
+
+def findings_document(ctx: AnalysisContext, records: list[dict]) -> dict:
+    """findings.json: the records plus how they were computed, and the legacy point-estimate keys."""
+    by_name = {record["name"]: record for record in records}
+    pooled = by_name.get("correlation.reasoning_vs_factual", {})
+    parts = pooled.get("parts", {})
+    return {
+        "seed": ctx.seed, "n_resamples": ctx.n_resamples, "confidence": 1 - statistics.ALPHA,
+        "findings": records,
+        "notes": [record["text"] for record in records],
+        # legacy (point estimates only; the verdicts are in `findings`)
+        "reasoning_same_task_mean_corr": parts.get("reasoning"),
+        "factual_mean_corr": parts.get("factual"),
+        "reasoning_correlates_more": None if pooled.get("effect") is None else bool(pooled["effect"] > 0),
+    }
+
+
+def analyze(inputs: AnalysisInputs, top_k: int = TOP_K, progress: bool = True, seed: int = statistics.DEFAULT_SEED,
+            n_resamples: int = statistics.N_RESAMPLES) -> dict:
+    """Every registered table as a DataFrame, plus `findings` (the findings.json document)."""
+    ctx = AnalysisContext(inputs, top_k=top_k, seed=seed, n_resamples=n_resamples, progress=progress)
+    tables = {}
+    for spec in registry.registered_tables():
+        frame = spec.compute(ctx)
+        if list(frame.columns) != list(spec.columns):
+            raise AssertionError(f"analysis table {spec.name}: columns {list(frame.columns)} differ from the "
+                                 f"registered {list(spec.columns)}")
+        tables[spec.name] = frame
+    records = [finding.record() for spec in registry.registered_findings() for finding in spec.produce(ctx)]
+    tables["findings"] = findings_document(ctx, records)
+    return tables
+
+
+def write_tables(run: rundir.RunDir, tables: dict) -> None:
+    for name, table in tables.items():
+        if name == "findings":
+            rundir.write_json(run.file(rundir.ANALYSIS_DIR, FINDINGS_FILE), _plain(table))
+        else:
+            rundir.write_parquet(run.file(rundir.ANALYSIS_DIR, f"{name}.parquet"), table)
+
+
+def _plain(value):
+    """JSON-ready: numpy scalars to Python, NaN/inf to null."""
+    if isinstance(value, dict):
+        return {key: _plain(item) for key, item in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(item) for item in value]
+    if isinstance(value, np.generic):
+        value = value.item()
+    if isinstance(value, float) and not np.isfinite(value):
+        return None
+    return value
+
+
+def analyze_run(run: rundir.RunDir, top_k: int = TOP_K, progress: bool = True) -> dict:
+    """Analyze a run directory's scores and write RUN/analysis/ (tables + findings.json)."""
+    tables = analyze(load_inputs(run), top_k=top_k, progress=progress)
+    write_tables(run, tables)
+    return tables
