@@ -33,6 +33,10 @@ def open_run(path: str, what: str = "run") -> rundir.Run:
     """A complete run directory, or one clear UserInputError line (status, missing files...)."""
     if not os.path.isdir(path):
         raise UserInputError(f"{path}: {what} directory not found")
+    status = rundir.RunDir(path).status()
+    if status != rundir.COMPLETE:
+        raise UserInputError(f"{path}: status {status!r}: validate needs a complete run (let the run finish, or "
+                             "resume it with the command that made it)")
     try:
         return rundir.read_run(path)
     except rundir.RunError as error:

@@ -1,0 +1,180 @@
+"""`precompute validate` end to end on the tiny world: rows recomputed by an independent SGD step, --lr auto on
+target, other runs and BM25 ranked on the same footing, bad input refused with nothing written, resume after a
+kill equal to an uninterrupted run."""
+import json
+import os
+import shutil
+
+import numpy as np
+import pandas as pd
+import pytest
+import torch
+import torch.nn.functional as F
+
+from precompute.__main__ import main
+from precompute.validate import EXIT_AFTER_ENV
+from tests.precompute.conftest import run_args, run_cli
+
+FLAGS = ["--k", "3", "--random-draws", "4"]
+
+
+@pytest.fixture(scope="module")
+def runs(world):
+    """A complete ekfac run and a complete identity run of the tiny world (never validated in place)."""
+    paths = {}
+    for strategy in ("ekfac", "identity"):
+        out = world["base"] / f"validate-{strategy}"
+        if not (out / "manifest.json").exists():
+            run_cli(*run_args(world, out, "--strategy", strategy))
+        paths[strategy] = out
+    return paths
+
+
+def fresh_copy(source, target):
+    shutil.copytree(source, target, ignore=shutil.ignore_patterns(".lock"))
+    return target
+
+
+@pytest.fixture(scope="module")
+def validated(runs, tmp_path_factory):
+    out = fresh_copy(runs["ekfac"], tmp_path_factory.mktemp("validated") / "run")
+    run_cli("validate", "--run", out, *FLAGS, "--strategy-runs", runs["identity"])
+    return out
+
+
+def table(out, name="validation"):
+    return pd.read_parquet(out / "analysis" / f"{name}.parquet")
+
+
+def completion_logprob(model, item) -> float:
+    with torch.no_grad():
+        logits = model(input_ids=torch.tensor([item.input_ids])).logits[0].double()
+    labels = torch.tensor(item.labels)
+    keep = labels != -100
+    return float(torch.log_softmax(logits, -1)[keep, labels[keep]].sum())
+
+
+def independent_delta(run_dir, query_row, doc_columns, lr) -> float:
+    """One SGD step of rate lr on the summed NLL of the documents (each unpadded), on the run's tracked modules."""
+    from engine.batches import tokenize_documents, tokenize_queries
+    from engine.model import load_model
+
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    model, tokenizer = load_model(manifest["model"])
+    layers = json.loads((run_dir / "layers.json").read_text())
+    named = dict(model.named_modules())
+    parameters = [named[name].weight for name in layers]
+    query = [json.loads(line) for line in (run_dir / "queries.jsonl").read_text().splitlines()][query_row]
+    item = tokenize_queries(tokenizer, [query["prompt"]], [query["completion"]], manifest["max_length"])[0]
+    texts = pd.read_parquet(run_dir / "documents.parquet")["text"].iloc[list(doc_columns)].tolist()
+    loss = 0.0
+    for doc in tokenize_documents(tokenizer, texts, manifest["max_length"]):
+        logits = model(input_ids=torch.tensor([doc.input_ids])).logits[0]
+        loss = loss + F.cross_entropy(logits, torch.tensor(doc.labels), ignore_index=-100, reduction="sum")
+    grads = torch.autograd.grad(loss, parameters)
+    before = completion_logprob(model, item)
+    with torch.no_grad():
+        for parameter, grad in zip(parameters, grads):
+            parameter -= lr * grad
+    return completion_logprob(model, item) - before
+
+
+def test_rows_match_an_independent_sgd_step(validated, runs):
+    frame = table(validated)
+    manifest = json.loads((validated / "manifest.json").read_text())
+    lr = manifest["validation"]["lr"]
+    assert set(frame["method"]) == {"ekfac", "identity", "bm25", "random"}
+    counts = frame.groupby("method").size().to_dict()
+    assert counts == {"ekfac": 10, "identity": 10, "bm25": 5, "random": 20}      # 5 queries, R = 4
+    assert (frame["lr"] == lr).all() and (frame["k"] == 3).all() and (frame["steps"] == 1).all()
+    assert not os.path.exists(validated / "validation_chunks")
+
+    scores = np.load(validated / "scores.npy")
+    row = 1
+    query_id = json.loads((validated / "queries.jsonl").read_text().splitlines()[row])["id"]
+    top = np.argsort(-scores[row], kind="stable")[:3]
+    recorded = frame.query("query_id == @query_id and method == 'ekfac' and set == 'top'")["delta_logprob"].item()
+    assert recorded == pytest.approx(independent_delta(validated, row, top, lr), rel=2e-3)
+    random_set = manifest["validation"]["random_sets"][2]
+    recorded = frame.query("query_id == @query_id and set == 'random' and draw == 2")["delta_logprob"].item()
+    assert recorded == pytest.approx(independent_delta(validated, row, random_set, lr), rel=2e-3)
+
+    identity = np.load(runs["identity"] / "scores.npy")
+    bottom = np.argsort(identity[row], kind="stable")[:3]
+    recorded = frame.query("query_id == @query_id and method == 'identity' and set == 'bottom'")
+    assert recorded["delta_logprob"].item() == pytest.approx(independent_delta(validated, row, bottom, lr), rel=2e-3)
+
+
+def test_lr_auto_moves_random_sets_by_the_target(validated):
+    frame = table(validated)
+    calibration = json.loads((validated / "manifest.json").read_text())["validation"]["calibration"]
+    assert calibration["mode"] == "auto" and calibration["target"] == 0.01
+    draw0 = frame.query("set == 'random' and draw == 0")["delta_logprob"].abs().median()
+    assert draw0 == pytest.approx(0.01, rel=0.1)      # calibrated on draw 0 over all 5 queries (the probe)
+
+
+def test_summaries_and_findings(validated):
+    summary = table(validated, "validation_summary").set_index("method")
+    queries = table(validated, "validation_queries")
+    frame = table(validated)
+    assert set(summary.index) == {"ekfac", "identity", "bm25"}
+    ekfac = queries[queries["method"] == "ekfac"].set_index("query_id")
+    for query_id, part in frame[frame["set"] == "random"].groupby("query_id"):
+        draws = part["delta_logprob"].to_numpy()
+        top = frame.query("query_id == @query_id and method == 'ekfac' and set == 'top'")["delta_logprob"].item()
+        assert ekfac.loc[query_id, "top_beats_all"] == (top > draws.max())
+        assert ekfac.loc[query_id, "top_z"] == pytest.approx((top - draws.mean()) / draws.std(ddof=1))
+    assert summary.loc["ekfac", "frac_top_beats_all"] == pytest.approx(ekfac["top_beats_all"].mean())
+    findings = json.loads((validated / "analysis" / "findings.json").read_text())
+    assert set(findings["validation"]["methods"]) == {"ekfac", "identity", "bm25"}
+
+
+def expect_refused(out, capsys, *args, fragment):
+    """In process (no interpreter start per case): exit 2, one `error:` line, nothing written."""
+    before = (out / "manifest.json").read_bytes()
+    capsys.readouterr()
+    assert main(["--quiet", "validate", "--run", str(out), *map(str, args)]) == 2
+    errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
+    assert len(errors) == 1, errors
+    assert fragment in errors[0], errors[0]
+    assert (out / "manifest.json").read_bytes() == before
+    assert not os.path.exists(out / "validation_chunks")
+    assert not list((out / "analysis").glob("validation*"))
+
+
+def edit_manifest(out, **fields):
+    manifest = json.loads((out / "manifest.json").read_text())
+    manifest.update(fields)
+    (out / "manifest.json").write_text(json.dumps(manifest))
+
+
+def test_bad_input_is_refused_with_nothing_written(runs, tmp_path, capsys):
+    out = fresh_copy(runs["ekfac"], tmp_path / "run")
+    expect_refused(out, capsys, "--k", "25", fragment="larger than the corpus (24 documents)")
+    expect_refused(out, capsys, "--queries", "9", fragment="more than the run's 5 queries")
+    expect_refused(out, capsys, "--strategy-runs", tmp_path / "nope", fragment="nope")
+    edit_manifest(out, model=str(tmp_path / "missing-model"), fit_key={"model": str(tmp_path / "missing-model")})
+    expect_refused(out, capsys, fragment="cannot load the run's model")
+    edit_manifest(out, status="scoring")
+    expect_refused(out, capsys, fragment="validate needs a complete run")
+
+
+def test_resume_after_kill_equals_an_uninterrupted_run(runs, validated, tmp_path):
+    out = fresh_copy(runs["ekfac"], tmp_path / "run")
+    killed = run_cli("validate", "--run", out, *FLAGS, env={EXIT_AFTER_ENV: "2"}, check=False)
+    assert killed.returncode == 75, killed.stderr
+    chunks = sorted(os.listdir(out / "validation_chunks"))
+    assert chunks == ["lr.json", "meta.json", "query_000000.parquet", "query_000001.parquet"] + \
+        [f"random_{draw:04d}.parquet" for draw in range(4)]
+    assert not os.path.exists(out / "analysis" / "validation.parquet")
+    kept = out / "validation_chunks" / "query_000000.parquet"
+    marked = pd.read_parquet(kept).assign(logprob_before=123.0)       # proves the kept file is re-used
+    marked.to_parquet(kept, index=False)
+    run_cli("validate", "--run", out, *FLAGS)
+    assert not os.path.exists(out / "validation_chunks")
+    result, expected = table(out), table(validated).query("method != 'identity'").reset_index(drop=True)
+    first = result["query_id"] == marked["query_id"].iloc[0]
+    assert (result.loc[first & (result["set"] != "random"), "logprob_before"] == 123.0).all()
+    result.loc[first & (result["set"] != "random"), "logprob_before"] = expected.loc[
+        first & (expected["set"] != "random"), "logprob_before"]
+    pd.testing.assert_frame_equal(result, expected)
