@@ -89,6 +89,54 @@ def save_atomically(model, tokenizer, out_dir):
     shutil.rmtree(old, ignore_errors=True)
 
 
+def build_model(tokenizer, s: dict, device: str) -> LlamaForCausalLM:
+    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=s["hidden_size"],
+                         num_hidden_layers=s["num_hidden_layers"], intermediate_size=s["intermediate_size"],
+                         num_attention_heads=s["num_attention_heads"], num_key_value_heads=s["num_attention_heads"],
+                         max_position_embeddings=s["max_length"], tie_word_embeddings=True,
+                         bos_token_id=tokenizer.eos_token_id, eos_token_id=tokenizer.eos_token_id,
+                         pad_token_id=tokenizer.pad_token_id)
+    return LlamaForCausalLM(config).to(device)
+
+
+def train(model, seqs: list, s: dict, rng: random.Random, device: str, deadline: float):
+    """AdamW with linear warmup and cosine decay; returns (steps, stopped early, seconds, final loss EMA)."""
+    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
+    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": s["weight_decay"]},
+                             {"params": no_decay, "weight_decay": 0.0}], lr=s["lr"], betas=(0.9, 0.95))
+    total = math.ceil(len(seqs) / s["batch_size"]) * s["epochs"]
+
+    def lr_at(step):  # linear warmup, cosine decay to min_lr_ratio * lr
+        if step < s["warmup_steps"]:
+            return s["lr"] * (step + 1) / s["warmup_steps"]
+        frac = (step - s["warmup_steps"]) / max(1, total - s["warmup_steps"])
+        return s["lr"] * (s["min_lr_ratio"] + (1 - s["min_lr_ratio"]) * 0.5 * (1 + math.cos(math.pi * frac)))
+
+    model.train()
+    step, t_train, seen, ema = 0, time.time(), 0, None
+    for epoch in range(s["epochs"]):
+        for idx in make_batches(seqs, s["batch_size"], rng):
+            ids, mask, labels = (x.to(device) for x in collate(seqs, idx, model.config.pad_token_id))
+            for g in opt.param_groups:
+                g["lr"] = lr_at(step)
+            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
+            loss.backward()
+            torch.nn.utils.clip_grad_norm_(model.parameters(), s["grad_clip"])
+            opt.step()
+            opt.zero_grad(set_to_none=True)
+            step, seen = step + 1, seen + int(mask.sum())
+            ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
+            if step % 50 == 0 or step == total:
+                el = time.time() - t_train
+                print(f"epoch {epoch} step {step}/{total} loss {ema:.3f} lr {lr_at(step):.2e} "
+                      f"{seen / el:.0f} tok/s elapsed {el / 60:.1f} min", flush=True)
+            if time.time() > deadline:
+                print(f"stopped early at step {step}: the --max-minutes deadline was reached", flush=True)
+                return step, True, time.time() - t_train, ema
+    return step, False, time.time() - t_train, ema
+
+
 def main(argv=None):
     ap = argparse.ArgumentParser(description=__doc__)
     ap.add_argument("--epochs", type=int, default=SETTINGS["epochs"])
@@ -106,61 +154,16 @@ def main(argv=None):
 
     texts, sha = load_corpus(CORPUS)
     tokenizer = train_tokenizer(texts, s["vocab_size"])
-    eos_id, pad_id = tokenizer.eos_token_id, tokenizer.pad_token_id
-    seqs = [tokenizer(t)["input_ids"][:s["max_length"] - 1] + [eos_id] for t in texts]
+    seqs = [tokenizer(t)["input_ids"][:s["max_length"] - 1] + [tokenizer.eos_token_id] for t in texts]
     n_tokens = sum(len(x) for x in seqs)
     n_truncated = sum(len(tokenizer(t)["input_ids"]) >= s["max_length"] for t in texts)
     print(f"tokenizer: vocab {len(tokenizer)}; corpus {len(seqs)} docs, {n_tokens} tokens, "
           f"{n_truncated} truncated; {time.time() - t0:.1f}s", flush=True)
 
-    config = LlamaConfig(vocab_size=len(tokenizer), hidden_size=s["hidden_size"],
-                         num_hidden_layers=s["num_hidden_layers"], intermediate_size=s["intermediate_size"],
-                         num_attention_heads=s["num_attention_heads"], num_key_value_heads=s["num_attention_heads"],
-                         max_position_embeddings=s["max_length"], tie_word_embeddings=True,
-                         bos_token_id=eos_id, eos_token_id=eos_id, pad_token_id=pad_id)
-    model = LlamaForCausalLM(config).to(device)
+    model = build_model(tokenizer, s, device)
     n_params = sum(p.numel() for p in model.parameters())
     print(f"model: {n_params} parameters; settings {s}; device {device}", flush=True)
-
-    decay = [p for n, p in model.named_parameters() if p.dim() >= 2]
-    no_decay = [p for n, p in model.named_parameters() if p.dim() < 2]
-    opt = torch.optim.AdamW([{"params": decay, "weight_decay": s["weight_decay"]},
-                             {"params": no_decay, "weight_decay": 0.0}], lr=s["lr"], betas=(0.9, 0.95))
-    steps_per_epoch = math.ceil(len(seqs) / s["batch_size"])
-    total = steps_per_epoch * s["epochs"]
-
-    def lr_at(step):  # linear warmup, cosine decay to min_lr_ratio * lr
-        if step < s["warmup_steps"]:
-            return s["lr"] * (step + 1) / s["warmup_steps"]
-        frac = (step - s["warmup_steps"]) / max(1, total - s["warmup_steps"])
-        return s["lr"] * (s["min_lr_ratio"] + (1 - s["min_lr_ratio"]) * 0.5 * (1 + math.cos(math.pi * frac)))
-
-    model.train()
-    step, stopped_early, t_train, seen, ema = 0, False, time.time(), 0, None
-    for epoch in range(s["epochs"]):
-        for idx in make_batches(seqs, s["batch_size"], rng):
-            ids, mask, labels = (x.to(device) for x in collate(seqs, idx, pad_id))
-            for g in opt.param_groups:
-                g["lr"] = lr_at(step)
-            loss = model(input_ids=ids, attention_mask=mask, labels=labels).loss
-            loss.backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), s["grad_clip"])
-            opt.step()
-            opt.zero_grad(set_to_none=True)
-            step += 1
-            seen += int(mask.sum())
-            ema = loss.item() if ema is None else 0.98 * ema + 0.02 * loss.item()
-            if step % 50 == 0 or step == total:
-                el = time.time() - t_train
-                print(f"epoch {epoch} step {step}/{total} loss {ema:.3f} lr {lr_at(step):.2e} "
-                      f"{seen / el:.0f} tok/s elapsed {el / 60:.1f} min", flush=True)
-            if time.time() - t0 > args.max_minutes * 60:
-                stopped_early = True
-                break
-        if stopped_early:
-            print(f"stopped early at step {step}: --max-minutes {args.max_minutes} reached", flush=True)
-            break
-    train_s = time.time() - t_train
+    step, stopped_early, train_s, ema = train(model, seqs, s, rng, device, deadline=t0 + args.max_minutes * 60)
 
     model.eval()
     save_atomically(model.cpu(), tokenizer, args.out)
