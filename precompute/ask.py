@@ -78,16 +78,13 @@ class Asker:
         return len(self.context.session.tokenizer(text, add_special_tokens=special)["input_ids"])
 
     def generate(self, prompt: str, max_new_tokens: int) -> str:
-        """The model's greedy completion (stops at end of sequence or max_new_tokens)."""
-        import torch
+        """The model's greedy completion (engine.generate), within the run's max_length."""
+        from engine.generate import greedy_completions
 
+        room = self.max_length - self.count_tokens(prompt, special=True)
         session = self.context.session
-        encoded = session.tokenizer(prompt, add_special_tokens=True, return_tensors="pt").to(session.device)
-        room = self.max_length - encoded["input_ids"].shape[1]
-        with torch.no_grad():
-            output = session.model.generate(**encoded, max_new_tokens=max(1, min(max_new_tokens, room)),
-                                            do_sample=False, pad_token_id=session.tokenizer.pad_token_id)
-        return session.tokenizer.decode(output[0, encoded["input_ids"].shape[1]:], skip_special_tokens=True)
+        return greedy_completions(session.model, session.tokenizer, [prompt], max(1, min(max_new_tokens, room)),
+                                  batch_size=1, progress=False)[0]
 
     def check_question(self, prompt: str, completion: str | None, generate: bool) -> None:
         if not isinstance(prompt, str) or not prompt.strip():
