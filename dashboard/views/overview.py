@@ -6,6 +6,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, published_view, widgets
+from dashboard.findings_view import show_findings
 from dashboard.run import Run, RunKey, current_run, findings
 
 _CHECK_COLUMNS = 200_000  # documents read for the layer-sum check on big runs
@@ -70,13 +71,10 @@ def render() -> None:
     with right:
         st.subheader("Sanity checks")
         widgets.table(sanity_checks(run.key, run), key="overview.checks", name="sanity_checks")
-        found = findings(run.key)
-        if found:
-            st.subheader("Findings")
-            rows = [(k, str(v)) for k, v in found.items() if k != "notes"]
-            widgets.table(pd.DataFrame(rows, columns=["finding", "value"]), key="overview.findings", name="findings")
-            for note in found.get("notes", []):
-                st.markdown(f"- {widgets.markdown_text(note)}")
+    found = findings(run.key)
+    if found:
+        st.subheader("Findings")
+        show_findings(run.key, found)
 
 
 if __name__ == "__main__":

@@ -100,3 +100,10 @@ def registered_findings() -> list[FindingsSpec]:
 def registered_row_statistics() -> list[RowStatisticSpec]:
     discover()
     return list(_ROW_STATISTICS.values())
+
+
+def __getattr__(name: str):
+    """`TABLE_NAMES`: the registered table names in order (discovered on first use)."""
+    if name == "TABLE_NAMES":
+        return tuple(spec.name for spec in registered_tables())
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
