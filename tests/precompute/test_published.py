@@ -4,6 +4,7 @@ A synthetic file in the same format always; the real files from ../shared/ruis/ 
 import hashlib
 import json
 import os
+import shutil
 import subprocess
 import sys
 
@@ -11,14 +12,17 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from precompute.__main__ import main
 from precompute.published import import_published
 from precompute.published_format import normalised_prompt
 from tests.published_files import REAL_FILES, ROOT, make_published, real_files_present, write_published
 
 
-def cli(*args, cwd=ROOT):
-    return subprocess.run([sys.executable, "-m", "precompute", "--quiet", *args], cwd=cwd, capture_output=True,
-                          text=True, timeout=300)
+def cli(capsys, *args) -> tuple[int, str]:
+    """`python -m precompute --quiet ARGS` in this process: (exit code, stderr)."""
+    capsys.readouterr()
+    code = main(["--quiet", *args])
+    return code, capsys.readouterr().err
 
 
 @pytest.fixture(scope="module")
@@ -79,7 +83,9 @@ def test_analysis_runs_on_the_sample(synthetic):
 def test_linear_equation_block_is_named_by_its_prompts_and_ids_follow_prompts(tmp_path):
     path = write_published(tmp_path / "file_35B.json", "35B", seed=1)
     out = tmp_path / "run35"
-    assert cli("import-published", str(path), "--out", str(out)).returncode == 0
+    result = subprocess.run([sys.executable, "-m", "precompute", "--quiet", "import-published", str(path), "--out",
+                             str(out)], cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0 and "published run written" in result.stdout, result.stderr
     queries = [json.loads(line) for line in (out / "queries.jsonl").read_text().splitlines()]
     _, truth = make_published("35B", seed=1)
     assert {q["task"] for q in queries[40:60]} == {"linear_equation"}
@@ -91,13 +97,9 @@ def test_linear_equation_block_is_named_by_its_prompts_and_ids_follow_prompts(tm
     assert len(same) == 60 and len(ids_7b & {q["id"] for q in queries}) == 60
 
 
-def test_repeated_document_ids_get_a_suffix(tmp_path):
-    content, _ = make_published("7B")
-    ids = content["training_ids"][:7] + content["training_ids"][:1]
-    out = tmp_path / "run"
-    import_published(str(write_published(tmp_path / "f.json", training_ids=ids)), str(out), progress=False)
-    documents = pd.read_parquet(out / "documents.parquet")
-    assert documents["id"].tolist()[-1] == f"{ids[0]}-2" and documents["id"].is_unique
+def test_repeated_document_ids_get_a_suffix():
+    from precompute.published_format import document_ids
+    assert document_ids([5, 7, 5, 9, 5]) == ["5", "7", "5-2", "9", "5-3"]
 
 
 BAD = {
@@ -115,37 +117,37 @@ MESSAGES = {"a list": "expected a JSON object", "missing field": "missing field 
 
 
 @pytest.mark.parametrize("case", list(BAD))
-def test_bad_input_is_one_line_exit_2_and_nothing_written(case, tmp_path):
+def test_bad_input_is_one_line_exit_2_and_nothing_written(case, tmp_path, capsys):
     content, _ = make_published("7B")
     path = tmp_path / "bad.json"
     path.write_text(json.dumps(BAD[case](content)))
-    result = cli("import-published", str(path), "--out", str(tmp_path / "runs" / "bad"))
-    assert result.returncode == 2, result.stderr
-    lines = result.stderr.strip().splitlines()
+    code, stderr = cli(capsys, "import-published", str(path), "--out", str(tmp_path / "runs" / "bad"))
+    assert code == 2, stderr
+    lines = stderr.strip().splitlines()
     assert len(lines) == 1 and lines[0].startswith("error: ") and MESSAGES[case] in lines[0], lines
     assert not (tmp_path / "runs").exists() or not os.listdir(tmp_path / "runs")
 
 
-def test_existing_runs_and_folders_are_protected(synthetic, tmp_path):
-    path, _, _ = synthetic
+def test_existing_runs_and_folders_are_protected(synthetic, tmp_path, capsys):
+    path, imported, _ = synthetic
     out = tmp_path / "run"
-    assert cli("import-published", str(path), "--out", str(out)).returncode == 0
-    again = cli("import-published", str(path), "--out", str(out))
-    assert again.returncode == 2 and "--overwrite" in again.stderr
-    assert cli("import-published", str(path), "--out", str(out), "--overwrite").returncode == 0
+    shutil.copytree(imported, out)
+    code, stderr = cli(capsys, "import-published", str(path), "--out", str(out))
+    assert code == 2 and "--overwrite" in stderr
+    assert cli(capsys, "import-published", str(path), "--out", str(out), "--overwrite")[0] == 0
     (tmp_path / "other").mkdir()
     (tmp_path / "other" / "notes.txt").write_text("mine")
-    refused = cli("import-published", str(path), "--out", str(tmp_path / "other"))
-    assert refused.returncode == 2 and (tmp_path / "other" / "notes.txt").read_text() == "mine"
+    code, stderr = cli(capsys, "import-published", str(path), "--out", str(tmp_path / "other"))
+    assert code == 2 and "not a run directory" in stderr and (tmp_path / "other" / "notes.txt").read_text() == "mine"
     assert sorted(os.listdir(tmp_path)) == ["other", "run"]
 
 
-def test_export_writes_inputs_that_precompute_reads(synthetic, tmp_path):
+def test_export_writes_inputs_that_precompute_reads(synthetic, tmp_path, capsys):
     from precompute.inputs import read_corpus
     path, _, _ = synthetic
-    result = cli("export-published", str(path), "--out", str(tmp_path / "inputs"), "--per-task", "2",
-                 "--long-chars", "100")
-    assert result.returncode == 0, result.stderr
+    code, stderr = cli(capsys, "export-published", str(path), "--out", str(tmp_path / "inputs"), "--per-task", "2",
+                       "--long-chars", "100")
+    assert code == 0, stderr
     corpus = read_corpus(str(tmp_path / "inputs" / "corpus.jsonl"))
     content, _ = make_published("7B")
     assert corpus.texts == content["training_sequences"]
