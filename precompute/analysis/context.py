@@ -29,6 +29,20 @@ def is_reasoning_task(task: str) -> bool:
     return task != FACTUAL_TASK and not is_control_task(task)
 
 
+def stacked_frame(parts: list[dict], columns: list[str]) -> pd.DataFrame:
+    """One DataFrame from many {column: array or scalar} blocks (a scalar repeats over its block's rows);
+    one concatenation per column instead of one DataFrame per block."""
+    if not parts:
+        return pd.DataFrame(columns=columns)
+    lengths = [max(len(v) for v in part.values() if isinstance(v, np.ndarray)) for part in parts]
+    data = {}
+    for column in columns:
+        pieces = [part[column] if isinstance(part[column], np.ndarray) else np.full(n, part[column],
+                  dtype=object if isinstance(part[column], str) else None) for part, n in zip(parts, lengths)]
+        data[column] = np.concatenate(pieces)
+    return pd.DataFrame(data)
+
+
 class RowView:
     """One query's score row with its rankings, each computed on first use (ties by document index)."""
 
@@ -41,7 +55,16 @@ class RowView:
         return ranking.top_columns(self.values, len(self.values))
 
     @cached_property
+    def sorted_values(self) -> np.ndarray:
+        """The row's values, highest first."""
+        return self.values[self.descending]
+
+    @cached_property
     def ascending(self) -> np.ndarray:
+        """Lowest first, ties by index: the reversed descending order when the row has no ties (one sort)."""
+        ordered = self.sorted_values
+        if len(ordered) and not np.isnan(ordered[-1]) and np.all(ordered[1:] != ordered[:-1]):
+            return self.descending[::-1].copy()
         return ranking.top_columns(-self.values, len(self.values))
 
     @cached_property

@@ -10,8 +10,8 @@ Pure Python (no numpy/torch): shared by the analysis tables and the dashboard's 
   answer to *this* query?") than the bare answer string, which for small numbers occurs in almost any math document.
 - Targets come in two bases: `reference` (the query's `answer` and `steps` fields) and `completion` (what the
   model actually wrote: the final answer and intermediate results parsed from its completion, see
-  `completion_answer` / `completion_steps`; no answer target when nothing can be parsed, the reference steps when
-  the completion writes none). Steps never
+  `completion_answer` / `completion_steps`; no answer target when nothing can be parsed; a query without a
+  reference answer has no targets in either basis). Steps never
   include the final answer: a last step equal to the answer is dropped, so step rates do not count it twice.
 """
 from __future__ import annotations
@@ -105,11 +105,10 @@ def query_targets(query: dict, basis: str = "reference") -> list[tuple[str, str]
     """(target, value) pairs searched for a query: its answer, then step_1, step_2, ... (intermediate results only,
     the final answer is not a step). Basis "completion": parsed from the model's completion (see module docstring)."""
     answer = query_answer(query, basis)
-    reference_steps = _clean(query.get("steps") or [])
-    steps = reference_steps
-    if basis == "completion" and answer:
-        parsed = _clean(completion_steps(query.get("completion", "")))
-        steps = parsed if parsed else reference_steps
+    if basis == "completion":
+        steps = _clean(completion_steps(query.get("completion", ""))) if query_answer(query, "reference") else []
+    else:
+        steps = _clean(query.get("steps") or [])
     targets = [("answer", answer)] if answer else []
     return targets + [(f"step_{number}", step) for number, step in enumerate(_without_final(steps, answer), start=1)]
 

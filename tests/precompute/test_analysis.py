@@ -2,6 +2,8 @@
 import json
 import math
 import os
+import subprocess
+import sys
 
 import numpy as np
 import pandas as pd
@@ -155,9 +157,11 @@ def small_world():
     kinds = ["procedure:arithmetic", "procedure:arithmetic+slope", "unrelated", "fact:France", "unrelated",
              "unrelated", "procedure:slope", "unrelated"]
     layer_scores = np.stack([scores * 0.25, scores * 0.75], axis=1)
-    return make_inputs(scores, ["arithmetic", "arithmetic", "factual", "factual"], sources, texts,
-                       answers=["7", "12", "Paris", None], steps=[["3 + 4", "7"], [], [], []],
-                       layer_scores=layer_scores, kinds=kinds)
+    inputs = make_inputs(scores, ["arithmetic", "arithmetic", "factual", "factual"], sources, texts,
+                         answers=["7", "12", "Paris", None], steps=[["3 + 4", "7"], [], [], []],
+                         layer_scores=layer_scores, kinds=kinds)
+    inputs.queries[0]["completion"] = " 1 + 2 = 3, 3 + 4 = 7. The answer is 7."    # one step: 3 (7 is the answer)
+    return inputs
 
 
 def test_small_world_tables():
@@ -168,7 +172,7 @@ def test_small_world_tables():
     q0_top = top[(top.query_id == "q0") & (top.side == "top")]
     assert q0_top.doc_index.tolist() == [0, 1, 2] and q0_top["rank"].tolist() == [1, 2, 3]
     assert q0_top.contains_answer.tolist() == [True, False, False]   # "7.5" is not the number 7
-    assert q0_top.steps_found.tolist() == [1, 0, 0] and set(q0_top.n_steps) == {1}   # final answer 7 is no step
+    assert q0_top.steps_found.tolist() == [1, 0, 0] and set(q0_top.n_steps) == {1}   # "3"; the answer 7 is no step
     assert q0_top.score_per_nat.tolist() == [4.0, 3.5, 3.0]
     assert top[(top.query_id == "q0") & (top.side == "bottom")].doc_index.tolist() == [7, 6, 5]
 
@@ -244,3 +248,10 @@ def test_enrichment_is_observed_over_hypergeometric_expectation():
     convolved = stats.hypergeom.pmf(np.arange(51), 200, 50, 50)
     total = np.convolve(np.convolve(convolved, convolved), convolved)
     assert row.p_value == pytest.approx(total[observed:].sum(), rel=1e-6)
+
+
+def test_the_analysis_layer_imports_without_torch():
+    code = ("import sys, precompute.analysis, precompute.analysis.docs; "
+            "assert not {'torch', 'engine', 'transformers'} & set(sys.modules), sorted(sys.modules)")
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, timeout=120)
+    assert result.returncode == 0, result.stderr[-2000:]

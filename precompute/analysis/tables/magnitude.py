@@ -9,6 +9,7 @@ import numpy as np
 import pandas as pd
 
 from precompute.analysis import ranking, statistics
+from precompute.analysis.context import stacked_frame
 from precompute.analysis.registry import findings, row_statistic, table
 from precompute.analysis.statistics import Finding
 
@@ -48,9 +49,9 @@ def power_law_fit(scores_desc: np.ndarray) -> tuple[float, float, float, int]:
 
 @row_statistic("magnitude")
 def magnitude_row(ctx, row) -> dict:
-    values = row.values.astype(np.float64)
-    positive = np.sort(values[values > 0])[::-1]
-    negative = np.sort(-values[values < 0])[::-1]
+    ordered = row.sorted_values.astype(np.float64)
+    positive = ordered[ordered > 0]
+    negative = -ordered[ordered < 0][::-1]
     return {"positive": magnitude_curve(positive), "negative": magnitude_curve(negative),
             "power_law": power_law_fit(positive[:POWER_LAW_N])}
 
@@ -62,14 +63,14 @@ def magnitude_row(ctx, row) -> dict:
     "relative": "cumulative / total of that sign",
     "per_nat": "cumulative / the query's completion nats; NaN for low-information queries (< MIN_NATS nats)"})
 def magnitude(ctx) -> pd.DataFrame:
-    frames = []
+    parts = []
     for index, found in enumerate(ctx.rows["magnitude"]):
         for sign in ("positive", "negative"):
             cumulative, relative = found[sign]
-            frames.append(pd.DataFrame({"query_id": ctx.query_ids[index], "task": ctx.tasks[index], "sign": sign,
-                                        "percentile": PERCENTILES, "cumulative": cumulative, "relative": relative,
-                                        "per_nat": ranking.per_nat(cumulative, ctx.nats[index])}))
-    return pd.concat(frames, ignore_index=True)
+            parts.append({"query_id": ctx.query_ids[index], "task": ctx.tasks[index], "sign": sign,
+                          "percentile": PERCENTILES, "cumulative": cumulative, "relative": relative,
+                          "per_nat": ranking.per_nat(cumulative, ctx.nats[index])})
+    return stacked_frame(parts, ["query_id", "task", "sign", "percentile", "cumulative", "relative", "per_nat"])
 
 
 def curves(ctx, sign: str, value: str) -> np.ndarray:

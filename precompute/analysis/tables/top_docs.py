@@ -5,6 +5,7 @@ import numpy as np
 import pandas as pd
 
 from precompute.analysis import ranking
+from precompute.analysis.context import stacked_frame
 from precompute.analysis.registry import row_statistic, table
 
 COLUMNS = {
@@ -34,12 +35,12 @@ def _hits(ctx, chosen: np.ndarray, value: str) -> np.ndarray:
     return np.isin(chosen, ctx.search.containing(value), assume_unique=True)
 
 
-@table("top_docs", f"each query's top and bottom k documents (k = --top-k, default 100)", COLUMNS)
+@table("top_docs", "each query's top and bottom k documents (k = --top-k, default 100)", COLUMNS)
 def top_docs(ctx) -> pd.DataFrame:
     sources = ctx.inputs.documents["source"].astype(str).to_numpy(dtype=object) \
         if "source" in ctx.inputs.documents else np.full(ctx.n_docs, "unknown", dtype=object)
     doc_ids = ctx.inputs.documents["id"].to_numpy(dtype=object)
-    frames = []
+    parts = []
     for index, (top, bottom) in enumerate(ctx.rows["top_docs"]):
         row = np.asarray(ctx.inputs.scores[index], dtype=np.float32)
         targets = ctx.targets["completion"][index]
@@ -47,7 +48,7 @@ def top_docs(ctx) -> pd.DataFrame:
         for side, chosen in (("top", top), ("bottom", bottom)):
             answer = [value for name, value in targets if name == "answer"]
             steps = [_hits(ctx, chosen, value) for name, value in targets if name.startswith("step_")]
-            frames.append(pd.DataFrame({
+            parts.append({
                 "query_id": ctx.query_ids[index], "task": ctx.tasks[index], "side": side,
                 "rank": np.arange(1, len(chosen) + 1), "doc_index": chosen, "doc_id": doc_ids[chosen],
                 "source": sources[chosen], "score": row[chosen].astype(np.float64),
@@ -57,5 +58,5 @@ def top_docs(ctx) -> pd.DataFrame:
                 "contains_answer": _hits(ctx, chosen, answer[0]) if answer else np.zeros(len(chosen), dtype=bool),
                 "steps_found": np.sum(steps, axis=0).astype(np.int64) if steps else np.zeros(len(chosen), np.int64),
                 "n_steps": len(steps),
-            }))
-    return pd.concat(frames, ignore_index=True)
+            })
+    return stacked_frame(parts, list(COLUMNS))
