@@ -79,9 +79,9 @@ def correlation_heatmap(matrix: np.ndarray, query_ids: list[str], tasks: list[st
                            xanchor="left", xshift=6, font=dict(size=13))
     if chosen is not None and chosen[0] in query_ids and chosen[1] in query_ids:
         row, col = sorted((query_ids.index(chosen[0]), query_ids.index(chosen[1])), reverse=True)
-        fig.add_trace(go.Scatter(x=[col], y=[row], mode="markers", hoverinfo="skip", name="chosen",
-                                 marker=dict(symbol="square-open", size=size + 8, color="#111",
-                                             line=dict(width=3))))
+        for pad, colour in ((0.9, "#fff"), (0.75, "#111")):  # black ring inside a white one: visible on any cell
+            fig.add_shape(type="rect", x0=col - pad, x1=col + pad, y0=row - pad, y1=row + pad, layer="above",
+                          line=dict(color=colour, width=2.5), name="chosen")
     fig = _layout(fig, "Query × query correlation of scores over documents (grouped by task)", height=height)
     fig.update_layout(margin=_HEATMAP_MARGIN)
     return fig

@@ -92,15 +92,16 @@ def ranks_in(run: Run, row: int, doc_ids: np.ndarray) -> np.ndarray:
 
 
 def top_list(run: Run, other: Run, query_id: str, k: int, texts: pd.Series) -> pd.DataFrame:
-    """The run's top k for a query, each document's rank in the other run, and whether it is in the other's top k."""
+    """The run's top k for a query, each document's rank in the other run (missing when that run lacks it) and the
+    change (rank here − rank there), and whether it is in the other's top k."""
     top, values, _, _ = ranking.ranked_documents(run.key, run, run.query_row(query_id), "raw", k)
     ids = run.doc_ids[top]
     there = ranks_in(other, other.query_row(query_id), ids)
     return pd.DataFrame({
         "rank": np.arange(1, len(top) + 1), "doc_id": ids, "score": values, "source": run.doc_sources[top],
         "in_both_top": (there >= 1) & (there <= k),
-        "rank_other_run": np.where(there > 0, there, -1),
-        "rank_change": np.where(there > 0, np.arange(1, len(top) + 1) - there, 0),
+        "rank_other_run": pd.Series(there, dtype="Int64").where(there > 0),
+        "rank_change": pd.Series(np.arange(1, len(top) + 1) - there, dtype="Int64").where(there > 0),
         "text": [" ".join(str(texts.iloc[int(c)])[:140].split()) for c in top],
     })
 

@@ -15,6 +15,7 @@ import streamlit as st
 from dashboard import highlight, pages, score_help
 
 PREVIEW_CHARS = 600
+_NOUNS = {"queries": "query", "documents": "document"}  # what a row opens on each page
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
 
@@ -79,7 +80,7 @@ def table(frame: pd.DataFrame, key: str, name: str, opens: tuple[str, str, str] 
     row.download_button("CSV", data=lambda: frame.to_csv(index=False), file_name=f"{name}.csv", mime="text/csv",
                         key=f"{key}.csv", on_click="ignore", icon=":material/download:", type="tertiary")
     if opens:
-        row.caption(f"Choose a row (the box at its left) to open its {opens[0].rstrip('s')}.")
+        row.caption(f"Choose a row (the box at its left) to open its {_NOUNS.get(opens[0], 'page')}.")
         chosen = chosen_row(event, key)
         if chosen is not None:
             target, param, column = opens

@@ -17,7 +17,7 @@ def _top_lists(run, other, shared: list[str], names: tuple[str, str]) -> None:
     query_id = url_state.bound(st.selectbox, "Query", key="compare.q", param="q", default=shared[0],
                                options=shared, what="query")
     st.caption(f"Each run's top {TOP_SHOWN} by raw score. `in_both_top`: also in the other run's top {TOP_SHOWN}; "
-               "`rank_other_run`: its rank there (−1: not in that run); `rank_change`: rank here − rank there "
+               "`rank_other_run`: its rank there (empty: not in that run); `rank_change`: rank here − rank there "
                "(negative: ranked higher here). Choose a row to open the document.")
     config = {"in_both_top": st.column_config.CheckboxColumn("in both top"),
               "score": st.column_config.NumberColumn(format="%.4g"),

@@ -1,6 +1,7 @@
 """Run directories for the dashboard tests, written by `python -m precompute synth` into a temp folder."""
 from __future__ import annotations
 
+import json
 import subprocess
 import sys
 from pathlib import Path
@@ -40,10 +41,28 @@ def plant_markup(run: Path) -> str:
     return str(first["query_id"])
 
 
+def plant_shared_words(run: Path, query_id: str = "q0005", words: int = 8) -> str:
+    """Make a query's completion repeat the first words of its top document verbatim (synthetic completions are
+    one word). Returns the repeated text."""
+    top = pd.read_parquet(run / "analysis" / "top_docs.parquet")
+    first = top[(top["query_id"] == query_id) & (top["side"] == "top") & (top["rank"] == 1)].iloc[0]
+    documents = pd.read_parquet(run / "documents.parquet", columns=["id", "text"])
+    text = str(documents.loc[documents["id"] == first["doc_id"], "text"].iloc[0])
+    shared = " ".join(text.split()[:words])
+    lines = (run / "queries.jsonl").read_text().splitlines()
+    records = [json.loads(line) for line in lines]
+    for record in records:
+        if record["id"] == query_id:
+            record["completion"] = f" {shared}."
+    (run / "queries.jsonl").write_text("".join(json.dumps(record) + "\n" for record in records))
+    return shared
+
+
 @pytest.fixture(scope="session")
 def run_dir(tmp_path_factory) -> Path:
     run = synth_run(tmp_path_factory.mktemp("runs") / "small")
     plant_markup(run)
+    plant_shared_words(run)
     return run
 
 
