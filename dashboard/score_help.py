@@ -9,21 +9,23 @@ SCORE_KINDS = {"raw": "raw", "per nat": "per_nat", "gradient-normalised": "norma
 
 MEANING = {
     "raw": (
-        "**raw** — influence of the document on the query's completion: ∇log p(completion)ᵀ (Ĝ + λI)⁻¹ "
-        "∇(−loss of the document), summed over the tracked layers, with Ĝ the (EK-FAC) curvature fitted on the "
-        "corpus. To first order it is how much the completion's log-probability (nats) rises per unit of extra "
-        "training weight on the document. Positive (red) = the document makes the completion more likely. "
-        "Magnitudes compare documents **within one query**; across queries they differ by orders of magnitude."
+        "**raw** — s(q, d) = Σ_layers ⟨P(G_q), G_d⟩: the query completion's gradient, preconditioned by the EK-FAC "
+        "curvature P, against the document's loss gradient. It is the first-order change in log p(completion | "
+        "prompt), in nats, per unit step size of a preconditioned gradient step on the document's summed loss. "
+        "Positive (red) = training on the document makes the completion more likely; negative (teal) = less "
+        "likely. Compare magnitudes **within one query**: across queries they differ by orders of magnitude."
     ),
     "per nat": (
-        "**per nat** — raw ÷ the completion's loss (−log p(completion | prompt), nats): influence per nat of "
-        "information in the completion, so that queries with long or surprising completions can be compared. "
-        "Same ranking as raw within a query."
+        "**per nat** — raw ÷ I(q), the completion's information −log p(completion | prompt) in nats (`nats`): "
+        "influence per nat of completion information, so that queries can be compared. Same ranking as raw within "
+        "a query. Queries with I(q) < 0.5 nats are low-information: their per-nat values are missing (NaN)."
     ),
     "gradient-normalised": (
-        "**gradient-normalised** — raw ÷ ‖∇ loss of the document‖₂ (plain, not preconditioned, over the tracked "
-        "parameters): removes the advantage of documents whose gradients are merely large (long or high-loss "
-        "documents). Ranks documents differently from raw; the unit is nats per unit gradient norm."
+        "**gradient-normalised** — raw ÷ ‖G_d‖₂, the plain (not preconditioned) norm of the document's loss "
+        "gradient over the tracked parameters: removes the advantage of documents whose gradients are merely large "
+        "(long or high-loss documents). For one query it ranks like the cosine between P(G_q) and G_d; values are "
+        "not bounded by 1 and not comparable across queries. Whether this is Ruis et al.'s exact normalisation is "
+        "not known (see the definitions)."
     ),
 }
 

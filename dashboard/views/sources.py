@@ -31,6 +31,11 @@ def with_chance_band(table: pd.DataFrame, n_documents: int) -> pd.DataFrame:
     return table
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+def banded_table(run_key: RunKey, _table: pd.DataFrame, n_documents: int) -> pd.DataFrame:
+    return with_chance_band(_table, n_documents)
+
+
 @st.cache_data(show_spinner="Finding the documents behind the bar…", max_entries=64)
 def documents_behind(run_key: RunKey, _run: Run, task: str, side: str, k: int, source: str) -> pd.DataFrame:
     """Documents of `source` in the `side` k of the task's queries: how many queries rank them there, mean score."""
@@ -67,7 +72,7 @@ def _apply_click(state) -> None:
 def render() -> None:
     run = current_run()
     st.title("Sources")
-    table = with_chance_band(require_table(run, "source_multipliers"), run.n_documents)
+    table = banded_table(run.key, require_table(run, "source_multipliers"), run.n_documents)
     if table.empty:
         st.info("The corpus is too small for a top k below its size.")
         return
