@@ -6,8 +6,8 @@ For each query (or a seeded sample), from the run's model each time: S plain SGD
 random k-sets drawn once per run (the chance band). `--lr auto` picks one learning rate per run so that a
 random k-set moves a query's log-prob by `--lr-target` nats (median over a probe sample): the first-order regime.
 
-Writes RUN/analysis/validation.parquet and its summaries (precompute.validation_summary), and a `validation`
-entry in the manifest. Resumable: every random draw and every query is one file in RUN/validation_chunks/,
+Writes RUN/analysis/validation.parquet, refreshes its summary tables and findings (precompute.analysis.tables.
+validation; `analyze` recomputes them too), and a `validation` entry in the manifest. Resumable: every random draw and every query is one file in RUN/validation_chunks/,
 written atomically; the same command again re-uses them (other settings discard them).
 """
 from __future__ import annotations
@@ -61,7 +61,7 @@ def positive_int(text: str) -> int:
 
 def add_validate_flags(parser: argparse.ArgumentParser) -> None:
     default = ValidateOptions()
-    parser.add_argument("--run", "--out", dest="out", required=True, help="a complete run directory")
+    parser.add_argument("--run", "--out", dest="out", metavar="RUN", required=True, help="a complete run directory")
     parser.add_argument("--k", type=positive_int, default=default.k, help="documents per tail-patched set")
     parser.add_argument("--random-draws", type=positive_int, default=default.random_draws,
                         help="random k-sets (drawn once per run, applied to every query)")
@@ -252,12 +252,12 @@ def assemble(plan: Plan, store: rundir.ChunkStore) -> pd.DataFrame:
 
 def write_outputs(plan: Plan, frame: pd.DataFrame, lr: float, calibration: dict, seconds: float,
                   cpu_seconds: float) -> None:
-    from precompute import validation_summary
+    from precompute.analysis.tables import validation as validation_tables
 
     run = rundir.RunDir(str(plan.run.path))
     analysis = run.file(layout.ANALYSIS_DIR)
     rundir.write_parquet(os.path.join(analysis, VALIDATION + ".parquet"), frame)
-    validation_summary.write_summaries(run)
+    validation_tables.refresh(run)
     random = frame[frame["set"] == "random"]["delta_logprob"].abs()
     run.update_manifest(validation={
         **{key: value for key, value in asdict(plan.options).items() if key not in ("model", "device")},

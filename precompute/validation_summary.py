@@ -144,6 +144,11 @@ STATISTICS = {   # name -> (side whose queries are used, statistic of (values, d
 }
 
 
+SUMMARY_COLUMNS = ["method", "n_queries", "n_random", "chance_beats_all", "random_sd_mean",
+                   *[f"{name}{suffix}" for name in STATISTICS for suffix in ("", "_low", "_high")],
+                   "top_tokens_mean", "random_tokens_mean"]
+
+
 def method_summary(frame: pd.DataFrame, queries: pd.DataFrame | None = None, n_boot: int = N_BOOTSTRAP,
                    seed: int = 0) -> pd.DataFrame:
     """Ranking method -> top-k / bottom-k Δ, random band, fractions beating every draw, standardised effect and
@@ -170,61 +175,11 @@ def method_summary(frame: pd.DataFrame, queries: pd.DataFrame | None = None, n_b
     return pd.DataFrame(rows)
 
 
-# ---------------------------------------------------------------- findings
-
-def _interval(row, name: str, percent: bool = False) -> str:
-    value, low, high = row[name], row[f"{name}_low"], row[f"{name}_high"]
-    if percent:
-        return f"{value:.0%} [{low:.0%}, {high:.0%}]"
-    return f"{value:.3g} [{low:.3g}, {high:.3g}]"
-
-
-def findings(frame: pd.DataFrame, summary: pd.DataFrame) -> dict:
-    """A `validation` entry for findings.json: settings, per-method numbers and plain-language notes."""
-    first = frame.iloc[0]
-    result = {"k": int(first["k"]), "steps": int(first["steps"]), "lr": float(first["lr"]),
-              "n_queries": int(frame["query_id"].nunique()), "n_random": int(summary["n_random"].iloc[0])
-              if len(summary) else 0, "methods": {}, "notes": []}
-    for _, row in summary.iterrows():
-        result["methods"][row["method"]] = {key: (None if isinstance(value, float) and math.isnan(value) else value)
-                                            for key, value in row.items() if key != "method"}
-        what = (f"Tail-patch ({result['steps']} SGD step(s), lr {result['lr']:.3g}, k = {result['k']}), "
-                f"ranking '{row['method']}' over {row['n_queries']} queries: ")
-        parts = [f"the top-k set raised log p(completion) more than all {row['n_random']} random k-sets for "
-                 f"{_interval(row, 'frac_top_beats_all', True)} of queries (chance {row['chance_beats_all']:.0%})",
-                 f"median standardised effect {_interval(row, 'top_z_median')}",
-                 f"win rate vs random {_interval(row, 'top_win_rate', True)}"]
-        if not math.isnan(row["frac_bottom_below_all"]):
-            parts.append(f"the bottom-k set lowered it below every random set for "
-                         f"{_interval(row, 'frac_bottom_below_all', True)}")
-        result["notes"].append(what + "; ".join(parts) + ".")
-    return result
-
-
-def summarize(frame: pd.DataFrame, n_boot: int = N_BOOTSTRAP, seed: int = 0) -> dict:
-    """{'validation_queries': per-query table, 'validation_summary': per-method table, 'findings': dict}."""
+def summarize(frame: pd.DataFrame, n_boot: int = N_BOOTSTRAP, seed: int = 0) -> dict[str, pd.DataFrame]:
+    """{'validation_queries': per (query, method), 'validation_summary': per method} from validation.parquet."""
+    if frame is None or frame.empty:
+        return {"validation_queries": pd.DataFrame(columns=QUERY_COLUMNS),
+                "validation_summary": pd.DataFrame(columns=SUMMARY_COLUMNS)}
     queries = per_query(frame)
     summary = method_summary(frame, queries, n_boot=n_boot, seed=seed)
-    return {"validation_queries": queries, "validation_summary": summary, "findings": findings(frame, summary)}
-
-
-def write_summaries(run) -> dict | None:
-    """From RUN/analysis/validation.parquet (when present): validation_queries.parquet, validation_summary.parquet
-    and the `validation` entry of findings.json (other findings kept). `run` is a precompute.rundir.RunDir."""
-    import os
-
-    from precompute import rundir
-    from precompute.rundir import layout
-
-    source = run.file(layout.ANALYSIS_DIR, "validation.parquet")
-    if not os.path.exists(source):
-        return None
-    tables = summarize(pd.read_parquet(source))
-    for name in ("validation_queries", "validation_summary"):
-        rundir.write_parquet(run.file(layout.ANALYSIS_DIR, f"{name}.parquet"), tables[name])
-    findings_path = run.file(layout.ANALYSIS_DIR, layout.FINDINGS)
-    existing = rundir.read_json(findings_path) if os.path.exists(findings_path) else {}
-    if isinstance(existing, dict):
-        existing["validation"] = tables["findings"]
-        rundir.write_json(findings_path, existing)
-    return tables
+    return {"validation_queries": queries, "validation_summary": summary.reindex(columns=SUMMARY_COLUMNS)}

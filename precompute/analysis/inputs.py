@@ -24,6 +24,7 @@ class AnalysisInputs:
     layer_scores: np.ndarray | None = None        # [Q, L, D] or None
     normalized_scores: np.ndarray | None = None   # [Q, D] or None
     layer_names: list[str] = field(default_factory=list)
+    run_path: str | None = None         # the run directory (tables reading other stages' outputs, e.g. validation)
 
 
 def _optional_array(path: str):
@@ -44,4 +45,5 @@ def load_inputs(run: rundir.RunDir) -> AnalysisInputs:
         layer_scores=_optional_array(run.file(rundir.LAYER_SCORES)),
         normalized_scores=_optional_array(run.file(rundir.NORMALIZED_SCORES)),
         layer_names=rundir.read_json(layers_path) if os.path.exists(layers_path) else [],
+        run_path=run.path,
     )

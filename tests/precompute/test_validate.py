@@ -125,21 +125,38 @@ def test_summaries_and_findings(validated):
         assert ekfac.loc[query_id, "top_beats_all"] == (top > draws.max())
         assert ekfac.loc[query_id, "top_z"] == pytest.approx((top - draws.mean()) / draws.std(ddof=1))
     assert summary.loc["ekfac", "frac_top_beats_all"] == pytest.approx(ekfac["top_beats_all"].mean())
-    findings = json.loads((validated / "analysis" / "findings.json").read_text())
-    assert set(findings["validation"]["methods"]) == {"ekfac", "identity", "bm25"}
+    records = {r["name"]: r for r in json.loads((validated / "analysis" / "findings.json").read_text())["findings"]}
+    top = records["validation.ekfac.top_beats_random"]
+    assert top["parts"]["share"] == pytest.approx(ekfac["top_beats_all"].mean())
+    assert top["effect"] == pytest.approx(ekfac["top_beats_all"].mean() - 1 / 5)
+    assert "validation.bm25.bottom_below_random" not in records and "validation.identity.bottom_below_random" in records
+    assert any(name.startswith("occurrence.") for name in records)           # the other findings are kept
+
+
+def test_analyze_recomputes_the_validation_summaries(validated, tmp_path):
+    out = fresh_copy(validated, tmp_path / "run")
+    expected = table(validated, "validation_summary")
+    (out / "analysis" / "validation_summary.parquet").unlink()
+    run_cli("analyze", "--run", out)
+    pd.testing.assert_frame_equal(table(out, "validation_summary"), expected)
+
+
+def snapshot(out) -> dict:
+    """Every file's modification time, but the writer lock file (the CLI holds it while any command runs)."""
+    return {path: path.stat().st_mtime_ns for path in out.rglob("*") if path.name != ".lock"}
 
 
 def expect_refused(out, capsys, *args, fragment):
     """In process (no interpreter start per case): exit 2, one `error:` line, nothing written."""
     before = (out / "manifest.json").read_bytes()
+    files = snapshot(out)
     capsys.readouterr()
     assert main(["--quiet", "validate", "--run", str(out), *map(str, args)]) == 2
     errors = [line for line in capsys.readouterr().err.splitlines() if line.startswith("error:")]
     assert len(errors) == 1, errors
     assert fragment in errors[0], errors[0]
     assert (out / "manifest.json").read_bytes() == before
-    assert not os.path.exists(out / "validation_chunks")
-    assert not list((out / "analysis").glob("validation*"))
+    assert snapshot(out) == files                             # nothing written or touched
 
 
 def edit_manifest(out, **fields):
