@@ -190,12 +190,14 @@ def source_small_multiples(table: pd.DataFrame, title: str, columns: int = 3) ->
                     x=bars["source"], y=middle, mode="markers", legendgroup="chance", offsetgroup=group,
                     name="95% range, k random documents", showlegend=index == 0 and number == 0,
                     marker=dict(size=1, color="rgba(0,0,0,0)"), hoverinfo="skip",
-                    error_y=dict(type="data", array=bars["chance_high"] - middle, color="rgba(60,60,60,0.65)",
-                                 thickness=6, width=0)), row=row, col=col)
+                    error_y=dict(type="data", array=bars["chance_high"] - middle, color="rgba(40,40,40,0.35)",
+                                 thickness=5, width=0)), row=row, col=col)
         fig.add_hline(y=1.0, line_dash="dot", line_color="grey", row=row, col=col)
     fig.update_layout(barmode="group", scattermode="group", legend=dict(orientation="h", y=-0.08))
     fig.update_yaxes(title_text="share ÷ corpus share", col=1)
-    return _layout(fig, title, height=300 * rows + 120)
+    fig = _layout(fig, title, height=300 * rows + 140)
+    fig.update_layout(margin=dict(l=60, r=20, t=90, b=50))
+    return fig
 
 
 def answer_rates(table: pd.DataFrame, title: str) -> go.Figure:
