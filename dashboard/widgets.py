@@ -127,26 +127,26 @@ def document_card(*, rank: int, doc_id: str, score: float, score_label: str, sou
 
     `marks_for(text)` gives the highlights of a shown text; with `tokens` the text is the per-token heatmap
     (with its colour legend), else the text's first PREVIEW_CHARS characters and `token_note` says why."""
+    full_marks = marks_for(text)
     with st.container(border=True):
         if tokens is not None and len(tokens):
             ordered = tokens.sort_values("token_index")
             scores = ordered["score"].to_numpy()
-            shown = "".join(ordered["token"].astype(str))
-            marks = marks_for(shown)
+            pieces = ordered["token"].astype(str).tolist()
             scale = float(np.max(np.abs(scores))) if len(scores) else 0.0
             body = highlight.legend_html(scale, "token share of the raw score") + token_heatmap_html(
-                ordered["token"].astype(str).tolist(), scores, marks)
+                pieces, scores, marks_for("".join(pieces)))
         else:
-            shown = text[:PREVIEW_CHARS] + ("…" if len(text) > PREVIEW_CHARS else "")
-            marks = marks_for(shown)
-            body = highlight.render(shown, marks) + f'<div class="ie-key">{html.escape(token_note)}</div>'
-        badge_text = " ".join(f":green-badge[{markdown_text(b)}]" for b in highlight.badges(marks_for(text)))
+            shown, long = text[:PREVIEW_CHARS], len(text) > PREVIEW_CHARS
+            body = highlight.render(shown + ("…" if long else ""), marks_for(shown) if long else full_marks) + (
+                f'<div class="ie-key">{html.escape(token_note)}</div>')
+        badge_text = " ".join(f":green-badge[{markdown_text(b)}]" for b in highlight.badges(full_marks))
         st.markdown(f"**#{rank}** · {score_label} **{score:+.4g}** · :gray-badge[{markdown_text(source)}] "
                     f"{badge_text}" + (f" · {markdown_text(corpus_rank)}" if corpus_rank else ""))  # imported runs
         st.markdown(body, unsafe_allow_html=True)
         if len(text) > PREVIEW_CHARS or (tokens is not None and len(tokens)):
             with st.expander("Full text"):
-                st.markdown(highlight.render(text, marks_for(text)), unsafe_allow_html=True)
+                st.markdown(highlight.render(text, full_marks), unsafe_allow_html=True)
         pages.link("documents", f"document {doc_id}", doc=doc_id)
 
 
