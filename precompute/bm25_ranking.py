@@ -7,8 +7,12 @@ are broken by document index, so the ranking is deterministic.
 """
 from __future__ import annotations
 
+import logging
+
 import bm25s
 import numpy as np
+
+logging.getLogger("bm25s").setLevel(logging.WARNING)   # bm25s sets its logger to DEBUG on import
 
 TOKEN_PATTERN = r"(?u)\b\w+\b"
 STOPWORDS = "en"

@@ -7,6 +7,7 @@ import streamlit as st
 
 from dashboard import charts, published_view, run_choice, url_state, widgets
 from dashboard.run import RunError, current_run, document_texts, findings, load_run
+from dashboard import validation_view
 from dashboard.run_compare import KS, alignment, findings_side_by_side, per_query_agreement, per_task, top_list
 
 TOP_SHOWN = 10
@@ -79,6 +80,7 @@ def render() -> None:
         st.info("Neither run has analysis/findings.json.")
     else:
         widgets.table(side_by_side, key="compare.findings", name="compare_findings")
+    validation_view.compare_summaries(run, other)  # both runs' tail-patch validation
 
 
 if __name__ == "__main__":

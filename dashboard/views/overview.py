@@ -8,6 +8,7 @@ import streamlit as st
 from dashboard import charts, published_view, widgets
 from dashboard.findings_view import show_findings
 from dashboard.run import Run, RunKey, current_run, findings
+from dashboard import validation_view
 
 _CHECK_COLUMNS = 200_000  # documents read for the layer-sum check on big runs
 
@@ -75,6 +76,7 @@ def render() -> None:
     if found:
         st.subheader("Findings")
         show_findings(run.key, found)
+    validation_view.run_summary(run)  # tail-patch validation table (runs made with `precompute validate`)
 
 
 if __name__ == "__main__":

@@ -7,6 +7,7 @@ import streamlit as st
 from dashboard import charts, highlight, query_table, query_view, ranking, score_help, spans, url_state, widgets
 from dashboard.query_filter import FilterError
 from dashboard.run import current_run, document_texts, token_scores
+from dashboard import validation_view
 
 SORTABLE = ["id", "task", "correct", "nats", "n_completion_tokens", "answer", "model_answer"]
 FILTER_HELP = ("Over the table's columns, e.g. `task == \"slope\" and not correct`, `nats > 2`, "
@@ -108,6 +109,7 @@ def render() -> None:
     positive, negative = ranking.layer_sums(run.key, run, row)
     widgets.chart(charts.layer_split(run.layers, positive, negative, f"Per-layer influence of {query_id}"),
                   key="queries.layers", name=f"layers_{query_id}")
+    validation_view.query_panel(run, query_id)  # tail-patch check (runs made with `precompute validate`)
 
 
 if __name__ == "__main__":

@@ -2,8 +2,8 @@
 has one, as two tables and one set of findings per ranking method. Empty tables when it has none.
 
 Does training on a query's top-k documents raise log p(completion) more than training on random k-sets? The
-statistics live in precompute.validation_summary (crossed bootstrap over queries and random draws); this module
-registers them and refreshes them in place after `validate` (without recomputing the rest of the analysis).
+statistics live in precompute.analysis.validation_statistics (crossed bootstrap over queries and random draws);
+this module registers them and refreshes them in place after `validate` (without recomputing the rest).
 """
 from __future__ import annotations
 
@@ -12,7 +12,8 @@ import os
 
 import pandas as pd
 
-from precompute import rundir, validation_summary
+from precompute import rundir
+from precompute.analysis import validation_statistics
 from precompute.analysis import statistics
 from precompute.analysis.registry import findings, table
 from precompute.analysis.statistics import Finding
@@ -48,8 +49,8 @@ for _name, _doc in STATISTIC_DOCS.items():
     SUMMARY_DOCS.update({_name: _doc, f"{_name}_low": f"{_name}: 95% interval, low (crossed bootstrap over "
                          "queries and random draws)", f"{_name}_high": f"{_name}: 95% interval, high"})
 SUMMARY_DOCS.update({"top_tokens_mean": "mean tokens in a top-k set", "random_tokens_mean": "mean tokens in a random set"})
-assert list(QUERY_DOCS) == validation_summary.QUERY_COLUMNS
-assert list(SUMMARY_DOCS) == validation_summary.SUMMARY_COLUMNS
+assert list(QUERY_DOCS) == validation_statistics.QUERY_COLUMNS
+assert list(SUMMARY_DOCS) == validation_statistics.SUMMARY_COLUMNS
 
 
 def read_validation(run_path: str | None) -> pd.DataFrame | None:
@@ -59,7 +60,7 @@ def read_validation(run_path: str | None) -> pd.DataFrame | None:
 
 def summaries(run_path: str | None, seed: int, n_resamples: int) -> dict:
     frame = read_validation(run_path)
-    tables = validation_summary.summarize(frame, n_boot=n_resamples, seed=seed)
+    tables = validation_statistics.summarize(frame, n_boot=n_resamples, seed=seed)
     tables["settings"] = None if frame is None or frame.empty else {
         "k": int(frame["k"].iloc[0]), "steps": int(frame["steps"].iloc[0]), "lr": float(frame["lr"].iloc[0])}
     return tables

@@ -1,0 +1,131 @@
+"""Counterfactual validation on the pages: did training on a query's top documents change its answer?
+
+Reads RUN/analysis/validation.parquet and validation_summary.parquet (written by `precompute validate`, see
+docs/validation.md); nothing here imports torch. `query_figure` and `summary_display` are pure; the three
+render functions are what the queries, overview and compare pages call.
+"""
+from __future__ import annotations
+
+import math
+
+import pandas as pd
+import plotly.graph_objects as go
+import streamlit as st
+
+from dashboard import charts, widgets
+from dashboard.run import Run, analysis_table
+
+HOW_TO = "`python -m precompute validate --run DIR`"
+RANDOM_COLOUR = "#7f7f7f"
+
+
+def validation_rows(run: Run) -> pd.DataFrame | None:
+    frame = analysis_table(run.key, "validation")
+    return None if frame is None or frame.empty else frame
+
+
+def query_figure(frame: pd.DataFrame, query_id: str) -> go.Figure:
+    """One query: Δ log p of every random k-set (box + points) and each ranking method's top-k (▲) and
+    bottom-k (▼) set; y is nats."""
+    rows = frame[frame["query_id"] == query_id]
+    random = rows[rows["set"] == "random"]
+    fig = go.Figure(go.Box(y=random["delta_logprob"], x=["random sets"] * len(random), name="random k-sets",
+                           boxpoints="all", jitter=0.5, pointpos=0, marker_color=RANDOM_COLOUR,
+                           customdata=random["draw"], hovertemplate="random set %{customdata}: %{y:.4g}<extra></extra>"))
+    ranked = rows[rows["set"] != "random"]
+    for side, colour, symbol in (("top", charts.POSITIVE, "triangle-up"), ("bottom", charts.NEGATIVE, "triangle-down")):
+        part = ranked[ranked["set"] == side]
+        if len(part):
+            fig.add_trace(go.Scatter(x=part["method"], y=part["delta_logprob"], mode="markers", name=f"{side}-k",
+                                     marker=dict(color=colour, symbol=symbol, size=14),
+                                     customdata=part["set_tokens"],
+                                     hovertemplate=f"%{{x}} {side}-k: %{{y:.4g}} (%{{customdata}} tokens)<extra></extra>"))
+    if len(random):
+        fig.add_hrect(y0=random["delta_logprob"].min(), y1=random["delta_logprob"].max(), fillcolor=RANDOM_COLOUR,
+                      opacity=0.12, line_width=0)
+    fig.add_hline(y=0.0, line_dash="dot", line_color="grey")
+    first = rows.iloc[0] if len(rows) else None
+    title = "Tail-patch: Δ log p(completion)" + (
+        f" after {int(first['steps'])} SGD step(s) on k = {int(first['k'])} documents (lr {first['lr']:.3g})"
+        if first is not None else "")
+    fig.update_layout(yaxis_title="Δ log p (nats)", xaxis_title="ranking method", legend_orientation="h")
+    return charts._layout(fig, title, height=380)
+
+
+def _interval(row: pd.Series, name: str, percent: bool = False) -> str:
+    value, low, high = row.get(name), row.get(f"{name}_low"), row.get(f"{name}_high")
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    if percent:
+        return f"{value:.0%} [{low:.0%}, {high:.0%}]"
+    return f"{value:.3g} [{low:.3g}, {high:.3g}]"
+
+
+def summary_display(summary: pd.DataFrame) -> pd.DataFrame:
+    """Ranking method → top-k Δ, bottom-k Δ, random band, beats-every-random share, standardised effect and win
+    rate vs random, each with its 95% interval (as text)."""
+    rows = []
+    for _, row in summary.iterrows():
+        rows.append({
+            "method": row["method"], "queries": int(row["n_queries"]),
+            "top-k Δ": _interval(row, "top_delta_mean"), "bottom-k Δ": _interval(row, "bottom_delta_mean"),
+            "random Δ (mean, sd)": f"{row['random_delta_mean']:.3g} ± {row['random_sd_mean']:.3g}",
+            "top beats all random": _interval(row, "frac_top_beats_all", percent=True),
+            "bottom below all random": _interval(row, "frac_bottom_below_all", percent=True),
+            "chance": f"{row['chance_beats_all']:.0%}",
+            "standardised effect (median)": _interval(row, "top_z_median"),
+            "win rate vs random": _interval(row, "top_win_rate", percent=True)})
+    return pd.DataFrame(rows)
+
+
+def settings_caption(run: Run) -> str:
+    settings = run.manifest.get("validation") or {}
+    if not settings:
+        return ""
+    return (f"{settings.get('steps')} SGD step(s) at lr {settings.get('lr', float('nan')):.3g} on k = "
+            f"{settings.get('k')} documents, {settings.get('random_draws')} random k-sets shared by all "
+            f"{settings.get('n_queries')} queries; intervals: 95%, crossed bootstrap over queries and random sets.")
+
+
+def query_panel(run: Run, query_id: str) -> None:
+    """Queries page: the chosen query's tail-patch deltas against its random band."""
+    st.subheader("Counterfactual check")
+    frame = validation_rows(run)
+    if frame is None:
+        st.caption(f"This run has no validation; {HOW_TO} trains on each query's top documents and measures "
+                   "the change.")
+        return
+    if not (frame["query_id"] == query_id).any():
+        st.caption("This query was not in the validated sample.")
+        return
+    widgets.chart(query_figure(frame, query_id), key="validation.query", name=f"validation_{query_id}")
+    st.caption("Grey: random k-sets (the chance band). ▲ top-k and ▼ bottom-k sets of each ranking method. "
+               + settings_caption(run))
+
+
+def summary_table(run: Run, key: str) -> bool:
+    summary = analysis_table(run.key, "validation_summary")
+    if summary is None or summary.empty:
+        st.caption(f"No validation in this run ({HOW_TO}).")
+        return False
+    widgets.table(summary_display(summary), key=key, name="validation_summary")
+    st.caption(settings_caption(run))
+    return True
+
+
+def run_summary(run: Run) -> None:
+    """Overview page: the run's validation table (one row per ranking method)."""
+    st.subheader("Counterfactual validation")
+    summary_table(run, "validation.summary")
+
+
+def compare_summaries(run: Run, other: Run) -> None:
+    """Compare page: both runs' validation tables side by side."""
+    st.subheader("Counterfactual validation")
+    left, right = st.columns(2)
+    with left:
+        st.caption(f"This run: {widgets.markdown_text(str(run.path))}")
+        summary_table(run, "validation.compare_a")
+    with right:
+        st.caption(f"Second run: {widgets.markdown_text(str(other.path))}")
+        summary_table(other, "validation.compare_b")
