@@ -1,0 +1,39 @@
+"""The validation panel's figure and summary table carry the run's numbers (pure functions, no Streamlit run)."""
+import math
+
+import pandas as pd
+
+from dashboard.validation_view import query_figure, summary_display
+
+
+def validation_frame() -> pd.DataFrame:
+    rows = [("q1", "random", "random", d, v) for d, v in enumerate([0.01, 0.02, 0.03])]
+    rows += [("q1", "ekfac", "top", 0, 0.5), ("q1", "ekfac", "bottom", 0, -0.2), ("q1", "bm25", "top", 0, 0.04),
+             ("q2", "random", "random", 0, 9.0)]
+    frame = pd.DataFrame(rows, columns=["query_id", "method", "set", "draw", "delta_logprob"])
+    return frame.assign(k=20, steps=1, lr=0.5, set_tokens=100)
+
+
+def test_query_figure_shows_the_query_rows():
+    fig = query_figure(validation_frame(), "q1")
+    box, top, bottom = fig.data
+    assert list(box.y) == [0.01, 0.02, 0.03]                  # q2's random draw is not shown
+    assert list(top.x) == ["ekfac", "bm25"] and list(top.y) == [0.5, 0.04]
+    assert list(bottom.x) == ["ekfac"] and list(bottom.y) == [-0.2]
+    band = fig.layout.shapes[0]
+    assert (band.y0, band.y1) == (0.01, 0.03)
+    assert "k = 20" in fig.layout.title.text and "lr 0.5" in fig.layout.title.text
+
+
+def test_summary_display_formats_intervals():
+    summary = pd.DataFrame([{
+        "method": "bm25", "n_queries": 10, "chance_beats_all": 1 / 9, "random_delta_mean": 0.01,
+        "random_sd_mean": 0.002, "top_delta_mean": 0.05, "top_delta_mean_low": 0.04, "top_delta_mean_high": 0.06,
+        "bottom_delta_mean": math.nan, "frac_top_beats_all": 0.8, "frac_top_beats_all_low": 0.6,
+        "frac_top_beats_all_high": 0.9, "frac_bottom_below_all": math.nan, "top_z_median": 3.0,
+        "top_z_median_low": 2.0, "top_z_median_high": 4.0, "top_win_rate": 0.95, "top_win_rate_low": 0.9,
+        "top_win_rate_high": 1.0}])
+    row = summary_display(summary).iloc[0]
+    assert row["top-k Δ"] == "0.05 [0.04, 0.06]" and row["bottom-k Δ"] == "–"
+    assert row["top beats all random"] == "80% [60%, 90%]" and row["chance"] == "11%"
+    assert row["standardised effect (median)"] == "3 [2, 4]" and row["win rate vs random"] == "95% [90%, 100%]"
