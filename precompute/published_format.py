@@ -244,7 +244,7 @@ def query_records(published: Published) -> tuple[list[dict], list[str]]:
     rows = []
     for index, (query_id, task) in enumerate(zip(ids, tasks)):
         row = {"id": query_id, "task": task, "prompt": published.prompts[index],
-               "completion": published.completions[index]}
+               "completion": published.completions[index], "steps": []}     # as synth: a list on every query
         row.update(answer_and_steps(task, published.prompts[index]))
         row.update({"nats": math.nan, "published_row": index, "test_id": published.test_ids[index],
                     "published_model": published.model})

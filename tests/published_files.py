@@ -62,7 +62,8 @@ def make_published(model: str = "7B", n_docs: int = 8, seed: int = 0) -> tuple[d
 
     content = {
         "model": model,
-        "training_ids": [int(v) for v in rng.choice(5_000_000, size=n_docs, replace=False)],
+        # the same documents in every model's file, as in the real files
+        "training_ids": [int(v) for v in np.random.default_rng(7).choice(CORPUS, size=n_docs, replace=False)],
         "test_ids": list(range(100)),
         "training_sequences": [f"Document {d} of source {SOURCES[d % len(SOURCES)]}: the value is {d * 7}."
                                for d in range(n_docs)],
