@@ -18,11 +18,14 @@ from dashboard.run import open_run_or_stop  # noqa: E402
 ICON = Path(__file__).resolve().parent / "static" / "icon.png"
 
 st.set_page_config(page_title="Influence Explorer", page_icon=str(ICON), layout="wide")
-navigation = st.navigation(pages.all_pages())
+navigation = st.navigation(pages.all_pages(), position="hidden")
 url_state.begin_run(navigation.url_path)
 try:
+    page_list = st.sidebar.container()
+    st.sidebar.divider()
     st.sidebar.caption("Influence Explorer")
     chosen = run_choice.pick_run()
+    pages.sidebar_links(page_list)
     st.session_state["run_dir"] = chosen
     open_run_or_stop(chosen)  # a bad run shows its message here, on every page
     navigation.run()

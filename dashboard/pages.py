@@ -30,10 +30,20 @@ def all_pages() -> list[st.Page]:
     return [page(spec[0]) for spec in PAGE_SPECS]
 
 
+RUN_PARAM = "_pages.run"  # the chosen run as written in the URL (None: the default run)
+
+
 def _with_run(params: dict) -> dict:
-    run = st.query_params.get("run")
+    run = st.session_state.get(RUN_PARAM)
     params = {name: str(value) for name, value in params.items() if value is not None}
     return {**params, "run": run} if run else params
+
+
+def sidebar_links(container) -> None:
+    """The page list (instead of Streamlit's own navigation, which drops the URL's parameters): links that carry
+    the chosen run, so that moving between pages never silently switches back to the default run."""
+    for name, title, icon in PAGE_SPECS:
+        container.page_link(page(name), label=title, icon=icon, query_params=_with_run({}), width="stretch")
 
 
 def link(name: str, label: str, **params) -> None:

@@ -8,7 +8,7 @@ from pathlib import Path
 
 import streamlit as st
 
-from dashboard import url_state
+from dashboard import pages, url_state
 
 DEFAULT_RUN = "runs/demo"
 RUNS_ROOT = Path("runs")
@@ -42,8 +42,11 @@ def pick_run() -> str:
     if asked is not None and asked not in choices:
         st.sidebar.warning(f"Run `{asked}` is not offered here; start the app with `-- --run {asked}` to open it.")
         url_state.mark_reported("run")
-    return url_state.bound(st.sidebar.selectbox, "Run", key=_KEY, param="run", default=choices[0], options=choices,
-                           format_func=display_name, help="Runs given with `--run` and those under runs/")
+    chosen = url_state.bound(st.sidebar.selectbox, "Run", key=_KEY, param="run", default=choices[0],
+                             options=choices, format_func=display_name,
+                             help="Runs given with `--run` and those under runs/")
+    st.session_state[pages.RUN_PARAM] = None if chosen == choices[0] else chosen  # links carry it
+    return chosen
 
 
 def display_name(run: str) -> str:

@@ -50,7 +50,7 @@ def loaded_in(page, url: str, title: str) -> float:
 def navigated_in(page, title: str) -> float:
     """Seconds from clicking a page in the sidebar until it has rendered its charts."""
     start = time.perf_counter()
-    page.locator("[data-testid=stSidebarNav] a", has_text=title).first.click()
+    page.locator("[data-testid=stSidebar] [data-testid=stPageLink] a", has_text=title).first.click()
     wait_rendered(page, title)
     return time.perf_counter() - start
 

@@ -9,6 +9,7 @@ import os
 import re
 import shutil
 from pathlib import Path
+from urllib.parse import parse_qs, urlparse
 
 import pytest
 
@@ -164,6 +165,15 @@ def test_links_stay_in_the_tab_and_the_session(server, page):
     assert page.get_by_role("textbox", name="Document id").input_value() == doc_id
     assert f"doc={doc_id}" in url(page) and page.evaluate("() => window.sameDocument") is True
     assert len(page.context.pages) == 1
+
+
+def test_the_chosen_run_stays_when_moving_between_pages(server, page, second_run_dir):
+    page.goto(f"{server}/magnitude?run={second_run_dir}")
+    wait_until_rendered(page)
+    page.locator("[data-testid=stSidebar] [data-testid=stPageLink] a", has_text="Sources").first.click()
+    page.wait_for_function("() => document.querySelector('h1')?.innerText.trim() === 'Sources'", timeout=TIMEOUT)
+    wait_until_rendered(page)
+    assert parse_qs(urlparse(url(page)).query)["run"] == [str(second_run_dir)]
 
 
 def test_a_source_bar_lists_documents_that_open_in_the_tab(server, page):

@@ -1,6 +1,7 @@
 """Every page through streamlit.testing.v1.AppTest: URL parameters in, widgets driven, state back in the URL."""
 import os
 import shutil
+from urllib.parse import parse_qs
 
 import pytest
 from streamlit.testing.v1 import AppTest
@@ -45,6 +46,16 @@ def test_overview_shows_counts_and_checks(app_args, run_dir):
     metrics = {m.label: m.value for m in at.metric}
     assert metrics["Queries"] == "24" and metrics["Documents"] == "3,000"
     assert "run" not in at.query_params  # the default run is not written into the URL
+
+
+def test_links_carry_the_chosen_run(app_args, run_dir, second_run_dir):
+    app_args(run_dir, second_run_dir)
+    at = open_page("magnitude", run=str(second_run_dir))
+    assert_clean(at)
+    assert by_key(at.selectbox, "app.run").value == str(second_run_dir)
+    links = [link for link in at.get("page_link")]
+    assert len(links) >= 8
+    assert all(parse_qs(link.proto.query_string)["run"] == [str(second_run_dir)] for link in links)
 
 
 def test_queries_page_follows_url_and_switches(app_args, run_dir):
