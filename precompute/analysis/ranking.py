@@ -11,7 +11,12 @@ MIN_NATS = 0.5   # below this, a completion carries too little information to di
 
 
 def _stable_descending(values: np.ndarray) -> np.ndarray:
-    """All column indices, highest value first, ties by index (NaN last)."""
+    """All column indices, highest value first, ties by index (NaN last). The fast (unstable) sort is the
+    answer whenever no two values are equal; otherwise the stable sort decides the ties."""
+    order = np.argsort(-values)
+    ordered = values[order]
+    if len(order) < 2 or (not np.isnan(ordered[-1]) and np.all(ordered[1:] != ordered[:-1])):
+        return order
     return np.argsort(-values, kind="stable")
 
 

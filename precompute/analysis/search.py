@@ -43,10 +43,13 @@ class CorpusSearch:
     def take(self, indices: np.ndarray) -> list[str]:
         return self.texts.take(pa.array(np.asarray(indices, dtype=np.int64))).to_pylist()
 
-    def _candidates(self, value: str) -> np.ndarray:
+    def _candidates(self, value: str, among: np.ndarray | None = None) -> np.ndarray:
+        """Indices (of all documents, or of `among` only) that the loose RE2 pattern accepts."""
         pattern, ignore_case = loose_pattern(value)
-        mask = pc.match_substring_regex(self.texts, pattern, ignore_case=ignore_case)
-        return np.flatnonzero(mask.fill_null(False).to_numpy(zero_copy_only=False))
+        texts = self.texts if among is None else self.texts.take(pa.array(among))
+        mask = pc.match_substring_regex(texts, pattern, ignore_case=ignore_case)
+        found = np.flatnonzero(mask.fill_null(False).to_numpy(zero_copy_only=False))
+        return found if among is None else among[found]
 
     def containing(self, value: str) -> np.ndarray:
         """Indices of the documents in which `value` occurs (occurrence.contains_value)."""
@@ -62,8 +65,8 @@ class CorpusSearch:
         key = (answer, tuple(context))
         if key not in self._contexts:
             candidates = self.containing(answer)
-            for term in context:
-                candidates = np.intersect1d(candidates, self.containing(term), assume_unique=True)
+            for term in context:    # narrowed within the answer's documents, not by a scan of the corpus
+                candidates = self._candidates(term, candidates) if len(candidates) else candidates
             keep = [occurrence.answer_in_context(text, answer, context) for text in self.take(candidates)]
             self._contexts[key] = candidates[np.asarray(keep, dtype=bool)] if len(candidates) else candidates
         return self._contexts[key]

@@ -117,6 +117,8 @@ def test_top_columns_is_the_prefix_of_a_stable_sort():
         np.testing.assert_array_equal(ranking.top_columns(values, k), full[:min(k, 500)])
     top, bottom = ranking.top_and_bottom(values, 30)
     np.testing.assert_array_equal(bottom, np.argsort(values, kind="stable")[:30])
+    distinct = rng.standard_normal(1000).astype(np.float32)            # no ties: the fast sort path
+    np.testing.assert_array_equal(ranking.top_columns(distinct, 1000), np.argsort(-distinct, kind="stable"))
 
 
 def test_per_nat_flags_low_information_instead_of_dividing():
