@@ -230,12 +230,11 @@ class Finding:
 
     def text(self) -> str:
         def number(value):
-            return "n/a" if value is None or not np.isfinite(value) else f"{value:.3g}"
-        interval = f"95% CI {number(self.ci_low)} to {number(self.ci_high)}"
-        p_value = f"; p = {number(self.p_value)} ({self.p_value_method})" if np.isfinite(self.p_value) else ""
-        unit = "×" if self.measure == "ratio" else ""
-        return (f"{self.claim} {self.effect_label.capitalize()}: {number(self.effect)}{unit} ({interval}{p_value}; "
-                f"{self.n} queries). Verdict: {self.verdict}.")
+            return "undefined" if value is None or not np.isfinite(value) else f"{value:.3g}"
+        unit = "×" if self.measure == "ratio" and np.isfinite(self.effect) else ""
+        p_value = f"; p = {number(self.p_value)}, {self.p_value_method}" if np.isfinite(self.p_value) else ""
+        return (f"{self.claim} Measured: {self.effect_label} = {number(self.effect)}{unit} (95% CI "
+                f"{number(self.ci_low)} to {number(self.ci_high)}{p_value}; {self.n} queries). Verdict: {self.verdict}.")
 
     def record(self) -> dict:
         record = asdict(self)

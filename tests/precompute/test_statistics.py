@@ -173,4 +173,4 @@ def test_finding_record_is_json_ready_and_readable():
     record = finding.record()
     assert record["verdict"] == "holds" and record["null_value"] == 1.0 and record["p_value"] is None
     assert record["parts"] == {"a": 1.0, "b": None}
-    assert "0.5×" in record["text"] and "95% CI 0.3 to 0.8" in record["text"] and "&#" not in record["text"]
+    assert record["text"] == "A claim. Measured: ratio of things = 0.5× (95% CI 0.3 to 0.8; 12 queries). Verdict: holds."
