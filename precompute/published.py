@@ -77,6 +77,7 @@ def sample_selection(published: Published, depth: int = 1000) -> str:
 
 
 def imported_manifest(published: Published, notes: list[str], norm_note: str, command: str) -> dict:
+    """A manifest without a model (null settings) whose `imported` section says whose scores these are."""
     ids = document_ids(published.doc_ids)
     repeated = sorted({str(value) for value, doc in zip(published.doc_ids, ids) if doc != str(value)})
     size = corpus_size(published)
@@ -87,7 +88,8 @@ def imported_manifest(published: Published, notes: list[str], norm_note: str, co
         "ranks": RANKS, "ranks_normalized": RANKS_NORMALIZED,
         "sample": f"{published.n_documents} documents the paper published out of the {approximate(size)} it "
                   f"scored; ranks are among all {approximate(size)}",
-        "selection": sample_selection(published), "repeated_documents": repeated, "task_check": notes, "doc_grad_norms": norm_note,
+        "selection": sample_selection(published), "repeated_documents": repeated, "task_check": notes,
+        "doc_grad_norms": norm_note,
     }
     return rundir.new_manifest(
         command, status="scoring", model=None, strategy="ekfac", fisher=None, damping=None, modules=None,
@@ -132,6 +134,7 @@ def check_target(target: str, overwrite: bool) -> None:
 
 
 def move_into_place(staging: str, target: str) -> None:
+    """Swap the finished run in for `target` (an old run there is moved aside first, then removed)."""
     if os.path.exists(target):
         trash = tempfile.mkdtemp(prefix=f".{os.path.basename(target)}.old-", dir=os.path.dirname(target))
         os.replace(target, os.path.join(trash, "run"))

@@ -19,7 +19,12 @@ RUN=runs/smollm2-ruis
 INPUTS=runs/smollm2-ruis-inputs
 complete() { python -c "import json, sys; sys.exit(json.load(open('$1/manifest.json')).get('status') != 'complete')" \
   2>/dev/null; }
-timed() { echo "[example] $*"; /usr/bin/time -f "[example] %e s wall, %U s user + %S s system CPU, peak RSS %M KiB" "$@"; }
+timed() {   # wall and CPU time, peak memory (GNU time when installed, else bash's time)
+  echo "[example] $*"
+  if [ -x /usr/bin/time ]; then
+    /usr/bin/time -f "[example] %e s wall, %U s user + %S s system CPU, peak RSS %M KiB" "$@"
+  else time "$@"; fi
+}
 
 # 1. the paper's scores as a run (seconds), and its documents and prompts as inputs for our model
 complete runs/ruis-7b || timed python -m precompute import-published "$FILE" --out runs/ruis-7b --overwrite
@@ -36,7 +41,7 @@ python -c "import json; m = json.load(open('$RUN/manifest.json')); print('[examp
 '| counts:', m['counts'])"
 
 # 4. scoring vs a plain forward+backward pass at 1024 tokens (documents: published texts joined to >= 6,000 chars)
-timed python -m precompute bench --model smollm2 --max-length 1024 --docs 8 --batch-size 4 --queries 30 \
+timed python -m precompute bench --model smollm2 --max-length 1024 --docs 4 --batch-size 2 --queries 30 \
   --corpus "$INPUTS/corpus_long.jsonl" --queries-file "$INPUTS/queries.jsonl" --repeats 2
 
 echo "[example] dashboard: streamlit run dashboard/app.py -- --run $RUN --run runs/ruis-7b"

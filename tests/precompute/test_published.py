@@ -63,7 +63,8 @@ def test_queries_carry_tasks_and_computed_answers(synthetic):
         ["reasoning_control"] * 10
     for query, numbers in zip(queries[40:60], truth["numbers"][40:60]):
         total = numbers["a"] + numbers["b"]
-        assert query["steps"] == [str(total), str(total * numbers["c"])] and query["answer"] == str(total * numbers["c"])
+        product = str(total * numbers["c"])
+        assert query["steps"] == [str(total), product] and query["answer"] == product
     for query, numbers in zip(queries[60:80], truth["numbers"][60:80]):
         assert query["steps"] == [str(numbers["dy"]), str(numbers["dx"]), str(numbers["slope"])]
     assert "answer" not in queries[0] and queries[0]["published_row"] == 0
