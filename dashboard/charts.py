@@ -4,7 +4,6 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
-from plotly.subplots import make_subplots
 
 POSITIVE = "#d62728"  # red: training on the document makes the completion more likely
 NEGATIVE = "#14a39a"  # teal
@@ -164,40 +163,57 @@ def source_small_multiples(table: pd.DataFrame, title: str, columns: int = 3) ->
     """One panel per task: each source's share among the top k ÷ its corpus share, one bar per k, with the range
     expected for k random documents (grey; table columns `chance_low`, `chance_high`) behind each bar.
 
-    customdata per bar: (task, source, k)."""
+    customdata per bar: (task, source, k). The traces are plain dicts assembled without per-trace validation
+    (plotly's validation took over a second for the ~60 traces)."""
     tasks = sorted(table["task"].astype(str).unique())
     rows = max(1, -(-len(tasks) // columns))
-    fig = make_subplots(rows=rows, cols=columns, subplot_titles=tasks, shared_yaxes=True,
-                        horizontal_spacing=0.04, vertical_spacing=0.12)
     ks = sorted(int(k) for k in table["k"].unique())
     palette = ["#4c78a8", "#f58518", "#54a24b", "#b279a2", "#9d755d", "#e45756"]
+    traces, ones = [], []
     for index, task in enumerate(tasks):
-        row, col = index // columns + 1, index % columns + 1
+        axis = "" if index == 0 else str(index + 1)
         part = table[table["task"].astype(str) == task].sort_values("source")
         for number, k in enumerate(ks):
             bars = part[part["k"] == k]
-            group = f"k{k}"
-            fig.add_trace(go.Bar(
-                x=bars["source"], y=bars["multiplier"], name=f"k = {k:,}", legendgroup=group, offsetgroup=group,
-                showlegend=index == 0, marker_color=palette[number % len(palette)],
-                customdata=np.stack([bars["task"].astype(str), bars["source"].astype(str),
-                                     bars["k"].astype(str)], 1),
-                hovertemplate="%{customdata[0]} · %{customdata[1]} · k=%{customdata[2]}: ×%{y:.2f}<extra></extra>"),
-                row=row, col=col)
+            sources = bars["source"].astype(str).tolist()
+            traces.append(dict(
+                type="bar", x=sources, y=bars["multiplier"].tolist(), name=f"k = {k:,}", legendgroup=f"k{k}",
+                offsetgroup=f"k{k}", showlegend=index == 0, marker=dict(color=palette[number % len(palette)]),
+                customdata=[[task, source, str(k)] for source in sources], xaxis=f"x{axis}", yaxis=f"y{axis}",
+                hovertemplate="%{customdata[0]} · %{customdata[1]} · k=%{customdata[2]}: ×%{y:.2f}<extra></extra>"))
             if {"chance_low", "chance_high"} <= set(bars.columns):
-                middle = (bars["chance_low"] + bars["chance_high"]) / 2
-                fig.add_trace(go.Scatter(
-                    x=bars["source"], y=middle, mode="markers", legendgroup="chance", offsetgroup=group,
+                middle = ((bars["chance_low"] + bars["chance_high"]) / 2).tolist()
+                traces.append(dict(
+                    type="scatter", x=sources, y=middle, mode="markers", legendgroup="chance", offsetgroup=f"k{k}",
                     name="95% range, k random documents", showlegend=index == 0 and number == 0,
-                    marker=dict(size=1, color="rgba(0,0,0,0)"), hoverinfo="skip",
-                    error_y=dict(type="data", array=bars["chance_high"] - middle, color="rgba(40,40,40,0.35)",
-                                 thickness=5, width=0)), row=row, col=col)
-        fig.add_hline(y=1.0, line_dash="dot", line_color="grey", row=row, col=col)
-    fig.update_layout(barmode="group", scattermode="group", legend=dict(orientation="h", y=-0.08))
-    fig.update_yaxes(title_text="share ÷ corpus share", col=1)
-    fig = _layout(fig, title, height=300 * rows + 140)
-    fig.update_layout(margin=dict(l=60, r=20, t=90, b=50))
-    return fig
+                    marker=dict(size=1, color="rgba(0,0,0,0)"), hoverinfo="skip", xaxis=f"x{axis}",
+                    yaxis=f"y{axis}", error_y=dict(type="data", array=(bars["chance_high"] - middle).tolist(),
+                                                   color="rgba(40,40,40,0.35)", thickness=5, width=0)))
+        ones.append(dict(type="line", xref=f"x{axis} domain", yref=f"y{axis}", x0=0, x1=1, y0=1, y1=1,
+                         line=dict(color="grey", dash="dot", width=1)))
+    layout = panel_grid(tasks, rows, columns)
+    layout.update(template=TEMPLATE, title=dict(text=title), height=300 * rows + 140, barmode="group",
+                  scattermode="group", legend=dict(orientation="h", y=-0.08), shapes=ones,
+                  margin=dict(l=60, r=20, t=90, b=50))
+    layout["yaxis"]["title"] = dict(text="share ÷ corpus share")
+    return go.Figure(data=traces, layout=layout, _validate=False)
+
+
+def panel_grid(titles: list[str], rows: int, columns: int, gap_x: float = 0.04, gap_y: float = 0.12) -> dict:
+    """Layout of a grid of panels (axes x, x2, …; y axes shared, labelled in the first column) with titles."""
+    width, height = (1 - gap_x * (columns - 1)) / columns, (1 - gap_y * (rows - 1)) / rows
+    layout: dict = {"annotations": []}
+    for index, title in enumerate(titles):
+        row, col = divmod(index, columns)
+        x0, y1 = col * (width + gap_x), 1 - row * (height + gap_y)
+        x1, y0 = min(1.0, x0 + width), max(0.0, y1 - height)  # no float error outside [0, 1]
+        axis = "" if index == 0 else str(index + 1)
+        layout[f"xaxis{axis}"] = dict(domain=[x0, x1], anchor=f"y{axis}")
+        layout[f"yaxis{axis}"] = dict(domain=[y0, y1], anchor=f"x{axis}", showticklabels=col == 0,
+                                      **({"matches": "y"} if index else {}))
+        layout["annotations"].append(dict(text=title, x=(x0 + x1) / 2, y=y1, xref="paper", yref="paper",
+                                          xanchor="center", yanchor="bottom", showarrow=False, font=dict(size=14)))
+    return layout
 
 
 def answer_rates(table: pd.DataFrame, title: str) -> go.Figure:
