@@ -16,6 +16,12 @@ logging.getLogger("bm25s").setLevel(logging.WARNING)   # bm25s sets its logger t
 
 TOKEN_PATTERN = r"(?u)\b\w+\b"
 STOPWORDS = "en"
+K1, B = 1.5, 0.75
+BM25_SETTINGS = f"lucene k1={K1} b={B} tokens={TOKEN_PATTERN} stopwords={STOPWORDS} text=prompt+completion"
+
+
+def bm25s_version() -> str:
+    return str(getattr(bm25s, "__version__", "unknown"))
 
 
 def tokenize(texts: list[str]) -> list[list[str]]:
@@ -26,7 +32,7 @@ def tokenize(texts: list[str]) -> list[list[str]]:
 class BM25Ranking:
     """The BM25 index of a corpus; `scores(text)` over all documents, `top(text, k)` the k best (ties by index)."""
 
-    def __init__(self, documents: list[str], k1: float = 1.5, b: float = 0.75):
+    def __init__(self, documents: list[str], k1: float = K1, b: float = B):
         self.n_documents = len(documents)
         self.retriever = bm25s.BM25(k1=k1, b=b, method="lucene")
         self.retriever.index(tokenize(documents), show_progress=False)

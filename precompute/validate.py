@@ -5,10 +5,12 @@ For each query (or a seeded sample), from the run's model each time: S plain SGD
 | prompt); the same for its bottom-k, for the top-k of BM25 and of other runs (`--strategy-runs`), and for R
 random k-sets drawn once per run (the chance band). `--lr auto` picks one learning rate per run so that a
 random k-set moves a query's log-prob by `--lr-target` nats (median over a probe sample): the first-order regime.
+Adding a ranking method later (another `--strategy-runs`) computes only that method's sets (validation_store).
 
 Writes RUN/analysis/validation.parquet, refreshes its summary tables and findings (precompute.analysis.tables.
-validation; `analyze` recomputes them too), and a `validation` entry in the manifest. Resumable: every random draw and every query is one file in RUN/validation_chunks/,
-written atomically; the same command again re-uses them (other settings discard them).
+validation; `analyze` recomputes them too), and a `validation` entry in the manifest. Resumable: every random
+set and every (query, method) is one file in RUN/validation_chunks/, written atomically; the same command again
+re-uses them (other settings discard them).
 """
 from __future__ import annotations
 
@@ -25,10 +27,9 @@ from tqdm.auto import tqdm
 from precompute import rundir, validation_sets
 from precompute.errors import UserInputError
 from precompute.rundir import layout
+from precompute.validation_store import VALIDATION_FILE, ValidationStore
 
 log = logging.getLogger("precompute.validate")
-STORE = "validation_chunks"
-VALIDATION = "validation"                  # analysis/validation.parquet
 PROBE_QUERIES = 16
 EXIT_AFTER_ENV = "PRECOMPUTE_TEST_VALIDATE_EXIT_AFTER"   # test hook: die (like a kill) after N query files
 COLUMNS = ["query_id", "task", "method", "set", "draw", "k", "steps", "lr", "delta_logprob", "delta_per_token",
@@ -103,7 +104,7 @@ def parse_lr(value) -> str | float:
 def validate_main(args: argparse.Namespace, command_line: str, progress: bool = True) -> None:
     """The CLI command (precompute.__main__ holds the run's lock around it)."""
     frame = validate_run(args.out, options_from_args(args), progress=progress)
-    print(f"validation written: {os.path.join(args.out, layout.ANALYSIS_DIR, VALIDATION + '.parquet')} "
+    print(f"validation written: {os.path.join(args.out, layout.ANALYSIS_DIR, VALIDATION_FILE)} "
           f"({frame['query_id'].nunique()} queries)")
 
 
@@ -141,14 +142,14 @@ def make_plan(path: str, options: ValidateOptions) -> Plan:
 
 
 def fingerprint(plan: Plan) -> dict:
-    """Everything the stored chunks depend on (a change discards them)."""
+    """Everything every stored file depends on (a change discards the store); ranking methods are not in it:
+    their files carry their own tags, so adding a method re-uses the rest."""
     options = asdict(plan.options)
-    options.pop("batch_size")
-    options.pop("device")
+    for name in ("batch_size", "device", "model", "strategy_runs", "bm25"):
+        options.pop(name)
     return {"options": options, "model": validation_sets.model_key(plan.run),
             "scores_sha256": rundir.sha256_of_file(str(plan.run.path / layout.SCORES)),
-            "methods": {m.name: m.source for m in plan.methods}, "queries": plan.query_ids,
-            "random": plan.random.tolist()}
+            "queries": plan.query_ids, "random": plan.random.tolist()}
 
 
 # ---------------------------------------------------------------- the torch side
@@ -160,10 +161,13 @@ def validate_run(path: str, options: ValidateOptions, progress: bool = True, ses
     started, cpu_started = time.perf_counter(), time.process_time()
     plan = make_plan(path, options)
     patcher = Patcher.open(plan, session)
-    store = rundir.ChunkStore(rundir.RunDir(path), STORE)
-    kept = store.open(fingerprint(plan))
-    if kept or os.listdir(store.directory) != ["meta.json"]:
-        log.info("resuming validation: %d files already written", len(os.listdir(store.directory)) - 1)
+    store, key = ValidationStore(path), fingerprint(plan)
+    tags = {m.name: m.tag for m in plan.methods}
+    kept = store.open(key)
+    seeded = store.seed_from_previous(key, plan.query_ids, tags)
+    if kept or seeded:
+        log.info("re-using %d files of earlier validation work (%d from an interrupted attempt)", kept + seeded,
+                 kept)
     lr, calibration = resolve_lr(plan, patcher, store)
     log.info("tail-patch: %d SGD step(s), lr %.4g, k %d, %d random sets, methods %s", options.steps, lr, options.k,
              options.random_draws, ", ".join(m.name for m in plan.methods))
@@ -172,28 +176,24 @@ def validate_run(path: str, options: ValidateOptions, progress: bool = True, ses
     run_random_draws(plan, patcher, store, lr, bar)
     run_queries(plan, patcher, store, lr, bar)
     bar.close()
-    frame = assemble(plan, store)
-    write_outputs(plan, frame, lr, calibration, time.perf_counter() - started, time.process_time() - cpu_started)
+    frame = store.assemble(plan.query_ids, tags, options.random_draws, COLUMNS)
+    write_outputs(plan, frame, lr, calibration, {**key, "chunk_format": layout.CHUNK_FORMAT}, tags,
+                  time.perf_counter() - started, time.process_time() - cpu_started)
     store.remove()
     return frame
 
 
-def chunk_path(store: rundir.ChunkStore, name: str) -> str:
-    return os.path.join(store.directory, f"{name}.parquet")
-
-
-def resolve_lr(plan: Plan, patcher, store: rundir.ChunkStore) -> tuple[float, dict]:
-    """The learning rate: given, kept from an interrupted attempt, or calibrated (--lr auto)."""
+def resolve_lr(plan: Plan, patcher, store: ValidationStore) -> tuple[float, dict]:
+    """The learning rate: given, kept from earlier work, or calibrated (--lr auto)."""
     if plan.options.lr != "auto":
         return float(plan.options.lr), {"lr": float(plan.options.lr), "mode": "given"}
-    saved = os.path.join(store.directory, "lr.json")
-    if os.path.exists(saved):
-        calibration = rundir.read_json(saved)
+    calibration = store.read_lr()
+    if calibration is not None:
         return float(calibration["lr"]), calibration
     rows = np.random.default_rng([plan.options.seed, 3]).permutation(len(plan.query_ids))[:PROBE_QUERIES]
     probe = [plan.query_ids[i] for i in sorted(rows)]
     calibration = patcher.calibrate(probe, plan.random[0], plan.options.steps, plan.options.lr_target)
-    rundir.write_json(saved, calibration)
+    store.write_lr(calibration)
     return float(calibration["lr"]), calibration
 
 
@@ -205,10 +205,10 @@ def rows_for(plan: Plan, query_id: str, method: str, side: str, draw: int, lr: f
             "n_completion_tokens": result.n_tokens, "set_tokens": n_tokens, "logprob_before": before}
 
 
-def run_random_draws(plan: Plan, patcher, store: rundir.ChunkStore, lr: float, bar) -> None:
+def run_random_draws(plan: Plan, patcher, store: ValidationStore, lr: float, bar) -> None:
     """Each random k-set patched once; every validated query measured under it (one file per draw)."""
     for draw, columns in enumerate(plan.random):
-        path = chunk_path(store, f"random_{draw:04d}")
+        path = store.random_path(draw)
         if not os.path.exists(path):
             results, n_tokens = patcher.deltas(plan.query_ids, columns, lr, plan.options.steps)
             rows = [rows_for(plan, q, "random", "random", draw, lr, r, n_tokens, patcher.before_total(q))
@@ -217,51 +217,42 @@ def run_random_draws(plan: Plan, patcher, store: rundir.ChunkStore, lr: float, b
         bar.update(1)
 
 
-def run_queries(plan: Plan, patcher, store: rundir.ChunkStore, lr: float, bar) -> None:
-    """Per query: every method's top (and bottom) k-set, one file per query."""
+def run_queries(plan: Plan, patcher, store: ValidationStore, lr: float, bar) -> None:
+    """Per query and ranking method: its top (and bottom) k-set, one file per (query, method)."""
     exit_after, written = int(os.environ.get(EXIT_AFTER_ENV, "0")), 0
     for number, query_id in enumerate(plan.query_ids):
-        path = chunk_path(store, f"query_{number:06d}")
-        sets = [(m.name, side, columns) for m in plan.methods for side, columns in m.sets.get(query_id, {}).items()]
-        if os.path.exists(path):
-            bar.update(len(sets))
-            continue
-        rows = []
-        for method, side, columns in sets:
-            results, n_tokens = patcher.deltas([query_id], columns, lr, plan.options.steps)
-            rows.append(rows_for(plan, query_id, method, side, 0, lr, results[0], n_tokens,
-                                 patcher.before_total(query_id)))
-            bar.update(1)
-        rundir.write_parquet(path, pd.DataFrame(rows, columns=COLUMNS))
+        for method in plan.methods:
+            sets = method.sets.get(query_id, {})
+            path = store.query_path(number, method.tag)
+            if not sets or os.path.exists(path):
+                bar.update(len(sets))
+                continue
+            rows = []
+            for side, columns in sets.items():
+                results, n_tokens = patcher.deltas([query_id], columns, lr, plan.options.steps)
+                rows.append(rows_for(plan, query_id, method.name, side, 0, lr, results[0], n_tokens,
+                                     patcher.before_total(query_id)))
+                bar.update(1)
+            rundir.write_parquet(path, pd.DataFrame(rows, columns=COLUMNS))
         written += 1
         if exit_after and written >= exit_after:
             log.warning("%s=%d: exiting abruptly (test hook)", EXIT_AFTER_ENV, exit_after)
             os._exit(75)
 
 
-def assemble(plan: Plan, store: rundir.ChunkStore) -> pd.DataFrame:
-    names = sorted(name for name in os.listdir(store.directory) if name.endswith(".parquet"))
-    frame = pd.concat([pd.read_parquet(os.path.join(store.directory, name)) for name in names], ignore_index=True)
-    order = {q: i for i, q in enumerate(plan.query_ids)}
-    methods = {m.name: i for i, m in enumerate(plan.methods)} | {"random": len(plan.methods)}
-    sides = {"top": 0, "bottom": 1, "random": 2}
-    frame = frame.sort_values(["query_id", "method", "set", "draw"], key=lambda c: c.map(
-        {"query_id": order, "method": methods, "set": sides}.get(c.name, {})) if c.name != "draw" else c)
-    return frame.reset_index(drop=True)[COLUMNS]
-
-
-def write_outputs(plan: Plan, frame: pd.DataFrame, lr: float, calibration: dict, seconds: float,
-                  cpu_seconds: float) -> None:
+def write_outputs(plan: Plan, frame: pd.DataFrame, lr: float, calibration: dict, key: dict, tags: dict,
+                  seconds: float, cpu_seconds: float) -> None:
     from precompute.analysis.tables import validation as validation_tables
 
     run = rundir.RunDir(str(plan.run.path))
     analysis = run.file(layout.ANALYSIS_DIR)
-    rundir.write_parquet(os.path.join(analysis, VALIDATION + ".parquet"), frame)
+    rundir.write_parquet(os.path.join(analysis, VALIDATION_FILE), frame)
     validation_tables.refresh(run)
     random = frame[frame["set"] == "random"]["delta_logprob"].abs()
     run.update_manifest(validation={
         **{key: value for key, value in asdict(plan.options).items() if key not in ("model", "device")},
         "lr": lr, "calibration": calibration, "methods": {m.name: m.source for m in plan.methods},
+        "fingerprint": key, "method_tags": tags,
         "n_queries": len(plan.query_ids), "random_sets": plan.random.tolist(),
         "median_abs_random_delta": float(random.median()) if len(random) else None,
         "seconds": round(seconds, 3), "cpu_seconds": round(cpu_seconds, 3)})

@@ -15,7 +15,7 @@ import numpy as np
 
 from precompute import rundir
 from precompute.analysis.ranking import top_and_bottom
-from precompute.bm25_ranking import BM25Ranking, query_text
+from precompute.bm25_ranking import BM25_SETTINGS, BM25Ranking, bm25s_version, query_text
 from precompute.errors import UserInputError
 
 BM25 = "bm25"
@@ -26,7 +26,14 @@ class MethodSets:
     """One ranking method's document sets: sets[query id][side] = column indices in the validated run."""
     name: str
     source: str                                   # run directory, or "bm25"
-    sets: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)
+    fingerprint: str = ""                         # what the sets depend on: the source's scores.npy sha256, or
+    sets: dict[str, dict[str, np.ndarray]] = field(default_factory=dict)     # the BM25 settings
+
+    @property
+    def tag(self) -> str:
+        """Names this method's stored work (precompute.validation_store)."""
+        from precompute.validation_store import method_tag
+        return method_tag(self.name, self.fingerprint)
 
 
 def open_run(path: str, what: str = "run") -> rundir.Run:
@@ -74,7 +81,7 @@ def score_sets(name: str, source: rundir.Run, query_ids: list[str], k: int,
                columns: np.ndarray | None = None) -> MethodSets:
     """Top-k and bottom-k of `source`'s scores for each query id it has; `columns` maps the source's columns
     to the validated run's (None: same order)."""
-    method = MethodSets(name, str(source.path))
+    method = MethodSets(name, str(source.path), rundir.sha256_of_file(str(source.path / rundir.SCORES)))
     rows = dict(zip(source.queries["id"], range(source.n_queries)))
     for query_id in query_ids:
         if query_id not in rows:
@@ -88,7 +95,7 @@ def score_sets(name: str, source: rundir.Run, query_ids: list[str], k: int,
 
 def bm25_sets(run: rundir.Run, texts: list[str], query_ids: list[str], k: int) -> MethodSets:
     ranking = BM25Ranking(texts)
-    method = MethodSets(BM25, BM25)
+    method = MethodSets(BM25, BM25, f"bm25s {bm25s_version()} {BM25_SETTINGS}")
     for query_id in query_ids:
         query = run.queries.iloc[run.query_row(query_id)].to_dict()
         method.sets[query_id] = {"top": ranking.top(query_text(query), k)}

@@ -176,22 +176,42 @@ def test_bad_input_is_refused_with_nothing_written(runs, tmp_path, capsys):
     expect_refused(out, capsys, fragment="validate needs a complete run")
 
 
-def test_resume_after_kill_equals_an_uninterrupted_run(runs, validated, tmp_path):
+def test_resume_after_kill_then_add_a_method(runs, validated, tmp_path):
+    """Killed after 2 queries: the rerun re-uses every kept file and equals an uninterrupted run; adding
+    --strategy-runs afterwards computes only the new method's sets."""
     out = fresh_copy(runs["ekfac"], tmp_path / "run")
     killed = run_cli("validate", "--run", out, *FLAGS, env={EXIT_AFTER_ENV: "2"}, check=False)
     assert killed.returncode == 75, killed.stderr
     chunks = sorted(os.listdir(out / "validation_chunks"))
-    assert chunks == ["lr.json", "meta.json", "query_000000.parquet", "query_000001.parquet"] + \
-        [f"random_{draw:04d}.parquet" for draw in range(4)]
+    assert [name.split(".")[0] for name in chunks] == ["lr", "meta"] + ["query_000000"] * 2 + \
+        ["query_000001"] * 2 + [f"random_{draw:04d}" for draw in range(4)]
     assert not os.path.exists(out / "analysis" / "validation.parquet")
-    kept = out / "validation_chunks" / "query_000000.parquet"
-    marked = pd.read_parquet(kept).assign(logprob_before=123.0)       # proves the kept file is re-used
-    marked.to_parquet(kept, index=False)
+    kept = next(p for p in (out / "validation_chunks").glob("query_000000.*")
+                if pd.read_parquet(p)["method"].iloc[0] == "ekfac")
+    mark(kept)
     run_cli("validate", "--run", out, *FLAGS)
     assert not os.path.exists(out / "validation_chunks")
-    result, expected = table(out), table(validated).query("method != 'identity'").reset_index(drop=True)
-    first = result["query_id"] == marked["query_id"].iloc[0]
-    assert (result.loc[first & (result["set"] != "random"), "logprob_before"] == 123.0).all()
-    result.loc[first & (result["set"] != "random"), "logprob_before"] = expected.loc[
-        first & (expected["set"] != "random"), "logprob_before"]
+    expected = table(validated)
+    assert_equal_but_marked(table(out), expected.query("method != 'identity'").reset_index(drop=True))
+
+    mark(out / "analysis" / "validation.parquet", method="bm25")
+    run_cli("validate", "--run", out, *FLAGS, "--strategy-runs", runs["identity"])
+    result = table(out)
+    assert (result.query("method == 'bm25'")["logprob_before"] == 123.0).sum() == 1   # re-used, not recomputed
+    assert_equal_but_marked(result, expected)
+
+
+def mark(path, method="ekfac"):
+    """Set logprob_before of one query's `method` rows to 123.0: a trace that survives only if the rows are re-used."""
+    frame = pd.read_parquet(path)
+    first = (frame["query_id"] == frame["query_id"].iloc[0]) & (frame["method"] == method)
+    frame.loc[first, "logprob_before"] = 123.0
+    frame.to_parquet(path, index=False)
+
+
+def assert_equal_but_marked(result, expected):
+    marked = result["logprob_before"] == 123.0
+    assert marked.any()
+    result = result.copy()
+    result.loc[marked, "logprob_before"] = expected.loc[marked, "logprob_before"]
     pd.testing.assert_frame_equal(result, expected)
