@@ -40,6 +40,8 @@ def open_run(path: str, what: str = "run") -> rundir.Run:
     """A complete run directory, or one clear UserInputError line (status, missing files...)."""
     if not os.path.isdir(path):
         raise UserInputError(f"{path}: {what} directory not found")
+    if not rundir.RunDir(path).exists():
+        raise UserInputError(f"{path}: no {rundir.MANIFEST}; not a run directory")
     status = rundir.RunDir(path).status()
     if status != rundir.COMPLETE:
         raise UserInputError(f"{path}: status {status!r}: validate needs a complete run (let the run finish, or "
