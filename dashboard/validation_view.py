@@ -31,7 +31,8 @@ def query_figure(frame: pd.DataFrame, query_id: str) -> go.Figure:
     random = rows[rows["set"] == "random"]
     fig = go.Figure(go.Box(y=random["delta_logprob"], x=["random sets"] * len(random), name="random k-sets",
                            boxpoints="all", jitter=0.5, pointpos=0, marker_color=RANDOM_COLOUR,
-                           customdata=random["draw"], hovertemplate="random set %{customdata}: %{y:.4g}<extra></extra>"))
+                           customdata=random["draw"],
+                           hovertemplate="random set %{customdata}: %{y:.4g}<extra></extra>"))
     ranked = rows[rows["set"] != "random"]
     for side, colour, symbol in (("top", charts.POSITIVE, "triangle-up"), ("bottom", charts.NEGATIVE, "triangle-down")):
         part = ranked[ranked["set"] == side]
@@ -39,7 +40,8 @@ def query_figure(frame: pd.DataFrame, query_id: str) -> go.Figure:
             fig.add_trace(go.Scatter(x=part["method"], y=part["delta_logprob"], mode="markers", name=f"{side}-k",
                                      marker=dict(color=colour, symbol=symbol, size=14),
                                      customdata=part["set_tokens"],
-                                     hovertemplate=f"%{{x}} {side}-k: %{{y:.4g}} (%{{customdata}} tokens)<extra></extra>"))
+                                     hovertemplate=f"%{{x}} {side}-k: %{{y:.4g}} (%{{customdata}} tokens)"
+                                                   "<extra></extra>"))
     if len(random):
         fig.add_hrect(y0=random["delta_logprob"].min(), y1=random["delta_logprob"].max(), fillcolor=RANDOM_COLOUR,
                       opacity=0.12, line_width=0)

@@ -48,7 +48,8 @@ SUMMARY_DOCS = {"method": "ranking method", "n_queries": "queries validated with
 for _name, _doc in STATISTIC_DOCS.items():
     SUMMARY_DOCS.update({_name: _doc, f"{_name}_low": f"{_name}: 95% interval, low (crossed bootstrap over "
                          "queries and random draws)", f"{_name}_high": f"{_name}: 95% interval, high"})
-SUMMARY_DOCS.update({"top_tokens_mean": "mean tokens in a top-k set", "random_tokens_mean": "mean tokens in a random set"})
+SUMMARY_DOCS.update({"top_tokens_mean": "mean tokens in a top-k set",
+                     "random_tokens_mean": "mean tokens in a random set"})
 assert list(QUERY_DOCS) == validation_statistics.QUERY_COLUMNS
 assert list(SUMMARY_DOCS) == validation_statistics.SUMMARY_COLUMNS
 
