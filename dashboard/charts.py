@@ -134,15 +134,23 @@ def score_scatter(x: np.ndarray, y: np.ndarray, x_label: str, y_label: str, doc_
 
 
 def magnitude_curves(table: pd.DataFrame, value: str, title: str, log_y: bool, y_title: str,
-                     n_documents: int | None = None) -> go.Figure:
+                     n_documents: int | None = None, band: tuple[str, str] | None = None) -> go.Figure:
     """Cumulative influence of the top p% documents, one line per task (table: task, percentile, `value`), from
-    the percentile of one document up (below it the curve is flat by construction); log x axis, powers of 10."""
+    the percentile of one document up (below it the curve is flat by construction); log x axis, powers of 10.
+    With `band` (two columns: interval ends), each line gets its interval as a shaded area."""
     if n_documents:
         table = table[table["percentile"] >= 100.0 / n_documents * (1 - 1e-9)]
     fig = go.Figure()
-    for task, part in table.sort_values("percentile").groupby("task", sort=True):
+    palette = ["#4c78a8", "#e45756", "#54a24b", "#f58518", "#b279a2", "#72b7b2", "#9d755d", "#eeca3b"]
+    for number, (task, part) in enumerate(table.sort_values("percentile").groupby("task", sort=True)):
+        colour = palette[number % len(palette)]
+        if band is not None and part[list(band)].notna().any().all():
+            outline = np.concatenate([part["percentile"], part["percentile"][::-1]])
+            fig.add_trace(go.Scatter(x=outline, y=np.concatenate([part[band[1]], part[band[0]][::-1]]),
+                                     fill="toself", mode="none", fillcolor=colour, opacity=0.15, hoverinfo="skip",
+                                     legendgroup=str(task), showlegend=False))
         fig.add_trace(go.Scatter(x=part["percentile"], y=part[value], mode="lines+markers", name=str(task),
-                                 marker=dict(size=4)))
+                                 legendgroup=str(task), marker=dict(size=4, color=colour), line=dict(color=colour)))
     fig.update_xaxes(type="log", dtick=1, tickformat="~g", ticksuffix="%", title="top p% of documents by score")
     fig.update_yaxes(type="log" if log_y else "linear", title=y_title, dtick=1 if log_y else None,
                      tickformat="~g" if log_y else None)
@@ -160,8 +168,9 @@ def slope_boxes(power_law: pd.DataFrame) -> go.Figure:
 
 
 def source_small_multiples(table: pd.DataFrame, title: str, columns: int = 3) -> go.Figure:
-    """One panel per task: each source's share among the top k ÷ its corpus share, one bar per k, with the range
-    expected for k random documents (grey; table columns `chance_low`, `chance_high`) behind each bar.
+    """One panel per task: each source's share among the top k ÷ its corpus share, one bar per k (with its 95%
+    interval when the table has `ci_low`, `ci_high`), and the range expected for k random documents (grey; table
+    columns `chance_low`, `chance_high`).
 
     customdata per bar: (task, source, k). The traces are plain dicts assembled without per-trace validation
     (plotly's validation took over a second for the ~60 traces)."""
@@ -176,7 +185,12 @@ def source_small_multiples(table: pd.DataFrame, title: str, columns: int = 3) ->
         for number, k in enumerate(ks):
             bars = part[part["k"] == k]
             sources = bars["source"].astype(str).tolist()
-            traces.append(dict(
+            interval = {}
+            if {"ci_low", "ci_high"} <= set(bars.columns):  # the bootstrap interval of the multiplier
+                interval = dict(error_y=dict(type="data", array=(bars["ci_high"] - bars["multiplier"]).tolist(),
+                                             arrayminus=(bars["multiplier"] - bars["ci_low"]).tolist(),
+                                             color="#222", thickness=1, width=2))
+            traces.append(dict(**interval,
                 type="bar", x=sources, y=bars["multiplier"].tolist(), name=f"k = {k:,}", legendgroup=f"k{k}",
                 offsetgroup=f"k{k}", showlegend=index == 0, marker=dict(color=palette[number % len(palette)]),
                 customdata=[[task, source, str(k)] for source in sources], xaxis=f"x{axis}", yaxis=f"y{axis}",

@@ -1,42 +1,55 @@
-"""Magnitude: how much of a task's influence the top p% of documents carry, and power-law slopes."""
+"""Magnitude: how much of a task's influence the top p% of documents carry (per nat of completion information,
+as Ruis et al. compare it, or as raw sums and shares), and power-law slopes."""
 from __future__ import annotations
 
 import streamlit as st
 
 from dashboard import charts, url_state, widgets
-from dashboard.run import current_run, require_table
+from dashboard.run import analysis_table, current_run, require_table
 
 SIGNS = ["positive", "negative"]
-SCALES = ["relative", "absolute"]
-Y_TITLES = {"relative": "share of the sign's total influence (mean over queries)",
-            "absolute": "summed |raw score| of the top documents (mean over queries)"}
+SCALES = {  # label: (column, interval columns or None, y axis title)
+    "per nat": ("per_nat_mean", ("per_nat_ci_low", "per_nat_ci_high"),
+                "summed score of the top documents ÷ completion nats (mean over queries; 95% interval)"),
+    "relative": ("relative_mean", None, "share of the sign's total influence (mean over queries)"),
+    "absolute": ("cumulative_mean", None, "summed |raw score| of the top documents (mean over queries)"),
+}
 
 
 def render() -> None:
     run = current_run()
     st.title("Magnitude")
     by_task = require_table(run, "magnitude_by_task")
+    scales = [label for label, (column, _, _) in SCALES.items() if column in by_task.columns]
     left, middle, right = st.columns(3)
     sign = url_state.bound(left.radio, "Sign", key="magnitude.sign", param="sign", default=SIGNS[0],
                            options=SIGNS, horizontal=True)
-    scale = url_state.bound(middle.radio, "Scale", key="magnitude.scale", param="scale", default=SCALES[0],
-                            options=SCALES, horizontal=True,
-                            help="relative: share of the sign's total; absolute: summed magnitude")
+    scale = url_state.bound(middle.radio, "Scale", key="magnitude.scale", param="scale", default=scales[0],
+                            options=scales, horizontal=True,
+                            help="per nat: the influence of the top documents divided by the completion's "
+                                 "information (nats), comparable across queries; relative: share of the sign's "
+                                 "total; absolute: summed magnitude")
     log_y = url_state.bound(right.toggle, "Log y axis", key="magnitude.log", param="log", default=False,
                             parse=url_state.parse_bool, allowed=[True, False])
 
-    value = "relative_mean" if scale == "relative" else "cumulative_mean"
+    column, band, y_title = SCALES[scale]
     curves = by_task[by_task["sign"] == sign]
     title = f"Cumulative {sign} influence of each task's top documents ({scale}; from one document up)"
-    widgets.chart(charts.magnitude_curves(curves, value, title, log_y, Y_TITLES[scale], run.n_documents),
-                  key="magnitude.curves", name=f"magnitude_{sign}_{scale}")
+    widgets.chart(charts.magnitude_curves(curves, column, title, log_y, y_title, run.n_documents, band),
+                  key="magnitude.curves", name=f"magnitude_{sign}_{scale.replace(' ', '_')}")
+    if "n_low_information" in curves.columns and curves["n_low_information"].sum():
+        left_out = curves.groupby("task")["n_low_information"].first()
+        st.caption("Per nat leaves out low-information queries (completion under 0.5 nats): "
+                   + ", ".join(f"{task} {int(n)}" for task, n in left_out.items() if n))
     widgets.table(curves, key="magnitude.table", name=f"magnitude_by_task_{sign}")
 
     st.subheader("Power-law slopes")
     st.caption("Fit of log score against log rank over each query's top positive scores; steeper = more concentrated.")
     power_law = require_table(run, "power_law")
     widgets.chart(charts.slope_boxes(power_law), key="magnitude.slopes", name="power_law_slopes")
-    summary = power_law.groupby("task")["slope"].agg(["mean", "std", "count"]).reset_index()
+    summary = analysis_table(run.key, "power_law_by_task")
+    if summary is None:
+        summary = power_law.groupby("task")["slope"].agg(["mean", "std", "count"]).reset_index()
     widgets.table(summary, key="magnitude.slope_summary", name="power_law_by_task")
 
 

@@ -3,13 +3,16 @@ relative to its share of the corpus, next to the range k random documents would 
 documents behind it."""
 from __future__ import annotations
 
+from pathlib import Path
+
 import numpy as np
 import pandas as pd
 import streamlit as st
 from scipy.stats import hypergeom
 
 from dashboard import charts, url_state, widgets
-from dashboard.run import Run, RunKey, current_run, document_texts, require_table
+from dashboard.run import Run, RunKey, analysis_table, current_run, document_texts, require_table
+from precompute.rundir.reader import read_parquet_file
 
 SIDES = ["top", "bottom"]
 LISTED = 100  # documents listed behind a bar
@@ -36,9 +39,35 @@ def banded_table(run_key: RunKey, _table: pd.DataFrame, n_documents: int) -> pd.
     return with_chance_band(_table, n_documents)
 
 
+@st.cache_resource(show_spinner=False, max_entries=8)
+def category_values(run_key: RunKey, _run: Run, column: str) -> np.ndarray:
+    """Each document's value of a categorical column (`source`, a metadata column, or `<column>_family`: the part
+    before ":" of `family:detail` values), as strings."""
+    if column == "source":
+        return _run.doc_sources
+    base = column[: -len("_family")] if column.endswith("_family") else column
+    values = read_parquet_file(Path(run_key[0]) / "documents.parquet", [base])[base].astype(str)
+    return (values.str.split(":").str[0] if base != column else values).to_numpy(dtype=object)
+
+
+def breakdown(run: Run) -> tuple[str, pd.DataFrame]:
+    """The document column to break down by (?by=, when the run has several) and its multiplier table."""
+    categories = analysis_table(run.key, "category_multipliers")
+    columns = sorted(categories["column"].astype(str).unique()) if categories is not None else []
+    if len(columns) < 2:
+        return "source", require_table(run, "source_multipliers")
+    by = url_state.bound(st.radio, "Break down by", key="sources.by", param="by",
+                         default="source" if "source" in columns else columns[0], options=columns,
+                         horizontal=True, what="document column")
+    chosen = categories[categories["column"] == by].drop(columns="column")
+    return by, chosen.rename(columns={"category": "source"}).reset_index(drop=True)
+
+
 @st.cache_data(show_spinner="Finding the documents behind the bar…", max_entries=64)
-def documents_behind(run_key: RunKey, _run: Run, task: str, side: str, k: int, source: str) -> pd.DataFrame:
-    """Documents of `source` in the `side` k of the task's queries: how many queries rank them there, mean score."""
+def documents_behind(run_key: RunKey, _run: Run, task: str, side: str, k: int, source: str,
+                     by: str = "source") -> pd.DataFrame:
+    """Documents of category `source` (of column `by`) in the `side` k of the task's queries: how many queries rank
+    them there, mean score."""
     rows = np.flatnonzero(_run.queries["task"].astype(str).to_numpy() == task)
     sign = 1.0 if side == "top" else -1.0
     hits = np.zeros(_run.n_documents, dtype=np.int32)
@@ -49,7 +78,7 @@ def documents_behind(run_key: RunKey, _run: Run, task: str, side: str, k: int, s
         total += values
         chosen = np.argpartition(-sign * values, k - 1)[:k] if k < _run.n_documents else slice(None)
         hits[chosen] += 1
-    columns = np.flatnonzero((_run.doc_sources == source) & (hits > 0))
+    columns = np.flatnonzero((category_values(run_key, _run, by) == source) & (hits > 0))
     mean = total[columns] / max(len(rows), 1)
     order = np.lexsort((-sign * mean, -hits[columns]))[:LISTED]
     columns = columns[order]
@@ -72,7 +101,8 @@ def _apply_click(state) -> None:
 def render() -> None:
     run = current_run()
     st.title("Sources")
-    table = banded_table(run.key, require_table(run, "source_multipliers"), run.n_documents)
+    by, table = breakdown(run)
+    table = banded_table((*run.key, by), table, run.n_documents)
     if table.empty:
         st.info("The corpus is too small for a top k below its size.")
         return
@@ -80,11 +110,11 @@ def render() -> None:
                            horizontal=True, help="top: most positive documents; bottom: most negative")
     shown = table[table["side"] == side]
     _apply_click(st.session_state.get("sources.bars"))
-    title = (f"Source share among each task's {side} k documents ÷ share in the corpus "
-             "(grey: 95% range for k random documents; dotted: ×1)")
+    title = (f"{by} share among each task's {side} k documents ÷ share in the corpus "
+             "(whiskers: 95% interval; grey: 95% range for k random documents; dotted: ×1)")
     widgets.chart(charts.source_small_multiples(shown, title), key="sources.bars",
-                  name=f"source_multipliers_{side}", selectable=True)
-    widgets.table(shown, key="sources.table", name=f"source_multipliers_{side}")
+                  name=f"{by}_multipliers_{side}", selectable=True)
+    widgets.table(shown.rename(columns={"source": by}), key="sources.table", name=f"{by}_multipliers_{side}")
 
     st.subheader("Documents behind a bar")
     st.caption("Click a bar above, or choose the task, source and k here.")
@@ -94,13 +124,13 @@ def render() -> None:
     left, middle, right = st.columns(3)
     task = url_state.bound(left.selectbox, "Task", key="sources.task", param="task", default=tasks[0],
                            options=tasks, what="task")
-    source = url_state.bound(middle.selectbox, "Source", key="sources.source", param="source", default=sources[0],
-                             options=sources, what="source")
+    source = url_state.bound(middle.selectbox, by.capitalize(), key="sources.source", param="source",
+                             default=sources[0], options=sources, what=by)
     k = url_state.bound(right.selectbox, "k", key="sources.k", param="k", default=ks[0], parse=int, options=ks,
                         what="k", format_func=lambda value: f"{value:,}")
-    behind = documents_behind(run.key, run, task, side, k, source)
+    behind = documents_behind(run.key, run, task, side, k, source, by)
     if behind.empty:
-        st.info("No document of this source is in that range.")
+        st.info(f"No document with {by} `{source}` is in that range.")
         return
     widgets.table(behind, key="sources.documents", name=f"documents_{task}_{side}_{k}_{source}",
                   opens=("documents", "doc", "doc_id"),
