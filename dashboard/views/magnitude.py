@@ -10,9 +10,9 @@ from dashboard.run import analysis_table, current_run, require_table
 SIGNS = ["positive", "negative"]
 SCALES = {  # label: (column, interval columns or None, y axis title)
     "per nat": ("per_nat_mean", ("per_nat_ci_low", "per_nat_ci_high"),
-                "summed score of the top documents ÷ completion nats (mean over queries; 95% interval)"),
-    "relative": ("relative_mean", None, "share of the sign's total influence (mean over queries)"),
-    "absolute": ("cumulative_mean", None, "summed |raw score| of the top documents (mean over queries)"),
+                "influence per nat (mean over queries)"),
+    "relative": ("relative_mean", None, "share of the sign's total (mean)"),
+    "absolute": ("cumulative_mean", None, "summed |raw score| (mean over queries)"),
 }
 
 
@@ -37,6 +37,9 @@ def render() -> None:
     title = f"Cumulative {sign} influence of each task's top documents ({scale}; from one document up)"
     widgets.chart(charts.magnitude_curves(curves, column, title, log_y, y_title, run.n_documents, band),
                   key="magnitude.curves", name=f"magnitude_{sign}_{scale.replace(' ', '_')}")
+    st.caption("Per nat: the summed raw scores of the top p% documents ÷ the completion's information (nats), "
+               "averaged over the task's queries, with its 95% bootstrap interval (shaded). Relative: the same sum "
+               "as a share of all the sign's influence. Absolute: the sum itself.")
     if "n_low_information" in curves.columns and curves["n_low_information"].sum():
         left_out = curves.groupby("task")["n_low_information"].first()
         st.caption("Per nat leaves out low-information queries (completion under 0.5 nats): "
