@@ -110,8 +110,10 @@ def render() -> None:
                            horizontal=True, help="top: most positive documents; bottom: most negative")
     shown = table[table["side"] == side]
     _apply_click(st.session_state.get("sources.bars"))
-    title = (f"{by} share among each task's {side} k documents ÷ share in the corpus "
-             "(whiskers: 95% interval; grey: 95% range for k random documents; dotted: ×1)")
+    title = f"{by.capitalize()} share among each task's {side} k documents ÷ its share of the corpus"
+    st.caption("Bars: one per k (k below the corpus size); whiskers: 95% bootstrap interval over the task's "
+               "queries; grey: the 95% range if the k documents were drawn at random; dotted line: ×1. "
+               "Click a bar for its documents.")
     widgets.chart(charts.source_small_multiples(shown, title), key="sources.bars",
                   name=f"{by}_multipliers_{side}", selectable=True)
     widgets.table(shown.rename(columns={"source": by}), key="sources.table", name=f"{by}_multipliers_{side}")
