@@ -11,13 +11,18 @@ MIN_NATS = 0.5   # below this, a completion carries too little information to di
 
 
 def _stable_descending(values: np.ndarray) -> np.ndarray:
-    """All column indices, highest value first, ties by index (NaN last). The fast (unstable) sort is the
-    answer whenever no two values are equal; otherwise the stable sort decides the ties."""
+    """All column indices, highest value first, ties by index (NaN last, by index). One fast (unstable) sort; then
+    only the positions holding equal values are put in index order (float32 rows of a million documents have a
+    few hundred ties, so this is much cheaper than a stable sort of everything)."""
     order = np.argsort(-values)
     ordered = values[order]
-    if len(order) < 2 or (not np.isnan(ordered[-1]) and np.all(ordered[1:] != ordered[:-1])):
-        return order
-    return np.argsort(-values, kind="stable")
+    n_numbers = len(order) - int(np.count_nonzero(np.isnan(ordered)))
+    order[n_numbers:] = np.sort(order[n_numbers:])
+    equal = ordered[1:n_numbers] == ordered[:n_numbers - 1]
+    if equal.any():
+        tied = np.flatnonzero(np.concatenate([equal, [False]]) | np.concatenate([[False], equal]))
+        order[tied] = order[tied][np.lexsort((order[tied], -ordered[tied]))]
+    return order
 
 
 def top_columns(values: np.ndarray, k: int) -> np.ndarray:
