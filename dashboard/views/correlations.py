@@ -9,7 +9,7 @@ import streamlit as st
 from dashboard import charts, pages, url_state, widgets
 from dashboard.run import Run, RunKey, current_run, require_table
 
-SCATTER_DOCS = 20_000  # points drawn in the pair scatter; r is always the one over all documents
+SCATTER_DOCS = 10_000  # points drawn in the pair scatter; r is always the one over all documents
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
