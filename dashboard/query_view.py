@@ -41,6 +41,22 @@ class Linking:
                 for i, span in enumerate(self.found)]
 
 
+@st.cache_data(show_spinner=False, max_entries=8)
+def correctness_by_id(run_key, _queries: pd.DataFrame) -> dict[str, str]:
+    """Query id -> "correct" / "incorrect" / "unknown" (shown wherever a query is listed)."""
+    return {str(q["id"]): correctness_label(is_correct(q)) for q in _queries.to_dict("records")}
+
+
+def with_correctness(run, table: pd.DataFrame, column: str = "query_id") -> pd.DataFrame:
+    """`table` with a `correct` column after `column` (the model's answer right / wrong / unknown)."""
+    if "correct" in table.columns:  # the analysis table says it already
+        return table
+    labels = correctness_by_id(run.key, run.queries)
+    table = table.copy()
+    table.insert(table.columns.get_loc(column) + 1, "correct", table[column].astype(str).map(labels))
+    return table
+
+
 def targets_of(query: dict) -> list[tuple[str, str]]:
     """The reference answer and steps, plus the model's own answer when it differs (an incorrect completion)."""
     targets = query_targets(query)

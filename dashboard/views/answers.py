@@ -5,7 +5,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, ranking, url_state, widgets
+from dashboard import charts, query_view, ranking, url_state, widgets
 from dashboard.run import current_run, document_texts, require_table
 from dashboard.text_match import answer_in_context, contains_value, context_terms
 
@@ -32,7 +32,7 @@ def render() -> None:
     shown = occurrence[occurrence["k"] == k]
     if task != _ALL:
         shown = shown[shown["task"] == task]
-    widgets.table(shown, key="answers.per_query", name=f"answer_occurrence_k{k}", opens=("queries", "q", "query_id"))
+    widgets.table(query_view.with_correctness(run, shown), key="answers.per_query", name=f"answer_occurrence_k{k}", opens=("queries", "q", "query_id"))
 
     st.subheader("Documents that contain a target")
     query_ids = sorted(shown["query_id"].astype(str).unique())

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts, published_view, run_choice, url_state, widgets
+from dashboard import charts, published_view, query_view, run_choice, url_state, widgets
 from dashboard.run import RunError, current_run, document_texts, findings, load_run
 from dashboard import validation_view
 from dashboard.run_compare import KS, alignment, findings_side_by_side, per_query_agreement, per_task, top_list
@@ -71,7 +71,7 @@ def render() -> None:
     st.subheader("By task")
     widgets.table(per_task(agreement, k), key="compare.tasks", name="compare_per_task")
     st.subheader("By query")
-    widgets.table(agreement, key="compare.table", name="compare_per_query", opens=("queries", "q", "query_id"))
+    widgets.table(query_view.with_correctness(run, agreement), key="compare.table", name="compare_per_query", opens=("queries", "q", "query_id"))
     _top_lists(run, other, shared, names)
 
     st.subheader("Findings side by side")

@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, pages, url_state, widgets
+from dashboard import charts, pages, query_view, url_state, widgets
 from dashboard.run import Run, RunKey, current_run, require_table
 
 SCATTER_DOCS = 10_000  # points drawn in the pair scatter; r is always the one over all documents
@@ -73,7 +73,9 @@ def _pair_scatter(run: Run, a: str, b: str, r: float) -> None:
     y = np.asarray(run.scores[run.query_row(b)])[columns]
     drawn = (f"all {run.n_documents:,} documents" if len(columns) == run.n_documents
              else f"{len(columns):,} of {run.n_documents:,} documents drawn at random")
-    figure = charts.score_scatter(x, y, f"{a} raw score", f"{b} raw score", run.doc_ids[columns],
+    correct = query_view.correctness_by_id(run.key, run.queries)
+    figure = charts.score_scatter(x, y, f"{a} raw score ({correct[a]})", f"{b} raw score ({correct[b]})",
+                                  run.doc_ids[columns],
                                   f"{a} vs {b}: r = {r:.3f} over all {run.n_documents:,} documents "
                                   f"(points: {drawn})")
     widgets.chart(figure, key="correlations.scatter", name=f"scatter_{a}_{b}")

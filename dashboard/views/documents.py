@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, similarity, url_state, widgets
+from dashboard import charts, query_view, similarity, url_state, widgets
 from dashboard.run import Run, RunKey, current_run, document_texts
 
 SEARCH_RESULTS = 50
@@ -85,7 +85,8 @@ def _profile(run: Run, column: int, doc_id: str) -> None:
             "raw": "raw score"}[SCALES[label]]
     widgets.chart(charts.document_profile(profile, f"{doc_id} for every query, by task ({axis})", axis),
                   key="documents.profile", name=f"profile_{doc_id}")
-    ranked = profile.rename(columns={"score": axis}).sort_values(axis, ascending=False)
+    ranked = query_view.with_correctness(run, profile.rename(columns={"score": axis}).sort_values(axis,
+                                                                                               ascending=False))
     widgets.table(ranked, key="documents.queries", name=f"scores_{doc_id}", opens=("queries", "q", "query_id"),
                   column_config={axis: st.column_config.NumberColumn(format="%.3f"),
                                  "raw_score": st.column_config.NumberColumn(format="%.4g")})
