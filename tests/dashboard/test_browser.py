@@ -157,7 +157,7 @@ def test_links_stay_in_the_tab_and_the_session(server, page):
     wait_until_rendered(page)
     page.wait_for_selector(".token-heatmap", timeout=TIMEOUT)
     page.evaluate("() => { window.sameDocument = true; }")  # gone if the link reloaded the page
-    card_link = page.locator("[data-testid=stPageLink] a", has_text="document").first
+    card_link = page.locator("[data-testid=stMain] [data-testid=stPageLink] a", has_text="document ").first
     doc_id = card_link.get_attribute("href").split("doc=")[1].split("&")[0]
     card_link.click()
     page.wait_for_function("() => document.querySelector('h1')?.innerText.trim() === 'Documents'", timeout=TIMEOUT)
@@ -165,6 +165,9 @@ def test_links_stay_in_the_tab_and_the_session(server, page):
     assert page.get_by_role("textbox", name="Document id").input_value() == doc_id
     assert f"doc={doc_id}" in url(page) and page.evaluate("() => window.sameDocument") is True
     assert len(page.context.pages) == 1
+    page.go_back()  # back to the query it came from
+    page.wait_for_function("() => document.querySelector('h1')?.innerText.trim() === 'Queries'", timeout=TIMEOUT)
+    page.get_by_text("q0003 · task").wait_for(timeout=TIMEOUT)
 
 
 def test_the_chosen_run_stays_when_moving_between_pages(server, page, second_run_dir):
