@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import streamlit as st
 
+from dashboard import url_state
+
 # name (= url path and module), title, icon
 PAGE_SPECS = (
     ("overview", "Overview", ":material/home:"),
@@ -41,9 +43,11 @@ def _with_run(params: dict) -> dict:
 
 def sidebar_links(container) -> None:
     """The page list (instead of Streamlit's own navigation, which drops the URL's parameters): links that carry
-    the chosen run, so that moving between pages never silently switches back to the default run."""
+    the chosen run, so that moving between pages never silently switches back to the default run, and reopen
+    each page as this session left it (its query, filters, ...)."""
     for name, title, icon in PAGE_SPECS:
-        container.page_link(page(name), label=title, icon=icon, query_params=_with_run({}), width="stretch")
+        state = url_state.last_state(name) or url_state.last_state("" if name == "overview" else name)
+        container.page_link(page(name), label=title, icon=icon, query_params=_with_run(state), width="stretch")
 
 
 def link(name: str, label: str, **params) -> None:

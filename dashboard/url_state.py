@@ -21,6 +21,7 @@ _WRITTEN = "_url.written"  # (page, params) this session last wrote to or read f
 _PENDING = "_url.pending"  # param -> text (None: leave out) wanted in the URL at the end of this run
 _OUTSIDE = "_url.outside"  # the URL changed from outside since the last run (read it, do not keep session state)
 _UNKNOWN = "_url.unknown"  # params whose URL value was unknown, already reported this run
+_LAST = "_url.last"  # page -> the parameters it had when last shown in this session
 
 
 def parse_bool(text: str) -> bool:
@@ -57,7 +58,15 @@ def finish_run() -> None:
     wanted.update({name: text for name, text in pending.items() if text is not None})
     if wanted != current:
         st.query_params.from_dict(wanted)
-    st.session_state[_WRITTEN] = (st.session_state.get("_url.page"), wanted)
+    page = st.session_state.get("_url.page")
+    st.session_state[_WRITTEN] = (page, wanted)
+    st.session_state.setdefault(_LAST, {})[page] = {name: text for name, text in wanted.items() if name != "run"}
+
+
+def last_state(page: str) -> dict[str, str]:
+    """The URL parameters `page` had when this session last showed it (without the run): sidebar links reopen
+    a page as it was left."""
+    return dict(st.session_state.get(_LAST, {}).get(page, {}))
 
 
 def url_is_new() -> bool:

@@ -58,6 +58,17 @@ def test_links_carry_the_chosen_run(app_args, run_dir, second_run_dir):
     assert all(parse_qs(link.proto.query_string)["run"] == [str(second_run_dir)] for link in links)
 
 
+def test_sidebar_links_reopen_pages_as_they_were_left(app_args, run_dir):
+    app_args(run_dir)
+    at = open_page("queries", q="q0004", k="7")
+    at.switch_page("views/magnitude.py")
+    at.query_params.clear()  # Streamlit's page switch starts from a bare URL
+    at.run()
+    assert_clean(at)
+    queries_link = next(link for link in at.get("page_link") if link.proto.label == "Queries")
+    assert parse_qs(queries_link.proto.query_string) == {"q": ["q0004"], "k": ["7"]}
+
+
 def test_queries_page_follows_url_and_switches(app_args, run_dir):
     app_args(run_dir)
     at = open_page("queries", q="q0003")
