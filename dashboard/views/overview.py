@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, published_view, widgets
+from dashboard import charts, published_view, run_choice, widgets
 from dashboard.findings_view import show_findings
 from dashboard.run import Run, RunKey, current_run, findings
 from dashboard import validation_view
@@ -37,7 +37,7 @@ def render() -> None:
     run = current_run()
     manifest = run.manifest
     st.title("Overview")
-    st.caption(f"Run directory: {widgets.markdown_text(run.path)}")
+    st.caption(f"Run directory: {widgets.markdown_text(run_choice.display_name(str(run.path)))}")
     if manifest.get("synthetic"):
         st.info("This is a synthetic run (`precompute synth`): the numbers are generated, not computed from a model.")
     published_view.overview_note(run)  # imported runs: whose scores, which sample
