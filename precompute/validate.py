@@ -3,8 +3,9 @@
 For each query (or a seeded sample), from the run's model each time: S plain SGD steps of the summed-token NLL
 (the loss the scores differentiate) on the query's top-k documents by the run's scores, then Δ log p(completion
 | prompt); the same for its bottom-k, for the top-k of BM25 and of other runs (`--strategy-runs`), and for R
-random k-sets drawn once per run (the chance band). `--lr auto` picks one learning rate per run so that a
-random k-set moves a query's log-prob by `--lr-target` nats (median over a probe sample): the first-order regime.
+random k-sets drawn once per run (the chance band). `--lr auto` picks one learning rate per run at which the run's
+own top- and bottom-k sets — the sets with the largest gradients — are in the first-order regime (measured Δ within
+10% of the first-order prediction on a probe sample); see docs/validation.md.
 Adding a ranking method later (another `--strategy-runs`) computes only that method's sets (validation_store).
 
 Writes RUN/analysis/validation.parquet, refreshes its summary tables and findings (precompute.analysis.tables.
@@ -30,7 +31,7 @@ from precompute.rundir import layout
 from precompute.validation_store import VALIDATION_FILE, ValidationStore
 
 log = logging.getLogger("precompute.validate")
-PROBE_QUERIES = 16
+PROBE_QUERIES = 8             # --lr auto: queries whose top- and bottom-k sets set the lr
 EXIT_AFTER_ENV = "PRECOMPUTE_TEST_VALIDATE_EXIT_AFTER"   # test hook: die (like a kill) after N query files
 COLUMNS = ["query_id", "task", "method", "set", "draw", "k", "steps", "lr", "delta_logprob", "delta_per_token",
            "n_completion_tokens", "set_tokens", "logprob_before"]
@@ -42,7 +43,8 @@ class ValidateOptions:
     random_draws: int = 8
     steps: int = 1
     lr: str | float = "auto"
-    lr_target: float = 0.01               # nats: median |Δ log p| of a random k-set under --lr auto
+    lr_target: float = 0.05               # --lr auto: median first-order |Δ log p| (nats) of the run's own
+                                          # top/bottom k-sets on the probe queries (then checked to be first order)
     queries: str = "all"
     strategy_runs: list[str] = field(default_factory=list)
     bm25: bool = True
@@ -69,7 +71,8 @@ def add_validate_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--steps", type=positive_int, default=default.steps, help="SGD steps per set")
     parser.add_argument("--lr", default="auto", help="learning rate, or auto (see --lr-target)")
     parser.add_argument("--lr-target", type=float, default=default.lr_target,
-                        help="auto: median |Δ log p| in nats that a random k-set should cause")
+                        help="auto: median first-order |Δ log p| (nats) of the run's own top/bottom k-sets; lr is "
+                             "then halved until measured Δ is within 10%% of first order")
     parser.add_argument("--queries", default="all", help="all, or N for a seeded sample of N queries")
     parser.add_argument("--strategy-runs", nargs="*", default=[], metavar="RUN",
                         help="other runs of the same model and corpus whose rankings are validated too")
@@ -191,8 +194,10 @@ def resolve_lr(plan: Plan, patcher, store: ValidationStore) -> tuple[float, dict
     if calibration is not None:
         return float(calibration["lr"]), calibration
     rows = np.random.default_rng([plan.options.seed, 3]).permutation(len(plan.query_ids))[:PROBE_QUERIES]
-    probe = [plan.query_ids[i] for i in sorted(rows)]
-    calibration = patcher.calibrate(probe, plan.random[0], plan.options.steps, plan.options.lr_target)
+    own = plan.methods[0]
+    probe = [(plan.query_ids[i], columns) for i in sorted(rows)
+             for columns in own.sets.get(plan.query_ids[i], {}).values()]
+    calibration = patcher.calibrate(probe, plan.options.steps, plan.options.lr_target)
     store.write_lr(calibration)
     return float(calibration["lr"]), calibration
 

@@ -10,6 +10,8 @@ import numpy as np
 from precompute.errors import UserInputError
 
 log = logging.getLogger("precompute.validate")
+LINEARITY_TOLERANCE = 0.1     # --lr auto: measured Δ within 10% (median) of the first-order prediction
+MAX_HALVINGS = 6
 
 
 def load_run_model(plan):
@@ -81,19 +83,28 @@ class Patcher:
                                     [self.before[q] for q in query_ids])
         return results, sum(len(d.input_ids) for d in documents)
 
-    def calibrate(self, probe: list[str], columns, steps: int, target: float) -> dict:
-        """lr such that the random k-set `columns` moves the probe queries' log-probs by `target` nats (median
-        |Δ|): a first-order guess from ⟨∇ log p, −∇L_set⟩, then one correction from the measured Δ."""
-        documents = self.tokenized(columns)
-        slopes = self.patch.first_order([self.queries[q] for q in probe], documents).abs().numpy()
-        slope = float(np.median(slopes))
-        if not slope > 0:
-            raise UserInputError("--lr auto: a random set does not move the queries' log-probs; pass --lr")
-        first_guess = target / (steps * slope)
-        results, _ = self.deltas(probe, columns, first_guess, steps)
-        measured = float(np.median([abs(r.delta_logprob) for r in results]))
-        lr = first_guess * target / measured if measured > 0 else first_guess
-        log.info("--lr auto: lr %.4g (first-order guess %.4g moved a random set's queries by a median %.4g nats;"
-                 " target %.4g)", lr, first_guess, measured, target)
-        return {"mode": "auto", "lr": lr, "target": target, "first_order_guess": first_guess,
-                "median_first_order_slope": slope, "measured_at_guess": measured, "probe_queries": probe}
+    def calibrate(self, probe: list[tuple[str, np.ndarray]], steps: int, target: float,
+                  tolerance: float = LINEARITY_TOLERANCE, halvings: int = MAX_HALVINGS) -> dict:
+        """One lr for the run: the first-order Δ = steps · lr · ⟨∇ log p, −∇L_set⟩ of the probe (query, document
+        set) pairs — the run's own top- and bottom-k sets, the sets with the largest gradients — has a median
+        |Δ| of `target` nats; then lr is halved until the measured Δ is within `tolerance` (median relative
+        error) of that first-order prediction: every compared set is then in the first-order regime."""
+        slopes = np.array([float(self.patch.first_order([self.queries[q]], self.tokenized(columns))[0])
+                           for q, columns in probe])
+        scale = float(np.median(np.abs(slopes)))
+        if not scale > 0:
+            raise UserInputError("--lr auto: the probe sets do not move the queries' log-probs; pass --lr")
+        lr, tried = target / (steps * scale), []
+        for _ in range(halvings + 1):
+            measured = np.array([self.deltas([q], columns, lr, steps)[0][0].delta_logprob for q, columns in probe])
+            predicted = steps * lr * slopes
+            error = float(np.median(np.abs(measured - predicted) / np.maximum(np.abs(predicted), 1e-12)))
+            tried.append({"lr": lr, "linearity_error": error})
+            if error <= tolerance:
+                break
+            lr /= 2.0
+        log.info("--lr auto: lr %.4g (first-order |Δ| of the probe sets: median %.3g nats; measured vs first order: "
+                 "median relative error %.3f)", lr, steps * lr * scale, error)
+        return {"mode": "auto", "lr": lr, "target": target, "tolerance": tolerance,
+                "median_first_order_slope": scale, "linearity_error": error, "tried": tried,
+                "probe_queries": list(dict.fromkeys(q for q, _ in probe))}
