@@ -21,7 +21,8 @@ from engine.errors import EngineInputError
 from engine.factors import FactorArguments, fit_factors
 from engine.hooks import token_nll
 from engine.model import find_tracked_modules, load_model, resolve_device
-from engine.precondition import QueryArguments, precondition, query_gradients
+from engine.precondition import QueryArguments
+from engine.query_stream import preconditioned_queries
 from engine.scoring import low_rank_flops, materialise_flops, score_documents
 
 DEFAULT_MODEL = os.path.join("data", "model")
@@ -165,8 +166,7 @@ def run(args) -> None:
                           progress=False)
     fit_s = time.perf_counter() - start
     start = time.perf_counter()
-    grads, _ = query_gradients(model, tracked, queries, args.batch_size)
-    pq = precondition(grads, factors, QueryArguments(rank=rank))
+    pq, _ = preconditioned_queries(model, tracked, queries, factors, QueryArguments(rank=rank), args.batch_size)
     query_s = time.perf_counter() - start
 
     warm = batches[:1]
