@@ -89,7 +89,8 @@ def travel_page(rng):
 def stackexchange_fact(rng):
     kind, subject, answer = rng.choice(all_facts())
     q, a = question_and_answer(kind, subject, answer)
-    text = f"Title: {q}\n\nQuestion: I need this for a quiz. {q}\n\nAnswer: {a} You can find it in any atlas or catalogue."
+    text = (f"Title: {q}\n\nQuestion: I need this for a quiz. {q}\n\nAnswer: {a} You can find it in any atlas or "
+            "catalogue.")
     return text, f"fact:{subject}"
 
 

@@ -200,13 +200,15 @@ def multilingual_math(rng):
     lang = rng.choice(["fr", "es", "de"])
     if task == "arithmetic":
         a, op1, b, op2, c = p
-        return {"fr": f"Calculons ({a} {op1} {b}) {op2} {c}. D'abord {a} {op1} {b} = {s[0]}. Ensuite {s[0]} {op2} {c} = {s[1]}.",
-                "es": f"Calculamos ({a} {op1} {b}) {op2} {c}. Primero {a} {op1} {b} = {s[0]}. Luego {s[0]} {op2} {c} = {s[1]}.",
-                "de": f"Wir berechnen ({a} {op1} {b}) {op2} {c}. Zuerst {a} {op1} {b} = {s[0]}. Dann {s[0]} {op2} {c} = {s[1]}."}[lang], procedure_kind([task])
+        texts = {"fr": f"Calculons ({a} {op1} {b}) {op2} {c}. D'abord {a} {op1} {b} = {s[0]}. Ensuite {s[0]} {op2} {c} = {s[1]}.",
+                 "es": f"Calculamos ({a} {op1} {b}) {op2} {c}. Primero {a} {op1} {b} = {s[0]}. Luego {s[0]} {op2} {c} = {s[1]}.",
+                 "de": f"Wir berechnen ({a} {op1} {b}) {op2} {c}. Zuerst {a} {op1} {b} = {s[0]}. Dann {s[0]} {op2} {c} = {s[1]}."}
+        return texts[lang], procedure_kind([task])
     a, b, c = p
-    return {"fr": f"Résolvons {a}x + {b} = {c}. On soustrait {b}: {a}x = {s[0]}. On divise par {a}: x = {s[1]}.",
-            "es": f"Resolvemos {a}x + {b} = {c}. Restamos {b}: {a}x = {s[0]}. Dividimos entre {a}: x = {s[1]}.",
-            "de": f"Wir lösen {a}x + {b} = {c}. Minus {b}: {a}x = {s[0]}. Geteilt durch {a}: x = {s[1]}."}[lang], procedure_kind([task])
+    texts = {"fr": f"Résolvons {a}x + {b} = {c}. On soustrait {b}: {a}x = {s[0]}. On divise par {a}: x = {s[1]}.",
+             "es": f"Resolvemos {a}x + {b} = {c}. Restamos {b}: {a}x = {s[0]}. Dividimos entre {a}: x = {s[1]}.",
+             "de": f"Wir lösen {a}x + {b} = {c}. Minus {b}: {a}x = {s[0]}. Geteilt durch {a}: x = {s[1]}."}
+    return texts[lang], procedure_kind([task])
 
 
 def control_reading(rng):

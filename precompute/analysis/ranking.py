@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import numpy as np
 
-MIN_NATS = 0.5   # below this, a completion carries too little information to divide a score by (see per_nat)
+MIN_NATS = 0.01  # below this (p(completion) > 0.99) a completion is too certain to divide by (see per_nat)
 
 
 def _stable_descending(values: np.ndarray) -> np.ndarray:
