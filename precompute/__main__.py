@@ -62,6 +62,8 @@ def add_score_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-docs", type=positive_int, default=default("chunk_docs"),
                         help="documents per resumable score chunk (default: 64 batches)")
     parser.add_argument("--top-k", type=positive_int, default=default("top_k"), help="documents per side in top_docs")
+    parser.add_argument("--validate", action="store_true",
+                        help="then tail-patch validation with its defaults (python -m precompute validate --help)")
 
 
 def add_analyze_flags(parser: argparse.ArgumentParser) -> None:

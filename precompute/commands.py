@@ -91,6 +91,10 @@ def score_and_analyze(run, settings: Settings, corpus, queries, session, factors
         token_scores_stage(run, settings, corpus, queries, session, pq, show)
         analyze_stage(run, settings.top_k, progress)
         log.info("run complete: %s", run.path)
+        if settings.validate:
+            from precompute.validate import ValidateOptions, validate_run
+            log.info("validating the rankings by tail-patching (precompute validate)")
+            validate_run(run.path, ValidateOptions(batch_size=settings.batch_size), progress, session=session)
 
 
 def score_command(settings: Settings, command_line: str, progress: bool = True) -> None:

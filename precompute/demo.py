@@ -22,7 +22,7 @@ CORPUS = os.path.join(DATA, "corpus.jsonl")
 QUERIES = os.path.join(DATA, "queries.jsonl")
 MODEL = os.path.join(DATA, "model")
 # the demo's settings where they differ from the defaults in precompute.settings.Settings
-DEMO_SETTINGS = dict(factor_docs=2000, batch_size=16, chunk_docs=512)
+DEMO_SETTINGS = dict(factor_docs=2000, batch_size=16, chunk_docs=512, validate=True)
 
 
 def ensure_corpus() -> None:
@@ -51,7 +51,7 @@ def run_demo(out: str, overwrite: bool = False, progress: bool = True) -> None:
     if not os.path.exists(QUERIES):
         raise UserInputError(f"{QUERIES}: demo queries not found; make them with `python -m data.make_queries`")
     settings = demo_settings(out, overwrite)
-    flags = " ".join(f"--{k.replace('_', '-')} {v}" for k, v in DEMO_SETTINGS.items())
+    flags = " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in DEMO_SETTINGS.items())
     command = f"python -m precompute run --model {settings.model} --corpus {settings.corpus} " \
               f"--queries {settings.queries} --out {out} {flags}"
     log.info("demo: %s", command)

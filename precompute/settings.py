@@ -36,6 +36,7 @@ class Settings:
     token_topk: int = 10
     chunk_docs: int | None = None
     top_k: int = 100
+    validate: bool = False               # run the tail-patch validation (precompute.validate) after analysis
 
     @classmethod
     def default(cls, name: str):
