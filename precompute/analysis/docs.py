@@ -23,7 +23,11 @@ FINDING_FIELDS = {
     "effect": "the point estimate on all queries",
     "ci_low": "lower end of the 95% bootstrap interval (queries resampled within each task; pairs re-formed)",
     "ci_high": "upper end",
-    "p_value": "two-sided p-value (see `p_value_method`); null when undefined",
+    "p_value": "two-sided p-value (see `p_value_method`); null when undefined. A label permutation tests whether "
+               "the compared groups' queries are exchangeable at all: it can be small while the interval, which "
+               "measures this contrast's uncertainty across queries, still includes no effect (e.g. when one task "
+               "carries the contrast). The verdict follows the interval. Hypergeometric tails below 1e-12 are "
+               "reported as 1e-12",
     "p_value_method": "`task labels permuted` (scipy.stats.permutation_test) or a hypergeometric chance model",
     "n": "queries entering the effect",
     "parts": "the group values the effect compares (e.g. the two mean correlations)",

@@ -21,6 +21,7 @@ ALPHA = 0.05
 N_RESAMPLES = 2000
 DEFAULT_SEED = 0
 MAX_EXACT_SUPPORT = 400_000     # hypergeometric sums with a longer support use a normal approximation
+P_FLOOR = 1e-12                 # smaller hypergeometric tails are below the FFT convolution's precision
 VERDICTS = ("holds", "not supported", "reversed")
 
 
@@ -161,11 +162,14 @@ def _sum_moments(draws, successes, population: int) -> tuple[float, float]:
 
 
 def hypergeometric_sum_sf(observed: float, draws, successes, population: int) -> float:
-    """P(sum ≥ observed) for independent hypergeometric counts (exact, or normal with continuity correction)."""
+    """P(sum ≥ observed) for independent hypergeometric counts (exact, or normal with continuity correction);
+    exact tails below P_FLOOR are returned as P_FLOOR (the convolution does not resolve them)."""
     pmf = hypergeometric_sum_pmf(draws, successes, population)
     if pmf is not None:
         start = int(max(0, math.ceil(observed - 1e-9)))
-        return float(min(1.0, pmf[start:].sum())) if start < len(pmf) else 0.0
+        if start >= len(pmf):
+            return 0.0
+        return float(min(1.0, max(P_FLOOR, pmf[start:].sum())))
     mean, var = _sum_moments(draws, successes, population)
     if var <= 0:
         return float(observed <= mean)
@@ -232,7 +236,8 @@ class Finding:
         def number(value):
             return "undefined" if value is None or not np.isfinite(value) else f"{value:.3g}"
         unit = "×" if self.measure == "ratio" and np.isfinite(self.effect) else ""
-        p_value = f"; p = {number(self.p_value)}, {self.p_value_method}" if np.isfinite(self.p_value) else ""
+        shown = f"< {P_FLOOR:.0e}" if self.p_value <= P_FLOOR else f"= {number(self.p_value)}"
+        p_value = f"; p {shown}, {self.p_value_method}" if np.isfinite(self.p_value) else ""
         return (f"{self.claim} Measured: {self.effect_label} = {number(self.effect)}{unit} (95% CI "
                 f"{number(self.ci_low)} to {number(self.ci_high)}{p_value}; {self.n} queries). Verdict: {self.verdict}.")
 
