@@ -16,6 +16,7 @@ Pure Python (no numpy/torch): shared by the analysis tables and the dashboard's 
 """
 from __future__ import annotations
 
+import functools
 import re
 
 NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)*")
@@ -32,6 +33,7 @@ SHORT_ANSWER_WORDS = 3
 RESULT_AFTER_EQUALS = re.compile(r"=\s*(-?\d+(?:\.\d+)?)(?!\w|\.\d|\s*[-+*/^]\s*[\w(])")
 
 
+@functools.lru_cache(maxsize=4096)
 def value_pattern(value: str) -> re.Pattern:
     escaped = re.escape(value)
     if NUMBER.fullmatch(value):
@@ -126,7 +128,9 @@ def is_correct(query: dict) -> bool | None:
 
 def answer_in_context(text: str, answer: str, context: list[str]) -> bool:
     """The answer and every context term occur within one line or sentence of the text."""
-    if not contains_value(text, answer):
+    answer_pattern = value_pattern(answer)
+    if answer_pattern.search(text) is None:
         return False
-    return any(contains_value(segment, answer) and all(contains_value(segment, term) for term in context)
+    terms = [value_pattern(term) for term in context]
+    return any(answer_pattern.search(segment) is not None and all(term.search(segment) is not None for term in terms)
                for segment in SEGMENT_BREAK.split(text))
