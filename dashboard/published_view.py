@@ -58,12 +58,12 @@ def overview_note(run) -> None:
 
 
 def model_needed(run, what: str) -> bool:
-    """True (and an info box naming `what`) when the run has no model to compute with: imported or synthetic."""
-    manifest = run.manifest
-    if imported(manifest) is None and not manifest.get("synthetic"):
+    """True (and an info box naming `what`) for an imported run: it has no model or factors to compute with."""
+    info = imported(run.manifest)
+    if info is None:
         return False
-    origin = "was imported from published scores" if imported(manifest) else "is synthetic"
-    st.info(f"{what} needs the model that produced the scores; this run {origin} and has no model or factors.")
+    st.info(f"{what} needs the model that produced the scores; this run holds the published scores of "
+            f"{info.get('model', 'another model')}, imported without the model or its factors.")
     return True
 
 

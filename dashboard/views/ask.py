@@ -11,7 +11,7 @@ from pathlib import Path
 import pandas as pd
 import streamlit as st
 
-from dashboard import ask_client, url_state, widgets
+from dashboard import ask_client, published_view, url_state, widgets
 from dashboard.run import current_run, document_texts
 
 MAX_K = 50
@@ -124,6 +124,8 @@ def render() -> None:
     run = current_run()
     widgets.page_style()
     st.title("Ask")
+    if published_view.model_needed(run, "Asking a new question"):   # imported runs: no model to ask
+        st.stop()
     problem = ask_client.index_problem(run.path)
     if problem is not None:
         st.info(problem, icon=":material/manage_search:")

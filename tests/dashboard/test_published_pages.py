@@ -59,6 +59,14 @@ def by_key(elements, key):
     return next(e for e in elements if e.key == key)
 
 
+def test_ask_page_says_it_needs_the_model(app_args, imported_runs):
+    app_args(imported_runs["7B"])
+    at = open_page("ask")
+    assert_clean(at)
+    assert any("needs the model" in i.value and "Command R 7B" in i.value for i in at.info)
+    assert not at.text_area    # no question form
+
+
 def test_overview_says_what_the_sample_is(app_args, imported_runs):
     app_args(imported_runs["7B"])
     at = open_page("overview")
