@@ -34,15 +34,29 @@ def layer_split(layers: list[str], positive: np.ndarray, negative: np.ndarray, t
     return _layout(fig, title, height=360)
 
 
-_HEATMAP_MARGIN = dict(l=90, r=20, t=50, b=90)
+_HEATMAP_MARGIN = dict(l=60, r=20, t=50, b=90)
 
 
-def _axis_labels(n: int) -> tuple[dict, int, int]:
-    """(tick settings, tick font size, figure height) for a query × query heatmap of n queries."""
-    if n > 160:
-        return dict(showticklabels=False), 0, 900
-    font = 10 if n <= 60 else 8 if n <= 110 else 7
-    return dict(tickmode="array", tickvals=list(range(n))), font, int(min(1300, max(560, 10 * n + 200)))
+def short_labels(query_ids: list[str], tasks: list[str]) -> list[str]:
+    """Axis labels without the task prefix the block label already gives ("slope-03" in block slope -> "03")."""
+    short = []
+    for query_id, task in zip(query_ids, tasks):
+        trimmed = query_id[len(task):].lstrip("-_ ") if query_id.startswith(task) else query_id
+        short.append(trimmed or query_id)
+    return short
+
+
+def _axis_labels(query_ids: list[str], tasks: list[str]) -> tuple[dict, int]:
+    """(tick settings, figure height) of a query × query heatmap: a square of at most 760 px (it fits the page
+    width); every query labelled (task prefix dropped) while rows are at least 8 px tall, else every 2nd / 5th."""
+    n = len(query_ids)
+    side = int(min(760, max(420, 12 * n)))
+    step = next((s for s in (1, 2, 5, 10) if side / n * s >= 8), None)
+    if step is None:
+        return dict(showticklabels=False), side + 140
+    labels = short_labels(query_ids, tasks)
+    return dict(tickmode="array", tickvals=list(range(0, n, step)), ticktext=labels[::step],
+                tickfont=dict(size=9 if side / n * step >= 11 else 7)), side + 140
 
 
 def correlation_heatmap(matrix: np.ndarray, query_ids: list[str], tasks: list[str],
@@ -55,7 +69,7 @@ def correlation_heatmap(matrix: np.ndarray, query_ids: list[str], tasks: list[st
     n = len(query_ids)
     rows, cols = np.tril_indices(n)
     ids = np.array(query_ids, dtype=object)
-    ticks, font, height = _axis_labels(n)
+    ticks, height = _axis_labels(query_ids, tasks)
     size = max(2.0, 0.92 * (height - _HEATMAP_MARGIN["t"] - _HEATMAP_MARGIN["b"]) / max(n, 1))  # px per cell
     over = f" over {n_documents:,} documents" if n_documents else ""
     fig = go.Figure(go.Scattergl(
@@ -65,17 +79,19 @@ def correlation_heatmap(matrix: np.ndarray, query_ids: list[str], tasks: list[st
         hovertemplate="%{hovertext}<br>r = %{marker.color:.3f}" + over + "<extra></extra>",
         selected=dict(marker=dict(opacity=1.0)), unselected=dict(marker=dict(opacity=1.0)),
     ))
-    if font:
-        ticks["ticktext"] = list(query_ids)
-    axis = dict(range=[-0.5, n - 0.5], showgrid=False, zeroline=False, tickfont=dict(size=font or 8), **ticks)
+    axis = dict(range=[-0.5, n - 0.5], showgrid=False, zeroline=False, **ticks)
     fig.update_layout(xaxis={**axis, "tickangle": -90, "constrain": "domain"},
                       yaxis={**axis, "range": [n - 0.5, -0.5], "scaleanchor": "x", "constrain": "domain"},
                       showlegend=False)
     for start, stop, task in task_blocks(tasks):
         fig.add_shape(type="rect", x0=start - 0.5, x1=stop - 0.5, y0=start - 0.5, y1=stop - 0.5,
                       line=dict(color="#333", width=1.5), fillcolor="rgba(0,0,0,0)")
-        fig.add_annotation(x=stop - 0.5, y=(start + stop - 1) / 2, text=f"<b>{task}</b>", showarrow=False,
-                           xanchor="left", xshift=6, font=dict(size=13))
+        if stop < n:  # right of the block, in the empty upper triangle
+            fig.add_annotation(x=stop - 0.5, y=(start + stop - 1) / 2, text=f"<b>{task}</b>", showarrow=False,
+                               xanchor="left", xshift=6, font=dict(size=13))
+        else:  # the last block reaches the right edge: above it
+            fig.add_annotation(x=start - 0.5, y=start - 0.5, text=f"<b>{task}</b>", showarrow=False,
+                               xanchor="left", yanchor="bottom", yshift=4, font=dict(size=13))
     if chosen is not None and chosen[0] in query_ids and chosen[1] in query_ids:
         row, col = sorted((query_ids.index(chosen[0]), query_ids.index(chosen[1])), reverse=True)
         for pad, colour in ((0.9, "#fff"), (0.75, "#111")):  # black ring inside a white one: visible on any cell

@@ -18,6 +18,7 @@ def test_correlation_heatmap_markers_carry_the_matrix():
     assert charts.heatmap_cell(1, ids) == ("q2", "q1") and charts.heatmap_cell(4, ids) == ("q3", "q2")
     assert trace.hovertext[4] == "q3 × q2"
     assert list(fig.layout.xaxis.ticktext) == ids
+    assert charts.short_labels(["slope-03", "factual_12", "q9"], ["slope", "factual", "t"]) == ["03", "12", "q9"]
     assert [a.text for a in fig.layout.annotations] == ["<b>a</b>", "<b>b</b>"]
     assert [(s.x0, s.x1) for s in fig.layout.shapes] == [(-0.5, 1.5), (1.5, 2.5)]  # task blocks outlined
     assert len(fig.data) == 1
