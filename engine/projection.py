@@ -24,12 +24,10 @@ from typing import Iterable, Iterator
 
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from engine.batches import Batch
 from engine.errors import EngineInputError
 from engine.factors import A_VALS, A_VECS, LAMBDA, S_VALS, S_VECS, Factors
-from engine.hooks import GradientCapture, forward_backward, work_dtype
 from engine.precondition import PreconditionedQueries, choose_damping
 
 METHODS = ("gaussian", "eigen")
@@ -93,6 +91,8 @@ class Projection:
         projected_g = g @ self.outs[name].t()  # [B, T, k_out]
         projected_a = a @ self.ins[name].t()  # [B, T, k_in]
         return torch.bmm(projected_g.transpose(1, 2), projected_a).reshape(a.shape[0], -1)
+
+    compress = project_tokens     # the per-batch interface shared with engine.lowrank.compress_documents
 
     def project_matrices(self, name: str, grads: torch.Tensor) -> torch.Tensor:
         """[N, k_out·k_in] from dense matrices [N, d_out, d_in']."""
@@ -199,26 +199,7 @@ def build_projection(method: str, factors: Factors, dim: int, seed: int = 0,
 def project_documents(model: nn.Module, tracked: dict[str, nn.Module], projection: Projection,
                       batches: Iterable[Batch], progress: bool = True) -> Iterator[tuple[list[int], torch.Tensor]]:
     """One forward+backward per batch; yields (batch.index, vectors [B, total_dim] float32 on CPU)."""
-    device, dtype = next(model.parameters()).device, work_dtype(model)
-    local = projection.to(device, dtype)
-    where = local.slices()
-    current: dict[str, torch.Tensor] = {}
+    from engine.lowrank import compress_documents
 
-    def on_gradient(name, a, g):
-        current[name] = local.project_tokens(name, a, g)
-
-    total = len(batches) if hasattr(batches, "__len__") else None
-    was_training = model.training
-    model.eval()
-    try:
-        with GradientCapture(model, {n: tracked[n] for n in projection.modules}, on_gradient,
-                             mask_activations=False) as capture, torch.enable_grad():
-            for batch in tqdm(batches, total=total, desc="index", disable=not progress, unit="batch"):
-                current.clear()
-                forward_backward(model, capture, batch.to(device))
-                vectors = torch.empty(len(batch.index), projection.total_dim, dtype=dtype, device=device)
-                for name in projection.modules:
-                    vectors[:, where[name]] = current[name]
-                yield batch.index, vectors.float().cpu()
-    finally:
-        model.train(was_training)
+    for index, (vectors,) in compress_documents(model, tracked, [projection], batches, progress):
+        yield index, vectors

@@ -18,7 +18,7 @@ import numpy as np
 
 from precompute import index_store, rundir
 from precompute.errors import UserInputError
-from precompute.index import open_run_model, read_documents
+from precompute.run_model import open_run_model, read_documents
 
 log = logging.getLogger("precompute")
 DEFAULT_TOP = 50
@@ -43,31 +43,20 @@ def add_ask_flags(parser) -> None:
 
 
 class Asker:
-    """A run's model, factors, projection, stored vectors and search index, loaded once."""
+    """A run's model, factors and index (compressors, stored vectors, search), loaded once."""
 
     def __init__(self, run_path: str, model: str | None = None, device: str = "auto", nprobe: int | None = None,
                  on_progress: Callable[[str], None] = lambda message: None):
-        from safetensors.torch import load_file
-
-        from engine.projection import Projection
-
         on_progress("reading the index")
-        self.manifest = index_store.read_manifest(run_path)          # no index: say so before loading a model
+        self.manifest = index_store.read_manifest(run_path)          # no index: say so before importing torch
+        from precompute.index_search import IndexSearch
+
         self.documents = read_documents(run_path)
         on_progress("loading the model and the factors")
         self.context = open_run_model(run_path, model, device, self.documents["id"].astype(str))
         index_store.check_fresh(run_path, self.manifest, self.context.hashes)
-        flat = load_file(index_store.index_path(run_path, index_store.PROJECTION))
-        self.projection = Projection.from_tensors(self.manifest["method"], self.manifest.get("seed") or 0,
-                                                  self.manifest["modules"], flat)
-        if self.projection.sha256() != self.manifest.get("projection_sha256"):
-            raise index_store.IndexUnavailable(f"{run_path}: the index's projection does not match its manifest; "
-                                               f"rebuild it with `python -m precompute index --run {run_path} "
-                                               "--overwrite`")
         on_progress("opening the stored vectors and the search index")
-        self.vectors = index_store.open_vectors(run_path, self.manifest)
-        self.search = index_store.read_search(index_store.index_path(run_path, index_store.SEARCH),
-                                              nprobe or self.manifest.get("search", {}).get("nprobe"))
+        self.index = IndexSearch(run_path, self.manifest, nprobe)
         self.path = run_path
 
     @property
@@ -98,8 +87,8 @@ class Asker:
             raise UserInputError(f"the prompt ({n_prompt} tokens) and completion ({n_completion} tokens) are longer "
                                  f"than the run's max_length of {self.max_length} tokens; shorten the prompt")
 
-    def query_vector(self, prompt: str, completion: str):
-        """(preconditioned query, projected vector [dim], nats, number of completion tokens)."""
+    def preconditioned(self, prompt: str, completion: str):
+        """(the question's preconditioned gradient, its nats, its number of completion tokens)."""
         from engine.batches import tokenize_queries
         from engine.precondition import QueryArguments, precondition, query_gradients
 
@@ -109,7 +98,7 @@ class Asker:
         pq = precondition(grads, context.factors, QueryArguments(context.settings.damping,
                                                                   context.settings.query_rank))
         n_completion = sum(label != -100 for label in tokens[0].labels)
-        return pq, self.projection.query_vectors(pq)[0].numpy(), float(nats[0]), int(n_completion)
+        return pq, float(nats[0]), int(n_completion)
 
     def token_split(self, pq, doc_index: int) -> tuple[list[str], np.ndarray]:
         from engine.batches import tokenize_documents
@@ -132,12 +121,12 @@ class Asker:
             if not completion.strip():
                 raise UserInputError("the model's completion of this prompt is empty; type a completion instead")
         generated_s = time.perf_counter() - started
-        pq, vector, nats, n_completion = self.query_vector(prompt, completion)
-        found = index_store.search_both_sides(self.search, self.vectors, vector, top)
+        pq, nats, n_completion = self.preconditioned(prompt, completion)
+        found = self.index.top_and_bottom(pq, top)
         searched_s = time.perf_counter() - started
         result = {"run": self.path, "prompt": prompt, "completion": completion, "generated": bool(generate),
                   "nats": nats, "n_completion_tokens": n_completion,
-                  "index": {k: self.manifest.get(k) for k in ("method", "dim", "dtype")}}
+                  "index": {k: self.manifest.get(k) for k in ("method", "rank", "dim", "dtype")}}
         for side, (indices, scores) in found.items():
             result[side] = [self.document_entry(pq, rank, int(doc), float(score), rank <= token_docs)
                             for rank, (doc, score) in enumerate(zip(indices, scores), start=1)]

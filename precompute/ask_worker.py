@@ -120,7 +120,7 @@ def main(argv: list[str] | None = None) -> int:
         channel.send({"event": "error", "message": str(error)})
         return 2
     channel.send({"event": "ready", "index": {k: asker.manifest.get(k) for k in
-                                              ("method", "dim", "dtype", "n_documents", "bytes_per_document")}})
+                                              ("method", "rank", "dim", "dtype", "n_documents", "bytes_per_document")}})
     serve(channel, asker)
     return 0
 

@@ -1,50 +1,49 @@
 """`python -m precompute index --run DIR`: compressed document gradients for live questions (RUN/index/).
 
 One forward+backward pass over the run's documents (documents.parquet, in score-column order) stores per
-document the Kronecker-projected gradient of every tracked module (engine.projection), memory-mapped in
-RUN/index/vectors.npy, plus a faiss inner-product index over those vectors. Resumable like scoring: one chunk
-per document range in RUN/index/chunks/ (atomically written), ranges dealt to torchrun ranks in contiguous
-blocks, rank 0 assembles. The index manifest records the hashes of the factors, the model and the documents it
-was built from, so `ask` can refuse a stale index. Layout: precompute/index_store.py.
+document a compressed form of every tracked module's gradient (precompute/index_search.py: rank-R factors of the
+whitened gradient by default, or Kronecker projections), memory-mapped in RUN/index/vectors.npy, plus a faiss
+index where the method searches with one. Resumable like scoring: one chunk per document range in
+RUN/index/chunks/ (atomically written), ranges dealt to torchrun ranks in contiguous blocks, rank 0 assembles.
+The manifest records the hashes of the factors, the model and the documents it was built from (`ask` refuses a
+stale index) and checks the index against the run's own scores for a sample of its queries.
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 import time
-from dataclasses import dataclass
 
 import numpy as np
-import pandas as pd
 from tqdm.auto import tqdm
 
 from precompute import index_store, rundir
 from precompute.errors import UserInputError
-from precompute.rundir import layout
-from precompute.session import Session, barrier, finish_distributed, open_session
-from precompute.settings import Settings
+from precompute.run_model import RunModel, open_run_model, read_documents, run_queries
+from precompute.session import barrier, finish_distributed
 
 log = logging.getLogger("precompute")
-DEFAULT_METHOD = "eigen"
-DEFAULT_DIM = 8192
+METHODS = ("lowrank", "eigen", "gaussian")
+DEFAULT_METHOD, DEFAULT_RANK, DEFAULT_DIM, DEFAULT_KEYS_DIM = "lowrank", 4, 8192, 1024
 DEFAULT_DTYPE = "float16"
-RECALL_K = 50
-MODEL_FILE_SUFFIXES = (".safetensors", ".bin", ".gguf", ".pt", ".json", ".model", ".txt")
+CHECK_QUERIES, CHECK_K = 16, 50
 EXIT_AFTER_CHUNKS_ENV = "PRECOMPUTE_TEST_EXIT_AFTER_CHUNKS"   # test hook shared with scoring: die after N chunks
-ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def add_index_flags(parser) -> None:
     parser.add_argument("--run", "--out", dest="out", required=True, help="a complete run directory")
-    parser.add_argument("--dim", type=int, default=DEFAULT_DIM, help="numbers stored per document (all modules)")
-    parser.add_argument("--method", default=DEFAULT_METHOD,
-                        help="eigen (default): top directions of the factors' eigenbasis; gaussian: seeded random "
-                             "matrices (unbiased)")
+    parser.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS,
+                        help="lowrank (default): rank-R factors of each document's whitened gradient; eigen / "
+                             "gaussian: Kronecker projections of --dim numbers (eigenbasis block / seeded random)")
+    parser.add_argument("--rank", type=int, default=DEFAULT_RANK, help="lowrank: rank per document and module")
+    parser.add_argument("--dim", type=int, default=DEFAULT_DIM, help="eigen / gaussian: numbers per document")
     parser.add_argument("--dtype", default=DEFAULT_DTYPE, choices=["float16", "float32"], help="stored vectors")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the gaussian projection")
-    parser.add_argument("--search", default="flat", choices=index_store.SEARCH_KINDS,
-                        help="flat: exact faiss IndexFlatIP; ivfpq: IndexIVFPQ for corpora past ~1M documents")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the random matrices")
+    parser.add_argument("--search", default=None, choices=index_store.SEARCH_KINDS,
+                        help="exact: score every document (lowrank default); flat: faiss IndexFlatIP (eigen / "
+                             "gaussian default); ivfpq: faiss IndexIVFPQ candidates, for corpora past ~1M documents")
+    parser.add_argument("--keys-dim", type=int, default=DEFAULT_KEYS_DIM,
+                        help="lowrank with ivfpq: numbers per document in the projected keys faiss searches")
     parser.add_argument("--nlist", type=int, default=None, help="ivfpq: inverted lists (default 4·sqrt(N))")
     parser.add_argument("--pq-m", type=int, default=None, help="ivfpq: sub-quantizers (must divide the dim)")
     parser.add_argument("--nprobe", type=int, default=32, help="ivfpq: lists searched per question")
@@ -55,93 +54,16 @@ def add_index_flags(parser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace a complete index")
 
 
-# ---------------------------------------------------------------- the run's model, factors and documents
+def check_args(args) -> None:
+    args.search = args.search or ("exact" if args.method == "lowrank" else "flat")
+    for name in ("rank", "dim", "keys_dim", "nprobe"):
+        if getattr(args, name) < 1:
+            raise UserInputError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
+    if args.search == "exact" and args.method != "lowrank":
+        raise UserInputError("--search exact is for --method lowrank; eigen / gaussian search with faiss (flat, ivfpq)")
+    if args.search == "flat" and args.method == "lowrank":
+        raise UserInputError("--method lowrank searches exactly (--search exact) or with ivfpq candidates")
 
-def resolve_model(spec: str) -> str:
-    """The run's model as recorded, or relative to the repository when the recorded path is relative."""
-    if os.path.exists(spec) or os.path.isabs(spec):
-        return spec
-    beside = os.path.join(ROOT, spec)
-    return beside if os.path.exists(beside) else spec
-
-
-def model_sha256(spec: str) -> str:
-    """Hash of a model's files (weights, config, tokenizer): a directory, a .gguf file or the 'smollm2' alias."""
-    if spec == "smollm2":
-        from engine.model import smollm2_gguf_path
-        spec = smollm2_gguf_path()
-    if os.path.isfile(spec):
-        return rundir.sha256_of_file(spec)
-    if not os.path.isdir(spec):
-        raise UserInputError(f"model not found: {spec}")
-    digest = hashlib.sha256()
-    for name in sorted(os.listdir(spec)):
-        if name.endswith(MODEL_FILE_SUFFIXES) and os.path.isfile(os.path.join(spec, name)):
-            digest.update(name.encode() + b"\0" + rundir.sha256_of_file(os.path.join(spec, name)).encode())
-    return digest.hexdigest()
-
-
-@dataclass
-class RunModel:
-    """What a command needs to compute gradients for a complete run: its settings, factors and model."""
-    path: str
-    manifest: dict
-    settings: Settings
-    factors: object
-    session: Session
-    hashes: dict          # factors_sha256, model_sha256, documents_sha256
-
-
-def open_run_model(run_path: str, model: str | None = None, device: str = "auto",
-                   documents_ids=None) -> RunModel:
-    from engine.factors import Factors
-
-    run = rundir.RunDir(run_path)
-    manifest = run.manifest()
-    if manifest.get("status") != layout.COMPLETE:
-        raise rundir.RunDirError(f"{run_path}: the run is not complete (status {manifest.get('status')!r}); "
-                                 "finish it before indexing or asking")
-    if manifest.get("synthetic") or manifest.get("imported"):
-        raise rundir.RunDirError(f"{run_path}: a synthetic or imported run has no model to compute gradients with")
-    tensors = run.file(layout.FACTORS_DIR, layout.FACTOR_TENSORS)
-    if not os.path.exists(tensors):
-        raise rundir.RunDirError(f"{run_path}: the run has no factors ({tensors})")
-    spec = resolve_model(model or manifest.get("model", ""))
-    settings = Settings(model=spec, out=run_path, device=device, dtype=manifest.get("dtype", "float32"),
-                        max_length=int(manifest.get("max_length", 256)),
-                        batch_size=int(manifest.get("batch_size", 8)),
-                        damping=manifest.get("damping", "auto"),
-                        query_rank=manifest.get("query_rank", 32)).checked()
-    hashes = {"factors_sha256": rundir.sha256_of_file(tensors), "model_sha256": model_sha256(spec)}
-    if documents_ids is not None:
-        hashes["documents_sha256"] = index_store.documents_sha256(documents_ids)
-    factors = Factors.load(run.file(layout.FACTORS_DIR))
-    session = open_session(settings, modules=factors.modules)
-    return RunModel(run_path, manifest, settings, factors, session, hashes)
-
-
-def read_documents(run_path: str) -> pd.DataFrame:
-    """id, source, text of the run's documents in score-column order."""
-    path = os.path.join(run_path, layout.DOCUMENTS)
-    if not os.path.exists(path):
-        raise rundir.RunDirError(f"{run_path}: no {layout.DOCUMENTS}; is this a complete run directory?")
-    return pd.read_parquet(path, columns=["id", "source", "text"])
-
-
-def run_query_vectors(context: RunModel, projection) -> np.ndarray:
-    """[Q, dim] the run's own queries, preconditioned as in scoring and projected like the documents."""
-    from engine.batches import tokenize_queries
-    from engine.precondition import QueryArguments, precondition, query_gradients
-
-    records = rundir.read_jsonl(os.path.join(context.path, layout.QUERIES))
-    tokens = tokenize_queries(context.session.tokenizer, [r["prompt"] for r in records],
-                              [r["completion"] for r in records], context.settings.max_length)
-    grads, _ = query_gradients(context.session.model, context.session.tracked, tokens, context.settings.batch_size)
-    pq = precondition(grads, context.factors, QueryArguments(context.settings.damping, context.settings.query_rank))
-    return projection.query_vectors(pq).numpy()
-
-
-# ---------------------------------------------------------------- the command
 
 def prepare(run_path: str, overwrite: bool) -> None:
     path = index_store.index_path(run_path, index_store.MANIFEST)
@@ -154,42 +76,49 @@ def prepare(run_path: str, overwrite: bool) -> None:
             os.remove(path)      # never leave a complete-looking index while it is being replaced
 
 
-def project_chunk(context: RunModel, projection, texts: list[str], batch_size: int, dtype: str, bar) -> np.ndarray:
+def compress_chunk(context: RunModel, compressors: list, texts: list[str], batch_size: int, dtype: str,
+                   bar) -> list[np.ndarray]:
     from engine.batches import make_batches, tokenize_documents
-    from engine.projection import project_documents
+    from engine.lowrank import compress_documents
 
     documents = tokenize_documents(context.session.tokenizer, texts, context.settings.max_length)
     by_length = sorted(range(len(documents)), key=lambda j: len(documents[j].input_ids))
     batches = list(make_batches([documents[j] for j in by_length], batch_size,
                                 context.session.tokenizer.pad_token_id))
-    out = np.zeros((len(documents), projection.total_dim), dtype=np.dtype(dtype))
-    for index, vectors in project_documents(context.session.model, context.session.tracked, projection, batches,
+    out = [np.zeros((len(documents), c.total_dim), dtype=np.dtype(dtype)) for c in compressors]
+    for index, blocks in compress_documents(context.session.model, context.session.tracked, compressors, batches,
                                             progress=False):
-        out[[by_length[j] for j in index]] = vectors.numpy()
+        rows = [by_length[j] for j in index]
+        for array, block in zip(out, blocks):
+            values = block.numpy()
+            if dtype == "float16" and np.abs(values).max(initial=0) > np.finfo(np.float16).max:
+                raise UserInputError("compressed gradients overflow float16; rebuild with --dtype float32")
+            array[rows] = values
         bar.update(len(index))
     return out
 
 
 def index_command(args, progress: bool = True) -> None:
     from engine.distributed import shard
-    from engine.projection import build_projection
+    from precompute.index_search import build_compressors, tensors_sha256
 
     started = time.perf_counter()
-    if args.dim < 1:
-        raise UserInputError(f"--dim must be a positive integer, got {args.dim}")
+    check_args(args)
     documents = read_documents(args.out)
     context = open_run_model(args.out, args.model, args.device, documents["id"].astype(str))
     session = context.session
     if session.rank == 0:
         prepare(args.out, args.overwrite)
-    projection = build_projection(args.method, context.factors, args.dim, args.seed, context.settings.damping)
+    compressor, keys = build_compressors(args.method, context.factors, args.rank, args.dim, args.keys_dim, args.seed,
+                                         context.settings.damping, args.search)
+    compressors = [c for c in (compressor, keys) if c is not None]
     batch_size = args.batch_size or context.settings.batch_size
     per_chunk = args.chunk_docs or batch_size * 64
     store = rundir.ChunkStore(rundir.RunDir(args.out), index_store.CHUNKS)
-    key = {**context.hashes, "projection_sha256": projection.sha256(), "dtype": args.dtype,
+    key = {**context.hashes, "compressors": [tensors_sha256(c.tensors()) for c in compressors], "dtype": args.dtype,
            "max_length": context.settings.max_length, "batch_size": batch_size, "chunk_docs": per_chunk}
     if session.rank == 0:
-        index_store.write_manifest(args.out, {"status": "building", "method": args.method, "dim": args.dim})
+        index_store.write_manifest(args.out, {"status": "building", "method": args.method})
         if store.open(key):
             log.info("resuming: %d index chunks already written", len(store.completed()))
     barrier(session)
@@ -201,8 +130,8 @@ def index_command(args, progress: bool = True) -> None:
     bar = tqdm(total=sum(b - a for a, b in mine), initial=sum(b - a for a, b in mine) - sum(b - a for a, b in todo),
                desc=f"indexing documents (rank {session.rank})", unit="doc", disable=not progress)
     for number, (start, stop) in enumerate(todo, start=1):
-        store.write(start, stop, vectors=project_chunk(context, projection, texts[start:stop], batch_size,
-                                                       args.dtype, bar))
+        arrays = compress_chunk(context, compressors, texts[start:stop], batch_size, args.dtype, bar)
+        store.write(start, stop, **dict(zip(("vectors", "keys"), arrays)))
         if exit_after and number >= exit_after:
             log.warning("%s=%d: exiting abruptly after %d chunks (test hook)", EXIT_AFTER_CHUNKS_ENV, exit_after,
                         number)
@@ -210,47 +139,71 @@ def index_command(args, progress: bool = True) -> None:
     bar.close()
     barrier(session)
     if session.rank == 0:
-        projected = time.perf_counter() - started
-        finish(args, context, projection, store, ranges, len(documents), projected)
+        finish(args, context, compressor, keys, store, ranges, len(documents), time.perf_counter() - started)
 
 
-def finish(args, context: RunModel, projection, store, ranges, n_documents: int, projected: float) -> None:
-    """Rank 0: vectors.npy from the chunks, the run's query vectors, the faiss index, then the manifest."""
-    from safetensors.torch import save
+def finish(args, context: RunModel, compressor, keys, store, ranges, n_documents: int, compressed_s: float) -> None:
+    """Rank 0: vectors (and keys) from the chunks, the compressors, the faiss index, the check, the manifest."""
+    from precompute.index_search import save_compressors, tensors_sha256
 
     path = args.out
-    vectors_path = index_store.index_path(path, index_store.VECTORS)
-    index_store.write_vectors(vectors_path, ((a, b, store.read(a, b)["vectors"]) for a, b in ranges),
-                              n_documents, projection.total_dim, args.dtype)
-    with rundir.atomic_path(index_store.index_path(path, index_store.PROJECTION)) as temporary:
-        with open(temporary, "wb") as handle:
-            handle.write(save(projection.tensors()))
-    queries = run_query_vectors(context, projection)
-    rundir.write_npy(index_store.index_path(path, index_store.QUERY_VECTORS), queries)
+    for name, part, value in ((index_store.VECTORS, "vectors", compressor), (index_store.KEYS, "keys", keys)):
+        if value is not None:
+            index_store.write_vectors(index_store.index_path(path, name),
+                                      ((a, b, store.read(a, b)[part]) for a, b in ranges), n_documents,
+                                      value.total_dim, args.dtype)
+    save_compressors(path, compressor, keys)
     started = time.perf_counter()
-    vectors = np.load(vectors_path, mmap_mode="r", allow_pickle=False)
-    search = index_store.build_search(vectors, args.search, args.nlist, args.pq_m, args.seed)
-    if args.search == "ivfpq":
-        search.nprobe = args.nprobe
-    recall = index_store.recall_at_k(search, vectors, queries, RECALL_K) if args.search != "flat" else 1.0
-    index_store.write_search(index_store.index_path(path, index_store.SEARCH), search)
-    searched = time.perf_counter() - started
-    dims = {name: list(projection.dims(name)) for name in projection.modules}
-    index_store.write_manifest(path, {
-        "status": "complete", "method": projection.method, "seed": projection.seed if args.method == "gaussian"
-        else None, "dim": projection.total_dim, "requested_dim": args.dim, "dtype": args.dtype,
-        "bytes_per_document": projection.total_dim * np.dtype(args.dtype).itemsize, "modules": projection.modules,
-        "dims": dims, "n_documents": n_documents, "n_queries": int(len(queries)), **context.hashes,
-        "projection_sha256": projection.sha256(), "max_length": context.settings.max_length,
+    if args.search != "exact":
+        searched = np.load(index_store.index_path(path, index_store.KEYS if keys else index_store.VECTORS),
+                           mmap_mode="r")
+        search = index_store.build_search(searched, args.search, args.nlist, args.pq_m, args.seed)
+        index_store.write_search(index_store.index_path(path, index_store.SEARCH), search)
+    manifest = {
+        "status": "building", "method": args.method, "seed": args.seed, "rank": args.rank if args.method == "lowrank" else None, "dim": compressor.total_dim, "dtype": args.dtype,
+        "bytes_per_document": (compressor.total_dim + (keys.total_dim if keys else 0)) * np.dtype(args.dtype).itemsize,
+        "modules": list(compressor.modules), "n_documents": n_documents, **context.hashes,
+        "compressor_sha256": tensors_sha256(compressor.tensors()), "max_length": context.settings.max_length,
         "damping": context.settings.damping, "query_rank": context.settings.query_rank,
-        "search": {"kind": args.search, "nlist": getattr(search, "nlist", None), "nprobe": args.nprobe
-                   if args.search == "ivfpq" else None, f"recall_at_{RECALL_K}": recall},
+        "keys": {"method": keys.method, "dim": keys.total_dim} if keys else None,
+        "search": {"kind": args.search, "nprobe": args.nprobe if args.search == "ivfpq" else None},
         "device": context.session.device, "world_size": context.session.world, "created": rundir.utc_now(),
-        "timings": {"project": round(projected, 3), "search_index": round(searched, 3)}})
+        "timings": {"compress": round(compressed_s, 3), "search_index": round(time.perf_counter() - started, 3)}}
+    if args.method != "lowrank":
+        manifest["dims"] = {name: list(compressor.dims(name)) for name in compressor.modules}
+    index_store.write_manifest(path, manifest)
+    manifest["check"] = self_check(path, manifest, context)
+    manifest["status"] = "complete"
+    index_store.write_manifest(path, manifest)
     store.remove()
-    log.info("index written: %s (%d documents x %d numbers, %s, %d bytes per document)",
-             index_store.index_path(path), n_documents, projection.total_dim, args.dtype,
-             projection.total_dim * np.dtype(args.dtype).itemsize)
+    log.info("index written: %s (%d documents, %s, %d bytes per document; on %d of the run's queries: median "
+             "Pearson %.3f with scores.npy, top-%d overlap %.2f)", index_store.index_path(path), n_documents,
+             args.method, manifest["bytes_per_document"], manifest["check"]["queries"],
+             manifest["check"]["pearson_median"], CHECK_K, manifest["check"]["top_overlap_median"])
+
+
+def self_check(path: str, manifest: dict, context: RunModel) -> dict:
+    """The index against the run's own scores.npy on up to CHECK_QUERIES of its queries: Pearson over every
+    document, top-k overlap, and (with a faiss search) the recall of the searched top-k."""
+    from precompute.index_search import IndexSearch
+
+    scores = np.load(os.path.join(path, "scores.npy"), mmap_mode="r")
+    rows = sorted(set(np.linspace(0, scores.shape[0] - 1, min(CHECK_QUERIES, scores.shape[0])).astype(int).tolist()))
+    pq = run_queries(context, rows)
+    search = IndexSearch(path, manifest)
+    estimate = search.estimate(pq)
+    k = min(CHECK_K, estimate.shape[1])
+    pearson, overlap, recall = [], [], []
+    for i, row in enumerate(rows):
+        exact = np.asarray(scores[row])
+        pearson.append(float(np.corrcoef(estimate[i], exact)[0, 1]))
+        best = set(np.argsort(-estimate[i])[:k].tolist())
+        overlap.append(len(best & set(np.argsort(-exact)[:k].tolist())) / k)
+        if search.search is not None:
+            recall.append(len(best & set(search.top_and_bottom(pq.select([i]), k)["top"][0].tolist())) / k)
+    return {"queries": len(rows), "pearson_median": float(np.median(pearson)), "top_k": k,
+            "top_overlap_median": float(np.median(overlap)),
+            "search_recall_median": float(np.median(recall)) if recall else None}
 
 
 def run_index(args, command_line: str, progress: bool) -> None:

@@ -1,12 +1,13 @@
 """RUN/index/: the compressed document gradients behind `ask` — file names, manifest, checks and faiss search.
 
-No torch here. Layout:
-- manifest.json            method, dims per module, seed, dtype, bytes per document, hashes (factors, model,
-                           documents), search index kind, measured recall, timings, status ("building"/"complete")
+No torch here. Layout (docs/ask.md):
+- manifest.json            method, rank or dims per module, seed, dtype, bytes per document, hashes (factors,
+                           model, documents, compressor), search kind, accuracy check on the run's own queries,
+                           timings, status ("building" / "complete")
 - vectors.npy              [D, dim] float16/float32, row d = document d (documents.parquet order), memory-mapped
-- projection.safetensors   Π_out / Π_in per module ("<module>/out", "<module>/in")
-- query_vectors.npy        [Q, dim] float32: the run's own queries projected the same way (for checks, benchmarks)
-- search.faiss             faiss inner-product index over vectors.npy (IndexFlatIP, or IndexIVFPQ)
+- compressor.safetensors   the compression's matrices (engine.lowrank or engine.projection)
+- keys.npy, keys.safetensors   lowrank with ivfpq only: small projected keys that faiss searches for candidates
+- search.faiss             faiss inner-product index (IndexFlatIP or IndexIVFPQ) over the vectors or the keys
 - chunks/                  resumable per-range vectors while building; removed when complete
 """
 from __future__ import annotations
@@ -23,12 +24,13 @@ from precompute.rundir import AtomicMemmap, atomic_path, read_json, write_json
 INDEX_DIR = "index"
 MANIFEST = "manifest.json"
 VECTORS = "vectors.npy"
-PROJECTION = "projection.safetensors"
-QUERY_VECTORS = "query_vectors.npy"
+KEYS = "keys.npy"
+COMPRESSOR = "compressor.safetensors"
+KEYS_PROJECTION = "keys.safetensors"
 SEARCH = "search.faiss"
 CHUNKS = os.path.join(INDEX_DIR, "chunks")
 FORMAT_VERSION = 1
-SEARCH_KINDS = ("flat", "ivfpq")
+SEARCH_KINDS = ("exact", "flat", "ivfpq")   # exact: every document scored from its vectors (lowrank default)
 ADD_BLOCK = 1 << 14        # documents per block when filling the faiss index
 logging.getLogger("faiss.loader").setLevel(logging.WARNING)   # which CPU build it picked is noise in our logs
 
@@ -79,11 +81,11 @@ def check_fresh(run_path: str, manifest: dict, current: dict) -> None:
 
 # ---------------------------------------------------------------- vectors and search
 
-def open_vectors(run_path: str, manifest: dict) -> np.ndarray:
-    vectors = np.load(index_path(run_path, VECTORS), mmap_mode="r", allow_pickle=False)
-    expected = (manifest["n_documents"], manifest["dim"])
+def open_vectors(run_path: str, manifest: dict, name: str = VECTORS, dim: int | None = None) -> np.ndarray:
+    vectors = np.load(index_path(run_path, name), mmap_mode="r", allow_pickle=False)
+    expected = (manifest["n_documents"], dim or manifest["dim"])
     if vectors.shape != expected:
-        raise IndexUnavailable(f"{index_path(run_path, VECTORS)}: shape {vectors.shape}, the index manifest says "
+        raise IndexUnavailable(f"{index_path(run_path, name)}: shape {vectors.shape}, the index manifest says "
                           f"{expected}; rebuild with --overwrite")
     return vectors
 
@@ -109,11 +111,12 @@ def build_search(vectors: np.ndarray, kind: str = "flat", nlist: int | None = No
     if kind == "flat":
         index = faiss.IndexFlatIP(dim)
     elif kind == "ivfpq":
-        nlist = nlist or max(1, min(4096, int(4 * np.sqrt(n))))
+        nlist = nlist or max(1, min(4096, int(4 * np.sqrt(n)), n // 39))        # faiss wants >= 39 rows per list
         pq_m = pq_m or largest_divisor_at_most(dim, 64)
         if dim % pq_m:
             raise UserInputError(f"--pq-m {pq_m} must divide the index dimension {dim}")
-        index = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, nlist, pq_m, 8, faiss.METRIC_INNER_PRODUCT)
+        bits = int(min(8, max(1, np.log2(max(2, n // 4)))))       # PQ codebooks need >= 2^bits training rows
+        index = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, nlist, pq_m, bits, faiss.METRIC_INNER_PRODUCT)
         sample = np.sort(np.random.default_rng(seed).choice(n, size=min(n, max(64 * nlist, 10_000)), replace=False))
         index.train(np.ascontiguousarray(vectors[sample], dtype=np.float32))
     else:
@@ -137,45 +140,13 @@ def write_search(path: str, index) -> None:
 def read_search(path: str, nprobe: int | None = None):
     import faiss
 
-    index = faiss.read_index(path)
+    try:
+        index = faiss.read_index(path, faiss.IO_FLAG_MMAP)     # flat vectors stay on disk (shared page cache)
+    except RuntimeError:
+        index = faiss.read_index(path)
     if nprobe is not None and hasattr(index, "nprobe"):
         index.nprobe = nprobe
     return index
-
-
-def exact_top(vectors: np.ndarray, queries: np.ndarray, k: int, block: int = 1 << 15) -> np.ndarray:
-    """[Q, k] indices of the largest inner products, by blocks of rows (the slow reference for recall)."""
-    scores = np.concatenate([queries @ np.asarray(vectors[s:s + block], dtype=np.float32).T
-                             for s in range(0, len(vectors), block)], axis=1)
-    k = min(k, scores.shape[1])
-    part = np.argpartition(-scores, k - 1, axis=1)[:, :k]
-    order = np.argsort(-np.take_along_axis(scores, part, axis=1), axis=1, kind="stable")
-    return np.take_along_axis(part, order, axis=1)
-
-
-def recall_at_k(index, vectors: np.ndarray, queries: np.ndarray, k: int) -> float:
-    """Mean over queries of |faiss top-k ∩ exact top-k| / k."""
-    expected = exact_top(vectors, queries, k)
-    _, found = index.search(np.ascontiguousarray(queries, dtype=np.float32), expected.shape[1])
-    hits = [len(set(a.tolist()) & set(b.tolist())) / len(a) for a, b in zip(expected, found)]
-    return float(np.mean(hits))
-
-
-def search_both_sides(index, vectors: np.ndarray, query: np.ndarray, k: int) -> dict[str, tuple]:
-    """Top (largest) and bottom (most negative) k documents: faiss candidates re-scored exactly against the
-    stored vectors. Returns {"top": (indices, scores), "bottom": (indices, scores)}."""
-    query = np.ascontiguousarray(query, dtype=np.float32)[None, :]
-    k = min(k, len(vectors))
-    out = {}
-    for side, sign in (("top", 1.0), ("bottom", -1.0)):
-        wanted = k if type(index).__name__ == "IndexFlatIP" else min(len(vectors), 4 * k)
-        _, found = index.search(sign * query, wanted)
-        candidates = found[0][found[0] >= 0]
-        scores = np.asarray(vectors[np.sort(candidates)], dtype=np.float32) @ query[0]
-        candidates = np.sort(candidates)
-        order = np.argsort(-sign * scores, kind="stable")[:k]
-        out[side] = (candidates[order], scores[order])
-    return out
 
 
 def write_manifest(run_path: str, manifest: dict) -> None:

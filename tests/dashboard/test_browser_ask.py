@@ -29,7 +29,7 @@ def runs(tmp_path_factory, run_dir):
     corpus, queries = write_jsonl(base / "corpus.jsonl", corpus_rows()), write_jsonl(base / "q.jsonl", query_rows())
     indexed = base / "indexed"
     run_cli("run", "--model", model, "--corpus", corpus, "--queries", queries, "--out", indexed, *SMALL_FLAGS)
-    run_cli("index", "--run", indexed, "--dim", 1024, "--chunk-docs", 12)
+    run_cli("index", "--run", indexed, "--chunk-docs", 12)
     stale = base / "stale"
     shutil.copytree(indexed, stale, ignore=shutil.ignore_patterns(".lock"))
     from safetensors.torch import load_file, save_file
