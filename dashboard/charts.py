@@ -221,10 +221,12 @@ def source_small_multiples(table: pd.DataFrame, title: str, columns: int = 3) ->
                                                    color="rgba(40,40,40,0.35)", thickness=5, width=0)))
         ones.append(dict(type="line", xref=f"x{axis} domain", yref=f"y{axis}", x0=0, x1=1, y0=1, y1=1,
                          line=dict(color="grey", dash="dot", width=1)))
-    layout = panel_grid(tasks, rows, columns)
-    layout.update(template=TEMPLATE, title=dict(text=title), height=300 * rows + 140, barmode="group",
-                  scattermode="group", legend=dict(orientation="h", y=-0.08), shapes=ones,
-                  margin=dict(l=60, r=20, t=90, b=50))
+    layout = panel_grid(tasks, rows, columns, gap_y=0.24 if rows > 1 else 0.12)
+    for name in [key for key in layout if key.startswith("xaxis")]:
+        layout[name].update(tickangle=-30, tickfont=dict(size=10))
+    layout.update(template=TEMPLATE, title=dict(text=title), height=360 * rows + 160, barmode="group",
+                  scattermode="group", legend=dict(orientation="h", y=-0.16 / rows, yanchor="top"),
+                  shapes=ones, margin=dict(l=60, r=20, t=90, b=110))
     layout["yaxis"]["title"] = dict(text="share ÷ corpus share")
     return go.Figure(data=traces, layout=layout, _validate=False)
 

@@ -41,7 +41,7 @@ def render() -> None:
     if manifest.get("synthetic"):
         st.info("This is a synthetic run (`precompute synth`): the numbers are generated, not computed from a model.")
     published_view.overview_note(run)  # imported runs: whose scores, which sample
-    columns = st.columns(5)
+    columns = st.columns([2, 1, 1, 1, 1])
     columns[0].metric("Model", str(manifest.get("model", "?")))
     columns[1].metric("Strategy", str(manifest.get("strategy", "?")), help=f"fisher: {manifest.get('fisher', '?')}")
     columns[2].metric("Queries", f"{run.n_queries:,}")
