@@ -92,4 +92,5 @@ def test_run_not_offered_in_the_url_is_not_opened(app_args, run_dir, tmp_path):
     at.query_params["run"] = str(tmp_path)
     at.run()
     assert "is not offered here" in at.warning[0].value
-    assert at.query_params["run"] == str(run_dir)
+    assert at.query_params.get("run") is None      # the default (first offered) run: no ?run= in the URL
+    assert at.session_state["run_dir"] == str(run_dir)
