@@ -175,7 +175,10 @@ def validate_run(path: str, options: ValidateOptions, progress: bool = True, ses
     log.info("tail-patch: %d SGD step(s), lr %.4g, k %d, %d random sets, methods %s", options.steps, lr, options.k,
              options.random_draws, ", ".join(m.name for m in plan.methods))
     total = options.random_draws + sum(len(m.sets.get(q, {})) for m in plan.methods for q in plan.query_ids)
-    bar = tqdm(total=total, desc="validate: tail-patched sets", unit="set", disable=not progress)
+    done = sum(os.path.exists(store.random_path(d)) for d in range(options.random_draws)) + sum(
+        len(m.sets.get(q, {})) for n, q in enumerate(plan.query_ids) for m in plan.methods
+        if os.path.exists(store.query_path(n, m.tag)))
+    bar = tqdm(total=total, initial=done, desc="validate: tail-patched sets", unit="set", disable=not progress)
     run_random_draws(plan, patcher, store, lr, bar)
     run_queries(plan, patcher, store, lr, bar)
     bar.close()
@@ -219,7 +222,7 @@ def run_random_draws(plan: Plan, patcher, store: ValidationStore, lr: float, bar
             rows = [rows_for(plan, q, "random", "random", draw, lr, r, n_tokens, patcher.before_total(q))
                     for q, r in zip(plan.query_ids, results)]
             rundir.write_parquet(path, pd.DataFrame(rows, columns=COLUMNS))
-        bar.update(1)
+            bar.update(1)
 
 
 def run_queries(plan: Plan, patcher, store: ValidationStore, lr: float, bar) -> None:
@@ -230,7 +233,6 @@ def run_queries(plan: Plan, patcher, store: ValidationStore, lr: float, bar) -> 
             sets = method.sets.get(query_id, {})
             path = store.query_path(number, method.tag)
             if not sets or os.path.exists(path):
-                bar.update(len(sets))
                 continue
             rows = []
             for side, columns in sets.items():

@@ -71,8 +71,11 @@ def per_query(frame: pd.DataFrame) -> pd.DataFrame:
         table["random_sd"] = matrix.std(axis=1, ddof=1) if matrix.shape[1] > 1 else np.nan
         table["random_min"], table["random_max"] = matrix.min(axis=1), matrix.max(axis=1)
         table["n_random"] = matrix.shape[1]
-        table["top_beats_all"] = table["top_delta"].to_numpy() > table["random_max"].to_numpy()
-        table["bottom_below_all"] = table["bottom_delta"].to_numpy() < table["random_min"].to_numpy()
+        for name, side, extreme, above in (("top_beats_all", "top", "random_max", True),
+                                           ("bottom_below_all", "bottom", "random_min", False)):
+            value, bound = table[f"{side}_delta"].to_numpy(), table[extreme].to_numpy()
+            beats = value > bound if above else value < bound
+            table[name] = pd.array(np.where(np.isnan(value), None, beats), dtype="boolean")   # <NA>: no such set
         table["random_tokens_mean"] = tokens.reindex(ids).to_numpy(np.float64)
         rows.append(table)
     if not rows:

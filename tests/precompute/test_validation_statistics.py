@@ -62,6 +62,7 @@ def test_per_query_by_hand():
     assert q1["random_sd"] == pytest.approx(0.1) and q1["top_tokens"] == 12 and q1["random_tokens_mean"] == 10
     b = table.loc["b"]
     assert list(b.index) == ["q1"] and math.isnan(b.loc["q1", "bottom_delta"])
+    assert pd.isna(b.loc["q1", "bottom_below_all"])               # no bottom set: unknown, not False
     assert b.loc["q1", "top_win_rate"] == pytest.approx(2 / 3)
 
 
