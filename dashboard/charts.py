@@ -257,6 +257,21 @@ def answer_rates(table: pd.DataFrame, title: str) -> go.Figure:
     return _layout(fig, title)
 
 
+def enrichment_bars(table: pd.DataFrame, title: str) -> go.Figure:
+    """Observed ÷ expected matches per task, one bar per target kind, with 95% whiskers and a ×1 line
+    (table: task, target_kind, enrichment, ci_low, ci_high)."""
+    fig = go.Figure()
+    for kind, part in table.groupby("target_kind", sort=True):
+        part = part.sort_values("task")
+        fig.add_trace(go.Bar(x=part["task"], y=part["enrichment"], name=str(kind),
+                             error_y=dict(type="data", array=part["ci_high"] - part["enrichment"],
+                                          arrayminus=part["enrichment"] - part["ci_low"], thickness=1),
+                             hovertemplate="%{x}: ×%{y:.2f}<extra>" + str(kind) + "</extra>"))
+    fig.add_hline(y=1.0, line_dash="dot", line_color="grey")
+    fig.update_layout(barmode="group", xaxis_title="task", yaxis_title="observed ÷ expected by chance")
+    return _layout(fig, title)
+
+
 def document_profile(table: pd.DataFrame, title: str, axis_title: str = "score") -> go.Figure:
     """One document's value for every query, grouped by task (table: query_id, task, score)."""
     fig = go.Figure()

@@ -6,33 +6,56 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import charts, query_view, ranking, url_state, widgets
-from dashboard.run import current_run, document_texts, require_table
+from dashboard.run import analysis_table, current_run, document_texts, require_table
 from dashboard.text_match import answer_in_context, contains_value, context_terms
 
 _ALL = "(all tasks)"
 
 
+def _by_basis(table: pd.DataFrame, basis: str | None) -> pd.DataFrame:
+    return table if basis is None or "basis" not in table.columns else table[table["basis"] == basis]
+
+
+def _overview(run, basis: str | None, k: int) -> None:
+    """Observed hits over hits expected by chance per task (answer_enrichment), else the found rates."""
+    enrichment = analysis_table(run.key, "answer_enrichment")
+    if enrichment is not None and len(enrichment):
+        chosen = _by_basis(enrichment, basis)
+        title = f"Matches in the top {k} documents ÷ matches expected in {k} random documents, per task"
+        widgets.chart(charts.enrichment_bars(chosen[chosen["k"] == k], title), key="answers.enrichment",
+                      name=f"answer_enrichment_k{k}")
+        st.caption("Whiskers: 95% interval (bootstrap over queries); dotted line: ×1, what chance gives. The bare "
+                   "answer of a reasoning query is often a small number that most math documents contain; the "
+                   "enrichment says how much more often the top documents contain it than random ones.")
+    rates = _by_basis(require_table(run, "answer_rates"), basis)
+    widgets.table(rates, key="answers.rates_table", name="answer_rates",
+                  column_config={"rate": st.column_config.NumberColumn(format="%.3f")})
+
+
 def render() -> None:
     run = current_run()
     st.title("Answers")
-    rates = require_table(run, "answer_rates")
-    widgets.chart(charts.answer_rates(rates, "Share of (query, target) found in the top k documents, per task"),
-                  key="answers.rates", name="answer_rates")
-
     occurrence = require_table(run, "answer_occurrence")
     tasks = [_ALL] + sorted(occurrence["task"].astype(str).unique())
     ks = sorted(int(k) for k in occurrence["k"].unique())
-    left, right = st.columns(2)
-    task = url_state.bound(left.selectbox, "Task", key="answers.task", param="task", default=_ALL, options=tasks,
+    bases = sorted(occurrence["basis"].astype(str).unique()) if "basis" in occurrence.columns else []
+    left, middle, right = st.columns(3)
+    basis = url_state.bound(left.radio, "Match", key="answers.basis", param="basis", default=bases[0],
+                            options=bases, horizontal=True, what="basis",
+                            help="completion: the answer and steps the model wrote (its own, when wrong); "
+                                 "reference: the data's answer and steps") if bases else None
+    task = url_state.bound(middle.selectbox, "Task", key="answers.task", param="task", default=_ALL, options=tasks,
                            what="task")
     k = url_state.bound(right.selectbox, "Top k", key="answers.k", param="k", default=ks[0], parse=int, options=ks,
                         what="k")
+    _overview(run, basis, k)
 
     st.subheader("Per query")
-    shown = occurrence[occurrence["k"] == k]
+    shown = _by_basis(occurrence[occurrence["k"] == k], basis)
     if task != _ALL:
         shown = shown[shown["task"] == task]
-    widgets.table(query_view.with_correctness(run, shown), key="answers.per_query", name=f"answer_occurrence_k{k}", opens=("queries", "q", "query_id"))
+    widgets.table(query_view.with_correctness(run, shown), key="answers.per_query", name=f"answer_occurrence_k{k}",
+                  opens=("queries", "q", "query_id"))
 
     st.subheader("Documents that contain a target")
     query_ids = sorted(shown["query_id"].astype(str).unique())
