@@ -23,8 +23,8 @@ STYLE = """<style>
 .ie-text .m-answer-bare{box-shadow:inset 0 -2px 0 #9ccf9c}
 .ie-text .m-step{box-shadow:inset 0 -3px 0 #ff7f0e}
 .ie-text .m-model{box-shadow:inset 0 -3px 0 #9467bd}
-.ie-text .m-span{outline:1px dashed #6a3d9a;outline-offset:1px}
-.ie-text .m-span-on{outline:2px solid #6a3d9a;outline-offset:1px;background:rgba(106,61,154,.12)}
+.ie-text .m-span{border-top:1px dashed #6a3d9a;border-bottom:1px dashed #6a3d9a}
+.ie-text .m-span-on{border-top:2px solid #6a3d9a;border-bottom:2px solid #6a3d9a;background:rgba(106,61,154,.12)}
 .ie-text sup.span-no{color:#6a3d9a;font-size:70%;margin-left:1px}
 .ie-legend{display:flex;align-items:center;gap:6px;font-size:12px;color:#555;margin:2px 0 4px}
 .ie-legend .bar{width:140px;height:10px;border-radius:2px;
@@ -82,7 +82,7 @@ def badges(marks: list[Mark]) -> list[str]:
     """Badge texts for a card, strongest first: answer in context, bare answer, model answer, steps."""
     kinds = {mark.kind for mark in marks}
     steps = sorted({mark.title.split(":")[0] for mark in marks if mark.kind == "step"})
-    named = [("answer", "answer in context"), ("answer-bare", "answer (anywhere)"), ("model", "model's answer")]
+    named = [("answer", "answer in context"), ("answer-bare", "answer (anywhere)"), ("model", "model answer")]
     return [label for kind, label in named if kind in kinds] + steps
 
 

@@ -152,7 +152,7 @@ def document_card(*, rank: int, doc_id: str, score: float, score_label: str, sou
 
 def markdown_text(text: str) -> str:
     """Text for Streamlit markdown without HTML: escape HTML and markdown control characters."""
-    escaped = html.escape(str(text))
+    escaped = html.escape(str(text), quote=False)  # quotes are plain text here, not attribute values
     for char in "\\`*_[]{}()#+!|~$:":
         escaped = escaped.replace(char, "\\" + char)
     return escaped
