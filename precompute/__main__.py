@@ -119,6 +119,7 @@ class Command:
     add_flags: object            # (parser) -> None, or "module:function" imported when the parser is built
     run: object                  # (args, command_line, progress) -> None, or "module:function"
     writes: str | None = "out"   # the args attribute naming the run directory it writes (locked), or None
+    creates: bool = True         # False: the run directory must exist already (analyze, validate, index)
 
     def resolve(self, attribute: str):
         value = getattr(self, attribute)
@@ -134,17 +135,18 @@ COMMANDS = (
     Command("score", "score documents against queries with RUN's factors (then token scores, analyze)",
             add_score_flags, run_model_command("score")),
     Command("run", "fit + score + token scores + analyze", add_score_flags, run_model_command("run")),
-    Command("analyze", "(re)compute RUN/analysis from the scores, without rescoring", add_analyze_flags, run_analyze),
+    Command("analyze", "(re)compute RUN/analysis from the scores, without rescoring", add_analyze_flags, run_analyze,
+            creates=False),
     Command("demo", "the demo world end to end (re-uses a complete run)", add_demo_flags, run_demo),
     Command("synth", "a synthetic run directory (no model) for dashboard work", add_synth_flags, run_synth),
     Command("validate", "tail-patch validation: does training on the top documents change the answer?",
-            "precompute.validate:add_validate_flags", "precompute.validate:validate_main"),
+            "precompute.validate:add_validate_flags", "precompute.validate:validate_main", creates=False),
     Command("import-published", "the published scores of Ruis et al. (2024) as a run directory (no model)",
             "precompute.published:add_import_flags", "precompute.published:run_import", writes=None),
     Command("export-published", "a published file's documents and prompts as corpus / queries inputs",
             "precompute.published:add_export_flags", "precompute.published:run_export", writes=None),
     Command("index", "compressed document gradients of a complete run for `ask` (RUN/index)",
-            "precompute.index:add_index_flags", "precompute.index:run_index"),
+            "precompute.index:add_index_flags", "precompute.index:run_index", creates=False),
     Command("ask", "a new question against RUN's index: top and bottom documents", "precompute.ask:add_ask_flags",
             "precompute.ask:run_ask", writes=None),
 )
@@ -175,7 +177,7 @@ def dispatch(args: argparse.Namespace, command_line: str) -> None:
     if command.writes is None or int(os.environ.get("RANK", "0")) != 0:
         run(args, command_line, not args.quiet)
         return
-    with RunLock(getattr(args, command.writes)):
+    with RunLock(getattr(args, command.writes), create=command.creates):
         run(args, command_line, not args.quiet)
 
 

@@ -61,12 +61,13 @@ def reusable_factors(run: rundir.RunDir, settings: Settings):
 
 
 def guarded(run: rundir.RunDir, body) -> None:
-    """Run `body`; on any failure mark the run failed (rank 0) so that it never looks complete."""
+    """Run `body`; on a failure before the run is complete mark it failed (rank 0) so that it never looks
+    complete (a failure after that, e.g. in validation, leaves the complete run as it is)."""
     from engine.distributed import rank_and_world
     try:
         body()
     except BaseException:
-        if rank_and_world()[0] == 0 and run.exists():
+        if rank_and_world()[0] == 0 and run.exists() and not run.is_complete():
             run.set_status("failed")
         raise
     finally:
@@ -94,7 +95,7 @@ def score_and_analyze(run, settings: Settings, corpus, queries, session, factors
         if settings.validate:
             from precompute.validate import ValidateOptions, validate_run
             log.info("validating the rankings by tail-patching (precompute validate)")
-            validate_run(run.path, ValidateOptions(batch_size=settings.batch_size), progress, session=session)
+            validate_run(run.path, ValidateOptions(), progress, session=session)
 
 
 def score_command(settings: Settings, command_line: str, progress: bool = True) -> None:

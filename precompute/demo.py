@@ -43,6 +43,10 @@ def demo_settings(out: str, overwrite: bool) -> Settings:
 def run_demo(out: str, overwrite: bool = False, progress: bool = True) -> None:
     run = rundir.RunDir(out)
     if run.is_complete() and not overwrite:
+        if "validation" not in run.manifest():
+            from precompute.validate import ValidateOptions, validate_run
+            log.info("demo: the complete run has no validation yet; validating it")
+            validate_run(out, ValidateOptions(), progress)
         print(f"demo run already complete (re-used): {out}")
         return
     ensure_corpus()

@@ -18,14 +18,16 @@ from precompute.rundir.directory import RunDirError
 class RunLock:
     """`with RunLock(path):` — exclusive, non-blocking; a second writer gets RunDirError naming the holder."""
 
-    def __init__(self, path: str):
-        self.path = path
+    def __init__(self, path: str, create: bool = True):
+        self.path, self.create = path, create
         self.lock_path = os.path.join(path, layout.LOCK)
         self._fd: int | None = None
 
     def acquire(self) -> "RunLock":
         if os.path.exists(self.path) and not os.path.isdir(self.path):
             raise RunDirError(f"{self.path}: --out must be a run directory, but a file of that name exists")
+        if not self.create and not os.path.isdir(self.path):
+            raise RunDirError(f"{self.path}: no run directory there")
         os.makedirs(self.path, exist_ok=True)
         fd = os.open(self.lock_path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
