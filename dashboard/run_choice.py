@@ -53,6 +53,6 @@ def display_name(run: str) -> str:
     """A run directory as a person reads it: relative to the working directory when inside it."""
     path = Path(run)
     try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
+        return str(path.absolute().relative_to(Path.cwd().absolute()))
     except ValueError:
         return str(path) if not path.is_absolute() else f"{path.name} ({path.parent})"
