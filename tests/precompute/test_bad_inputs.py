@@ -115,4 +115,7 @@ def test_score_without_factors(world, tmp_path):
 
 
 def test_analyze_without_run(tmp_path):
-    expect_error(run_cli("analyze", "--out", tmp_path / "nothing", check=False), "nothing", "manifest")
+    expect_error(run_cli("analyze", "--out", tmp_path / "nothing", check=False), "nothing", "no run directory")
+    assert not (tmp_path / "nothing").exists()          # nothing created
+    (tmp_path / "empty").mkdir()
+    expect_error(run_cli("analyze", "--run", tmp_path / "empty", check=False), "empty", "manifest")
