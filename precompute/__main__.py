@@ -18,16 +18,9 @@ from engine.arguments import FISHERS, STRATEGIES
 from engine.errors import EngineInputError
 from precompute.errors import UserInputError
 from precompute.rundir import RunLock
-from precompute.settings import Settings
+from precompute.settings import Settings, positive_int
 
 EXIT_BAD_INPUT = 2
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def add_fit_flags(parser: argparse.ArgumentParser) -> None:

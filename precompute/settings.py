@@ -84,6 +84,14 @@ class Settings:
         return values
 
 
+def positive_int(text: str) -> int:
+    """argparse type of every count flag."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
 def parse_query_rank(value) -> int | None:
     if value is None or str(value) == "full":
         return None

@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 from precompute import rundir, validation_sets
 from precompute.errors import UserInputError
 from precompute.rundir import layout
+from precompute.settings import positive_int
 from precompute.validation_store import VALIDATION_FILE, ValidationStore
 
 log = logging.getLogger("precompute.validate")
@@ -53,13 +54,6 @@ class ValidateOptions:
     batch_size: int = 8
     model: str | None = None              # default: the run's model
     device: str | None = None             # default: the run's device
-
-
-def positive_int(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
 
 
 def add_validate_flags(parser: argparse.ArgumentParser) -> None:
