@@ -46,9 +46,10 @@ def index_problem(run_dir: str | Path) -> str | None:
 
 
 def index_summary(run_dir: str | Path) -> dict:
-    """The index manifest's method, dimension, dtype, bytes per document (for a caption)."""
+    """The index manifest's method, rank, dimension, dtype, bytes per document, self-check (for a caption)."""
     manifest = json.loads((Path(run_dir) / INDEX_MANIFEST).read_text(encoding="utf-8"))
-    return {key: manifest.get(key) for key in ("method", "dim", "dtype", "bytes_per_document", "n_documents")}
+    return {key: manifest.get(key) for key in ("method", "rank", "dim", "dtype", "bytes_per_document", "n_documents",
+                                               "check")}
 
 
 class AskWorker:

@@ -33,7 +33,8 @@ from engine.precondition import PreconditionedQueries
 
 WHITENING_DAMPING = 0.1
 OVERSAMPLE = 4
-POWER_ITERATIONS = 2
+QUERY_RANK = 8                 # default rank kept of the whitened query Y_q (see query_factors)
+POWER_ITERATIONS = 1           # 2 gives the same accuracy on the demo run (Pearson 0.942 vs 0.943) at 1.3x the cost
 
 
 @dataclass
@@ -49,6 +50,7 @@ class LowRankWhitened:
     left_query: dict[str, torch.Tensor]    # diag(√w_s) Q_Sᵀ
     right_query: dict[str, torch.Tensor]   # diag(√w_a) Q_Aᵀ
     omega: dict[str, torch.Tensor]
+    query_rank: int | None = QUERY_RANK
 
     method = "lowrank"
 
@@ -107,8 +109,9 @@ class LowRankWhitened:
         return torch.cat([u.transpose(1, 2).reshape(len(a), -1), v.reshape(len(a), -1)], dim=1)
 
     def query_factors(self, pq: PreconditionedQueries) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
-        """Per module Y_q = Ŭ V̆ᵀ as (Ŭ [Q, d_out, r_q], V̆ [Q, d_in', r_q]) float32: from the low-rank (U, V) of the
-        preconditioned queries, or from an SVD of dense ones (exact)."""
+        """Per module Y_q ≈ Ŭ V̆ᵀ as (Ŭ [Q, d_out, r_q], V̆ [Q, d_in', r_q]) float32: from the low-rank (U, V) of the
+        preconditioned queries, or from an SVD of dense ones; truncated to its best rank `query_rank` (None:
+        exact). Scoring every document costs 2·N·R·r_q·(d_out + d_in') per module."""
         if list(pq.modules) != list(self.modules):
             raise EngineInputError("the index was built for other modules than the queries were preconditioned on")
         out = {}
@@ -120,8 +123,21 @@ class LowRankWhitened:
             else:
                 u, sigma, vh = torch.linalg.svd(value.double(), full_matrices=False)
                 u, v = u * sigma[:, None, :], vh.transpose(1, 2)
-            out[name] = ((left_query @ u).float(), (right_query @ v).float())
+            out[name] = truncate_product(left_query @ u, right_query @ v, self.query_rank)
         return out
+
+
+def truncate_product(u: torch.Tensor, v: torch.Tensor, rank: int | None) -> tuple[torch.Tensor, torch.Tensor]:
+    """The best rank-`rank` factors (A, B) of U Vᵀ per query ([Q, m, k], [Q, n, k]), float32; via QR of both
+    sides and an SVD of the small k × k core."""
+    if rank is None or rank >= u.shape[2]:
+        return u.float(), v.float()
+    q_u, r_u = torch.linalg.qr(u.double())
+    q_v, r_v = torch.linalg.qr(v.double())
+    core_u, sigma, core_vh = torch.linalg.svd(r_u @ r_v.transpose(1, 2))
+    left = q_u @ (core_u[:, :, :rank] * sigma[:, None, :rank])
+    right = q_v @ core_vh[:, :rank, :].transpose(1, 2)
+    return left.float(), right.float()
 
 
 def whitening(f: dict) -> tuple[torch.Tensor, ...]:
@@ -190,20 +206,31 @@ def compress_documents(model: nn.Module, tracked: dict[str, nn.Module], compress
         model.train(was_training)
 
 
-def score_block(compressor: LowRankWhitened, vectors: torch.Tensor,
-                queries: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
-    """[Q, N] estimated scores of N stored documents ([N, total_dim]) for query factors from `query_factors`."""
-    n = vectors.shape[0]
-    total = None
+def split_vectors(compressor: LowRankWhitened, vectors: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
+    """Per module the stored factors of N documents as contiguous (û rows [N·r, d_out], v̂ rows [N·r, d_in'])."""
+    n, parts = vectors.shape[0], {}
     for name, where in compressor.slices().items():
         d_out, d_in = compressor.shape(name)
         r = compressor.module_rank(name)
-        block = vectors[:, where].float()
-        u = block[:, :r * d_out].reshape(n * r, d_out)
-        v = block[:, r * d_out:].reshape(n * r, d_in)
+        block = vectors[:, where]
+        parts[name] = (block[:, :r * d_out].reshape(n * r, d_out).float().contiguous(),
+                       block[:, r * d_out:].reshape(n * r, d_in).float().contiguous())
+    return parts
+
+
+def score_parts(compressor: LowRankWhitened, parts: dict, queries: dict[str, tuple[torch.Tensor, torch.Tensor]],
+                n: int) -> torch.Tensor:
+    """[Q, n] Σ_modules Σ_r (û_rᵀ Ŭ_q)·(v̂_rᵀ V̆_q) from split_vectors' parts and query_factors' (Ŭ, V̆)."""
+    total = None
+    for name, (u, v) in parts.items():
         q_u, q_v = queries[name]                                       # [Q, d_out, k], [Q, d_in, k]
-        projected_u = torch.einsum("md,qdk->qmk", u, q_u)              # [Q, N·r, k]
-        projected_v = torch.einsum("md,qdk->qmk", v, q_v)
-        part = (projected_u * projected_v).sum(dim=2).reshape(len(q_u), n, r).sum(dim=2)
+        projected = torch.matmul(u, q_u) * torch.matmul(v, q_v)        # [Q, n·r, k]
+        part = projected.sum(dim=2).reshape(len(q_u), n, -1).sum(dim=2)
         total = part if total is None else total + part
     return total
+
+
+def score_block(compressor: LowRankWhitened, vectors: torch.Tensor,
+                queries: dict[str, tuple[torch.Tensor, torch.Tensor]]) -> torch.Tensor:
+    """[Q, N] estimated scores of N stored documents ([N, total_dim]) for query factors from `query_factors`."""
+    return score_parts(compressor, split_vectors(compressor, vectors), queries, vectors.shape[0])

@@ -1,11 +1,14 @@
 """`python -m precompute.bench_index --run DIR`: the index's accuracy / cost trade-off on a complete run.
 
-Work on a copy of the run (the index is written into it). For each method and dim: build the index (the CLI, wall
-and CPU seconds), then per query of the run: Pearson between the index's estimate and scores.npy's row, top-50
-overlap (and bottom-50), bytes per document. Then: the projection pass against the scoring pass over the same
-documents (in-process, alternating, fastest of --repeats), ask latency through the dashboard's worker client
-(start, first question, warm questions), and faiss search time on a synthetic --synthetic-docs index. Prints a
-markdown table and writes everything as JSON.
+Work on a copy of the run (the index is written into it). Parts:
+- default: build the default index (wall and CPU seconds of the CLI), then for every query of the run: Pearson
+  between the index's estimate and scores.npy's row over all documents, top-50 and bottom-50 overlap;
+- ranks: one rank-8 build, then ranks 1..8 as the first r factors of each document (bytes per document each);
+- ratio: the compression pass against the scoring pass over the same documents (in-process, alternating,
+  fastest of --repeats), wall and CPU;
+- ask: latency through the dashboard's worker client (start, first question, warm new questions, --generate);
+- synthetic: faiss IVF-PQ over --synthetic-docs random keys plus scoring the candidates from their factors.
+Prints one JSON line per result and writes everything to --json.
 """
 from __future__ import annotations
 
@@ -23,6 +26,7 @@ from precompute import index_store
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 K = 50
+QUERY_BLOCK = 8
 
 
 def children_cpu() -> float:
@@ -30,11 +34,10 @@ def children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-def build(run: str, method: str, dim: int, extra: list[str]) -> dict:
+def build(run: str, extra: list[str]) -> dict:
     wall, cpu = time.perf_counter(), children_cpu()
-    subprocess.run([sys.executable, "-m", "precompute", "--quiet", "index", "--run", run, "--method", method,
-                    "--dim", str(dim), "--overwrite", *extra], cwd=ROOT, check=True,
-                   env={**os.environ, "PYTHONPATH": ROOT})
+    subprocess.run([sys.executable, "-m", "precompute", "--quiet", "index", "--run", run, "--overwrite", *extra],
+                   cwd=ROOT, check=True, env={**os.environ, "PYTHONPATH": ROOT})
     return {"build_wall_s": time.perf_counter() - wall, "build_cpu_s": children_cpu() - cpu}
 
 
@@ -42,58 +45,93 @@ def overlap(a: np.ndarray, b: np.ndarray, k: int = K) -> float:
     return len(set(np.argsort(-a)[:k].tolist()) & set(np.argsort(-b)[:k].tolist())) / k
 
 
-def accuracy(run: str) -> dict:
-    scores = np.load(os.path.join(run, "scores.npy"))
-    vectors = np.load(index_store.index_path(run, index_store.VECTORS), mmap_mode="r")
-    estimate = np.load(index_store.index_path(run, index_store.QUERY_VECTORS)) @ np.asarray(vectors, np.float32).T
+def metrics(estimate: np.ndarray, scores: np.ndarray) -> dict:
     pearson = [float(np.corrcoef(e, s)[0, 1]) for e, s in zip(estimate, scores)]
-    manifest = index_store.read_manifest(run)
-    return {"dim": manifest["dim"], "bytes_per_document": manifest["bytes_per_document"],
-            "pearson_median": float(np.median(pearson)), "pearson_min": float(np.min(pearson)),
-            "pearson_p10": float(np.percentile(pearson, 10)),
+    return {"queries": len(pearson), "pearson_median": float(np.median(pearson)),
+            "pearson_p10": float(np.percentile(pearson, 10)), "pearson_min": float(np.min(pearson)),
             "top50_median": float(np.median([overlap(e, s) for e, s in zip(estimate, scores)])),
-            "bottom50_median": float(np.median([overlap(-e, -s) for e, s in zip(estimate, scores)])),
-            "project_s": manifest["timings"]["project"]}
+            "bottom50_median": float(np.median([overlap(-e, -s) for e, s in zip(estimate, scores)]))}
+
+
+def all_estimates(search, context) -> np.ndarray:
+    """[Q, N] the index's estimates for every query of the run."""
+    from precompute.run_model import run_queries
+
+    n_queries = np.load(os.path.join(context.path, "scores.npy"), mmap_mode="r").shape[0]
+    blocks = []
+    for start in range(0, n_queries, QUERY_BLOCK):
+        blocks.append(search.estimate(run_queries(context, list(range(start, min(start + QUERY_BLOCK, n_queries))))))
+    return np.concatenate(blocks)
+
+
+def truncated(search, rank: int):
+    """The same index with only the first `rank` factors of every document and module (in memory)."""
+    import copy
+
+    smaller = copy.copy(search)
+    compressor = copy.copy(search.compressor)
+    compressor.rank = rank
+    parts = []
+    for name, where in search.compressor.slices().items():
+        d_out, d_in = search.compressor.shape(name)
+        full = search.compressor.module_rank(name)
+        block = search.vectors[:, where]
+        keep = min(rank, full)
+        parts += [block[:, :keep * d_out], block[:, full * d_out:full * d_out + keep * d_in]]
+    smaller.vectors, smaller.compressor = np.concatenate(parts, axis=1), compressor
+    return smaller
+
+
+def accuracy(run: str, ranks: list[int] | None = None) -> dict:
+    """Metrics of the index in `run` (and of its truncations to `ranks`) against scores.npy, all queries."""
+    from precompute.index_search import IndexSearch
+    from precompute.run_model import open_run_model
+
+    manifest = index_store.read_manifest(run)
+    context = open_run_model(run, device="cpu")
+    scores = np.load(os.path.join(run, "scores.npy"))
+    search = IndexSearch(run, manifest)
+    out = {"bytes_per_document": manifest["bytes_per_document"], "timings": manifest["timings"],
+           **metrics(all_estimates(search, context), scores)}
+    for rank in ranks or []:
+        smaller = truncated(search, rank)
+        out[f"rank_{rank}"] = {"bytes_per_document": smaller.vectors.shape[1] * smaller.vectors.itemsize,
+                               **metrics(all_estimates(smaller, context), scores)}
+        print(json.dumps({"rank": rank, **out[f"rank_{rank}"]}), flush=True)
+    return out
 
 
 def pass_ratio(run: str, n_docs: int, repeats: int) -> dict:
-    """Projection pass vs scoring pass (the run's queries, rank and damping) over the same document batches."""
+    """The index's compression pass vs the scoring pass (the run's queries, rank and damping), same batches."""
     import pandas as pd
-    from safetensors.torch import load_file
 
-    from engine.batches import make_batches, tokenize_documents, tokenize_queries
-    from engine.precondition import QueryArguments, precondition, query_gradients
-    from engine.projection import Projection, project_documents
+    from engine.batches import make_batches, tokenize_documents
+    from engine.lowrank import compress_documents
     from engine.scoring import score_documents
-    from precompute.index import open_run_model
+    from precompute.index_search import load_compressors
+    from precompute.run_model import open_run_model, run_queries
 
     context = open_run_model(run, device="cpu")
     session, settings = context.session, context.settings
-    records = [json.loads(line) for line in open(os.path.join(run, "queries.jsonl"))]
-    tokens = tokenize_queries(session.tokenizer, [r["prompt"] for r in records], [r["completion"] for r in records],
-                              settings.max_length)
-    grads, _ = query_gradients(session.model, session.tracked, tokens, settings.batch_size)
-    pq = precondition(grads, context.factors, QueryArguments(settings.damping, settings.query_rank))
-    manifest = index_store.read_manifest(run)
-    projection = Projection.from_tensors(manifest["method"], manifest.get("seed") or 0, manifest["modules"],
-                                         load_file(index_store.index_path(run, index_store.PROJECTION)))
+    pq = run_queries(context)
+    compressors = [c for c in load_compressors(run, index_store.read_manifest(run)) if c is not None]
     texts = pd.read_parquet(os.path.join(run, "documents.parquet"), columns=["text"])["text"]
     chosen = np.linspace(0, len(texts) - 1, n_docs).astype(int)
     docs = sorted(tokenize_documents(session.tokenizer, [texts[i] for i in chosen], settings.max_length),
                   key=lambda item: len(item.input_ids))
     batches = list(make_batches(docs, settings.batch_size, session.tokenizer.pad_token_id))
     passes = {"score": lambda: sum(1 for _ in score_documents(session.model, session.tracked, pq, batches, False)),
-              "project": lambda: sum(1 for _ in project_documents(session.model, session.tracked, projection,
-                                                                  batches, False))}
+              "index": lambda: sum(1 for _ in compress_documents(session.model, session.tracked, compressors,
+                                                                 batches, False))}
     best = {name: [float("inf"), float("inf")] for name in passes}
     for _ in range(repeats):
         for name, run_pass in passes.items():
             wall, cpu = time.perf_counter(), time.process_time()
             run_pass()
             best[name] = [min(best[name][0], time.perf_counter() - wall), min(best[name][1], time.process_time() - cpu)]
-    return {"docs": n_docs, "queries": len(records), "score_wall_s": best["score"][0], "score_cpu_s": best["score"][1],
-            "project_wall_s": best["project"][0], "project_cpu_s": best["project"][1],
-            "ratio_wall": best["project"][0] / best["score"][0], "ratio_cpu": best["project"][1] / best["score"][1]}
+    return {"docs": n_docs, "queries": pq.n_queries, "score_wall_s": best["score"][0], "score_cpu_s": best["score"][1],
+            "index_wall_s": best["index"][0], "index_cpu_s": best["index"][1],
+            "ratio_wall": best["index"][0] / best["score"][0], "ratio_cpu": best["index"][1] / best["score"][1]}
 
 
 def ask_latency(run: str, n_questions: int) -> dict:
@@ -111,7 +149,7 @@ def ask_latency(run: str, n_questions: int) -> dict:
     warm, inside = [], []
     for record in records[1:1 + n_questions]:
         tick = time.perf_counter()
-        result = worker.ask(record["prompt"], record["completion"], top=K)
+        result = worker.ask(record["prompt"], record["completion"] + " ", top=K)   # never asked before
         warm.append(time.perf_counter() - tick)
         inside.append(result["seconds"])
     tick = time.perf_counter()
@@ -125,77 +163,74 @@ def ask_latency(run: str, n_questions: int) -> dict:
             "generate_question_s": generate_s, "generated_completion": generated["completion"]}
 
 
-def synthetic_search(n: int, dim: int, nlist: int, pq_m: int, nprobe: int, seed: int = 0) -> dict:
-    """faiss IVF-PQ over n random vectors (built block by block, never all in memory) and flat search timed on a
-    100k-row slice (flat at n is n/100k times that: it reads every vector)."""
+def synthetic_search(n: int, keys_dim: int, run: str, nlist: int = 256, nprobe: int = 16, seed: int = 0) -> dict:
+    """faiss IVF-PQ over n random keys (built block by block), then the candidates scored from random factors
+    shaped like the run's index (what `ask` does on a corpus too large to score every document)."""
     import faiss
+    import torch
+
+    from engine.lowrank import score_block
+    from precompute.index_search import CANDIDATES, load_compressors
 
     rng = np.random.default_rng(seed)
-    block = 50_000
     started = time.perf_counter()
-    index = faiss.IndexIVFPQ(faiss.IndexFlatIP(dim), dim, nlist, pq_m, 8, faiss.METRIC_INNER_PRODUCT)
-    index.train(rng.standard_normal((max(40 * nlist, 20_000), dim), dtype=np.float32))
-    for start in range(0, n, block):
-        index.add(rng.standard_normal((min(block, n - start), dim), dtype=np.float32))
+    pq_m = index_store.largest_divisor_at_most(keys_dim, 64)
+    index = faiss.IndexIVFPQ(faiss.IndexFlatIP(keys_dim), keys_dim, nlist, pq_m, 8, faiss.METRIC_INNER_PRODUCT)
+    index.train(rng.standard_normal((max(40 * nlist, 20_000), keys_dim), dtype=np.float32))
+    for start in range(0, n, 50_000):
+        index.add(rng.standard_normal((min(50_000, n - start), keys_dim), dtype=np.float32))
     built = time.perf_counter() - started
     index.nprobe = nprobe
-    queries = rng.standard_normal((5, dim), dtype=np.float32)
-    times = []
-    for query in queries:
+    compressor, _ = load_compressors(run, index_store.read_manifest(run))
+    wanted = CANDIDATES * K
+    candidates = torch.from_numpy(rng.standard_normal((2 * wanted, compressor.total_dim), dtype=np.float32))
+    queries = {name: (torch.randn(1, compressor.shape(name)[0], 32), torch.randn(1, compressor.shape(name)[1], 32))
+               for name in compressor.modules}
+    search_s, score_s = [], []
+    for _ in range(5):
+        query = rng.standard_normal((1, keys_dim), dtype=np.float32)
         tick = time.perf_counter()
-        index.search(np.concatenate([query[None], -query[None]]), K)   # top and bottom, as ask does
-        times.append(time.perf_counter() - tick)
-    flat = faiss.IndexFlatIP(dim)
-    flat.add(rng.standard_normal((100_000, dim), dtype=np.float32))
-    flat_times = []
-    for query in queries:
+        index.search(np.concatenate([query, -query]), wanted)
+        search_s.append(time.perf_counter() - tick)
         tick = time.perf_counter()
-        flat.search(np.concatenate([query[None], -query[None]]), K)
-        flat_times.append(time.perf_counter() - tick)
-    return {"docs": n, "dim": dim, "nlist": nlist, "pq_m": pq_m, "nprobe": nprobe, "build_s": built,
-            "ivfpq_search_median_s": float(np.median(times)), "ivfpq_bytes_per_doc": pq_m,
-            "flat_100k_search_median_s": float(np.median(flat_times)),
-            "flat_extrapolated_s": float(np.median(flat_times)) * n / 100_000}
+        score_block(compressor, candidates, queries)
+        score_s.append(time.perf_counter() - tick)
+    return {"docs": n, "keys_dim": keys_dim, "nlist": nlist, "pq_m": pq_m, "nprobe": nprobe, "build_s": built,
+            "ivfpq_search_median_s": float(np.median(search_s)), "candidates": 2 * wanted,
+            "candidate_scoring_median_s": float(np.median(score_s)),
+            "question_search_total_s": float(np.median(search_s) + np.median(score_s)),
+            "ivfpq_bytes_per_doc": pq_m}
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m precompute.bench_index", description=__doc__.splitlines()[0])
     parser.add_argument("--run", required=True, help="a COPY of a complete run (indexes are written into it)")
-    parser.add_argument("--dims", default="2048,4096,8192,16384")
-    parser.add_argument("--methods", default="eigen,gaussian")
-    parser.add_argument("--default", default="eigen:8192", help="method:dim measured for speed and latency")
-    parser.add_argument("--ratio-docs", type=int, default=1024)
+    parser.add_argument("--parts", default="default,ranks,ratio,ask,synthetic")
+    parser.add_argument("--no-build", action="store_true", help="default part: measure the index already there")
+    parser.add_argument("--ratio-docs", type=int, default=512)
     parser.add_argument("--repeats", type=int, default=2)
     parser.add_argument("--questions", type=int, default=5)
     parser.add_argument("--synthetic-docs", type=int, default=1_000_000)
-    parser.add_argument("--skip", default="", help="comma list of parts to skip: table,ratio,ask,synthetic")
     parser.add_argument("--json", default=None)
     args = parser.parse_args(argv)
-    skip, out = set(filter(None, args.skip.split(","))), {"run": args.run}
-    if "table" not in skip:
-        out["table"] = []
-        for method in args.methods.split(","):
-            for dim in map(int, args.dims.split(",")):
-                row = {"method": method, "requested_dim": dim, **build(args.run, method, dim, [])}
-                row.update(accuracy(args.run))
-                out["table"].append(row)
-                print(json.dumps(row), flush=True)
-    method, dim = args.default.split(":")
-    out["default"] = {"method": method, "dim": int(dim), **build(args.run, method, int(dim), [])}
-    out["default"].update(accuracy(args.run))
-    manifest = json.load(open(os.path.join(args.run, "manifest.json")))
-    out["run_timings"] = manifest.get("timings", {})
-    if "ratio" not in skip:
+    parts, out = set(args.parts.split(",")), {"run": args.run}
+    out["run_timings"] = json.load(open(os.path.join(args.run, "manifest.json"))).get("timings", {})
+    if "default" in parts:
+        out["default"] = {} if args.no_build else build(args.run, [])
+        out["default"].update(accuracy(args.run))
+        print(json.dumps(out["default"]), flush=True)
+    if "ratio" in parts:
         out["pass_ratio"] = pass_ratio(args.run, args.ratio_docs, args.repeats)
         print(json.dumps(out["pass_ratio"]), flush=True)
-    if "ask" not in skip:
+    if "ask" in parts:
         out["ask"] = ask_latency(args.run, args.questions)
         print(json.dumps(out["ask"]), flush=True)
-    if "synthetic" not in skip:
-        d = out["default"]["dim"]
-        out["synthetic"] = synthetic_search(args.synthetic_docs, d, nlist=1024,
-                                            pq_m=index_store.largest_divisor_at_most(d, 64), nprobe=32)
+    if "synthetic" in parts:
+        out["synthetic"] = synthetic_search(args.synthetic_docs, 1024, args.run)
         print(json.dumps(out["synthetic"]), flush=True)
+    if "ranks" in parts:
+        out["ranks"] = {"rank_8_build": build(args.run, ["--rank", "8"])}
+        out["ranks"].update(accuracy(args.run, ranks=[1, 2, 3, 4, 6, 8]))
     if args.json:
         with open(args.json, "w") as handle:
             json.dump(out, handle, indent=2)

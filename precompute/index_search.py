@@ -17,7 +17,8 @@ import numpy as np
 from precompute import index_store
 from precompute.analysis.ranking import top_and_bottom
 
-SCORE_BLOCK = 2048          # documents per block when scoring every document
+SCORE_BLOCK = 8192          # documents per block when scoring every document
+CACHE_BYTES = 4 * 2**30     # stored vectors up to this size (as float32) are held in memory by a question server
 CANDIDATES = 20             # ivfpq: candidates per side = CANDIDATES · k, scored exactly from the factors
 
 
@@ -66,6 +67,7 @@ def load_compressors(run_path: str, manifest: dict):
                                            "--overwrite`")
     if manifest["method"] == "lowrank":
         compressor = LowRankWhitened.from_tensors(manifest["modules"], manifest["rank"], manifest["seed"], flat)
+        compressor.query_rank = manifest.get("query_factor_rank")
     else:
         compressor = Projection.from_tensors(manifest["method"], manifest["seed"], manifest["modules"], flat)
     keys = None
@@ -78,10 +80,16 @@ def load_compressors(run_path: str, manifest: dict):
 class IndexSearch:
     """A built index opened for questions: compressors, memory-mapped vectors (and keys), faiss index."""
 
-    def __init__(self, run_path: str, manifest: dict, nprobe: int | None = None):
+    def __init__(self, run_path: str, manifest: dict, nprobe: int | None = None, cache_bytes: int = CACHE_BYTES):
+        import torch
+
         self.manifest = manifest
         self.compressor, self.keys = load_compressors(run_path, manifest)
         self.vectors = index_store.open_vectors(run_path, manifest)
+        self.cached = None              # float32 blocks held once, when they fit in cache_bytes (a question server)
+        if self.vectors.shape[0] * self.vectors.shape[1] * 4 <= cache_bytes:
+            self.cached = [self.prepared(torch.from_numpy(np.array(rows, dtype=np.float32)))
+                           for rows in np.array_split(self.vectors, max(1, -(-len(self.vectors) // SCORE_BLOCK)))]
         self.search = None
         if manifest["search"]["kind"] != "exact":
             self.search = index_store.read_search(index_store.index_path(run_path, index_store.SEARCH),
@@ -91,27 +99,43 @@ class IndexSearch:
     def lowrank(self) -> bool:
         return self.manifest["method"] == "lowrank"
 
-    def estimate(self, pq, columns: np.ndarray | None = None) -> np.ndarray:
-        """[Q, N] estimated scores of every document (or those at `columns`), from the stored vectors."""
+    def prepared(self, rows):
+        """A block of stored vectors as the scoring wants it (per-module factor rows for lowrank)."""
+        from engine.lowrank import split_vectors
+
+        return (split_vectors(self.compressor, rows) if self.lowrank else rows), len(rows)
+
+    def blocks(self, columns: np.ndarray | None):
+        """(positions in the result, prepared block) block by block, for every document or `columns`."""
         import torch
 
-        from engine.lowrank import score_block
-
-        columns = np.arange(len(self.vectors)) if columns is None else np.asarray(columns)
-        if self.lowrank:
-            queries = self.compressor.query_factors(pq)
-        else:
-            queries = self.compressor.query_vectors(pq)
-        out = np.zeros((pq.n_queries, len(columns)), dtype=np.float32)
+        if columns is None:
+            if self.cached is not None:
+                start = 0
+                for block in self.cached:
+                    yield slice(start, start + block[1]), block
+                    start += block[1]
+                return
+            for start in range(0, len(self.vectors), SCORE_BLOCK):
+                stop = min(start + SCORE_BLOCK, len(self.vectors))
+                yield slice(start, stop), self.prepared(torch.from_numpy(np.array(self.vectors[start:stop],
+                                                                                    dtype=np.float32)))
+            return
+        order = np.argsort(columns, kind="stable")
         for start in range(0, len(columns), SCORE_BLOCK):
-            rows = columns[start:start + SCORE_BLOCK]
-            block = torch.from_numpy(np.asarray(self.vectors[np.sort(rows)], dtype=np.float32))
-            order = np.argsort(np.argsort(rows))                        # back from sorted rows to `rows`
-            if self.lowrank:
-                values = score_block(self.compressor, block, queries)
-            else:
-                values = queries @ block.t()
-            out[:, start:start + len(rows)] = values.numpy()[:, order]
+            positions = order[start:start + SCORE_BLOCK]
+            wanted = np.asarray(columns)[positions]                     # ascending: memory-map friendly
+            yield positions, self.prepared(torch.from_numpy(np.array(self.vectors[wanted], dtype=np.float32)))
+
+    def estimate(self, pq, columns: np.ndarray | None = None) -> np.ndarray:
+        """[Q, N] estimated scores of every document (or those at `columns`), from the stored vectors."""
+        from engine.lowrank import score_parts
+
+        queries = self.compressor.query_factors(pq) if self.lowrank else self.compressor.query_vectors(pq)
+        out = np.zeros((pq.n_queries, len(self.vectors) if columns is None else len(columns)), dtype=np.float32)
+        for positions, (rows, n) in self.blocks(columns):
+            values = score_parts(self.compressor, rows, queries, n) if self.lowrank else queries @ rows.t()
+            out[:, positions] = values.numpy()
         return out
 
     def candidates(self, pq, k: int) -> np.ndarray | None:

@@ -39,6 +39,22 @@ def _answer(run_path: str, index_stamp: float, prompt: str, completion: str, gen
                                               token_docs=min(k, TOKEN_DOCS))
 
 
+def _index_caption(summary: dict) -> str:
+    if summary["method"] == "lowrank":
+        how = f"rank-{summary['rank']} factors of each document's whitened gradient"
+    else:
+        how = f"{summary['method']} projection, {summary['dim']:,} numbers per document"
+    text = (f"Scores a new question against all {summary['n_documents']:,} documents from their stored compressed "
+            f"gradients ({how}, {summary['bytes_per_document'] / 1024:.0f} KiB per document), preconditioned as in "
+            "this run's scoring.")
+    check = summary.get("check") or {}
+    if check.get("pearson_median") is not None:
+        text += (f" On {check['queries']} of the run's own queries the estimates correlate with the full scores at "
+                 f"a median Pearson of {check['pearson_median']:.2f} (top-{check['top_k']} overlap "
+                 f"{check['top_overlap_median']:.2f}).")
+    return text
+
+
 def _question_form() -> tuple[str, str, bool, int] | None:
     """The form, seeded from the URL; returns the question to show (the URL's, or the one just submitted)."""
     url_state.from_url("ask.prompt", "prompt", "")
@@ -130,10 +146,7 @@ def render() -> None:
     if problem is not None:
         st.info(problem, icon=":material/manage_search:")
         st.stop()
-    summary = ask_client.index_summary(run.path)
-    st.caption(f"Scores a new question against all {summary['n_documents']:,} documents from their stored "
-               f"compressed gradients ({summary['method']} projection, {summary['dim']:,} numbers per document, "
-               f"{summary['dtype']}), preconditioned as in this run's scoring.")
+    st.caption(_index_caption(ask_client.index_summary(run.path)))
     asked = _question_form()
     if asked is None:
         return

@@ -5,7 +5,7 @@ What is stated and checked:
   scores.npy, and `ask` for a run query returns that query's top and bottom documents with their scores; the
   exact per-token split of the first ones sums to them;
 - at the default rank 4 (float16) the index ranks like the exact scores (median Pearson over the queries
-  ≥ 0.85 on this random tiny model; the demo run's figures are in BENCHMARKS.md), also through IVF-PQ candidates;
+  ≥ 0.8 on this random tiny model; the demo run's figures are in BENCHMARKS.md), also through IVF-PQ candidates;
 - a build killed after one chunk leaves no complete-looking index and resumes to the same vectors;
 - no index, an unfinished or stale index (factors or model changed, by hashes), an empty or too long prompt:
   one clear line, exit code 2;
@@ -59,7 +59,7 @@ def estimates(run, rows=None) -> tuple[np.ndarray, np.ndarray]:
 
 @pytest.fixture(scope="module")
 def full_index(run):
-    run_cli("index", "--run", run, "--rank", 32, "--dtype", "float32", *INDEX_FLAGS)
+    run_cli("index", "--run", run, "--rank", 32, "--query-factor-rank", "full", "--dtype", "float32", *INDEX_FLAGS)
     return run
 
 
@@ -115,7 +115,7 @@ def test_default_rank_ranks_like_the_exact_scores_and_resumes(run, tmp_path):
     assert manifest["dtype"] == "float16" and manifest["bytes_per_document"] == 2 * (manifest["dim"] + 96)
     found, scores = estimates(small)
     pearson = [np.corrcoef(a, b)[0, 1] for a, b in zip(found, scores)]
-    assert np.median(pearson) >= 0.85, pearson
+    assert np.median(pearson) >= 0.8, pearson
     assert manifest["check"]["pearson_median"] == pytest.approx(np.median(pearson), abs=0.05)
     assert manifest["check"]["search_recall_median"] >= 0.5     # ivfpq candidates hold the estimate's top
 
