@@ -59,30 +59,28 @@ def _axis_labels(query_ids: list[str], tasks: list[str]) -> tuple[dict, int]:
                 tickfont=dict(size=9 if side / n * step >= 11 else 7)), side + 140
 
 
+HEATMAP_META = "ie-correlation-heatmap"  # layout.meta: how the click listener (dashboard/cell_clicks.py) finds it
+
+
 def correlation_heatmap(matrix: np.ndarray, query_ids: list[str], tasks: list[str],
                         chosen: tuple[str, str] | None = None, n_documents: int | None = None) -> go.Figure:
-    """Query × query Pearson matrix drawn as square markers (selectable in Streamlit, unlike go.Heatmap).
-
-    The matrix is symmetric, so only the lower triangle is drawn (trace 0; marker k is cell `heatmap_cell(k)` at
-    x = column, y = row); task blocks are outlined and named in the empty upper triangle; the `chosen` pair is
-    outlined (trace 1)."""
+    """Query × query Pearson matrix as a heatmap (one image: fast to draw), lower triangle only (the matrix is
+    symmetric); x and y are the query ids, so a click or hover names the pair. Task blocks are outlined and named
+    in the empty upper triangle; the `chosen` pair is ringed (shapes named "chosen")."""
     n = len(query_ids)
-    rows, cols = np.tril_indices(n)
-    ids = np.array(query_ids, dtype=object)
-    ticks, height = _axis_labels(query_ids, tasks)
-    size = max(2.0, 0.92 * (height - _HEATMAP_MARGIN["t"] - _HEATMAP_MARGIN["b"]) / max(n, 1))  # px per cell
+    lower = np.where(np.tril(np.ones((n, n), dtype=bool)), matrix, np.nan)
     over = f" over {n_documents:,} documents" if n_documents else ""
-    fig = go.Figure(go.Scattergl(
-        x=cols, y=rows, mode="markers", hovertext=ids[rows] + " × " + ids[cols],
-        marker=dict(symbol="square", size=size, color=matrix[rows, cols], colorscale=DIVERGING, cmin=-1, cmax=1,
-                    colorbar=dict(title="Pearson r", thickness=14)),
-        hovertemplate="%{hovertext}<br>r = %{marker.color:.3f}" + over + "<extra></extra>",
-        selected=dict(marker=dict(opacity=1.0)), unselected=dict(marker=dict(opacity=1.0)),
-    ))
-    axis = dict(range=[-0.5, n - 0.5], showgrid=False, zeroline=False, **ticks)
+    fig = go.Figure(go.Heatmap(
+        z=lower, x=list(query_ids), y=list(query_ids), colorscale=DIVERGING, zmin=-1, zmax=1, hoverongaps=False,
+        colorbar=dict(title="Pearson r", thickness=14), xgap=0.5, ygap=0.5,
+        hovertemplate="%{y} × %{x}<br>r = %{z:.3f}" + over + "<extra></extra>"))
+    ticks, height = _axis_labels(query_ids, tasks)
+    if "tickvals" in ticks:
+        ticks["tickvals"] = [query_ids[i] for i in ticks["tickvals"]]
+    axis = dict(type="category", showgrid=False, zeroline=False, **ticks)
     fig.update_layout(xaxis={**axis, "tickangle": -90, "constrain": "domain"},
-                      yaxis={**axis, "range": [n - 0.5, -0.5], "scaleanchor": "x", "constrain": "domain"},
-                      showlegend=False)
+                      yaxis={**axis, "autorange": "reversed", "scaleanchor": "x", "constrain": "domain"},
+                      showlegend=False, meta=HEATMAP_META)
     for start, stop, task in task_blocks(tasks):
         fig.add_shape(type="rect", x0=start - 0.5, x1=stop - 0.5, y0=start - 0.5, y1=stop - 0.5,
                       line=dict(color="#333", width=1.5), fillcolor="rgba(0,0,0,0)")
@@ -100,12 +98,6 @@ def correlation_heatmap(matrix: np.ndarray, query_ids: list[str], tasks: list[st
     fig = _layout(fig, "Query × query correlation of scores over documents (grouped by task)", height=height)
     fig.update_layout(margin=_HEATMAP_MARGIN)
     return fig
-
-
-def heatmap_cell(point_index: int, query_ids: list[str]) -> tuple[str, str]:
-    """The (row, column) query ids of marker `point_index` in `correlation_heatmap`."""
-    rows, cols = np.tril_indices(len(query_ids))
-    return query_ids[rows[point_index]], query_ids[cols[point_index]]
 
 
 def task_blocks(tasks: list[str]):

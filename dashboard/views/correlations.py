@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, pages, query_view, url_state, widgets
+from dashboard import cell_clicks, charts, pages, query_view, url_state, widgets
 from dashboard.run import Run, RunKey, current_run, require_table
 
 SCATTER_DOCS = 10_000  # points drawn in the pair scatter; r is always the one over all documents
@@ -52,21 +52,6 @@ def pair_r(matrix: np.ndarray, ids: list[str], a: str, b: str) -> float:
     return float(matrix[ids.index(a), ids.index(b)])
 
 
-def _apply_click(event, ids: list[str]) -> None:
-    """Take a clicked heatmap cell (new since the last rerun) into the pair selectors (before they are drawn)."""
-    points = (event or {}).get("selection", {}).get("points", [])
-    points = [p for p in points if p.get("curve_number", 0) == 0]
-    if not points:
-        return
-    index = points[0].get("point_index", points[0].get("point_number"))
-    if index is None or not 0 <= int(index) < len(ids) * (len(ids) + 1) // 2:
-        return
-    clicked = charts.heatmap_cell(int(index), ids)
-    if clicked != st.session_state.get("correlations.clicked"):
-        st.session_state["correlations.clicked"] = clicked
-        st.session_state["correlations.a"], st.session_state["correlations.b"] = clicked
-
-
 def _pair_scatter(run: Run, a: str, b: str, r: float) -> None:
     columns = document_sample(run.key, run.n_documents)
     x = np.asarray(run.scores[run.query_row(a)])[columns]
@@ -91,7 +76,9 @@ def render() -> None:
     st.title("Correlations")
     table = require_table(run, "correlations")
     ids, tasks, matrix = correlation_matrix(run.key, table, run.queries)
-    _apply_click(st.session_state.get("correlations.heatmap"), ids)  # the chart's last click, from the last run
+    clicked = cell_clicks.clicked_cell("correlations.clicks")  # a heatmap cell clicked since the last run
+    if clicked is not None and set(clicked) <= set(ids):
+        st.session_state["correlations.a"], st.session_state["correlations.b"] = clicked
     left, right = st.columns(2)
     a = url_state.bound(left.selectbox, "Query A", key="correlations.a", param="a", default=None, options=ids,
                         what="query", placeholder="click a cell, or choose")
@@ -101,7 +88,7 @@ def render() -> None:
                "(outlined blocks). Click a cell to compare the pair; the chosen pair is outlined in black.")
     chosen = (a, b) if a is not None and b is not None else None
     heatmap = heatmap_figure(run.key, ids, tasks, matrix, chosen, run.n_documents)
-    widgets.chart(heatmap, key="correlations.heatmap", name="query_correlations", selectable=True)
+    widgets.chart(heatmap, key="correlations.heatmap", name="query_correlations")
     if chosen is not None:
         _pair_scatter(run, a, b, pair_r(matrix, ids, a, b))
 

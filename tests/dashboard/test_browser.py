@@ -130,10 +130,9 @@ def test_choosing_a_completion_span_marks_document_spans(server, page):
 CELL_POSITION = """([column, row]) => {
   const plot = document.querySelector('.js-plotly-plot');
   const box = plot.querySelector('.draglayer .xy .nsewdrag').getBoundingClientRect();
-  const layout = plot._fullLayout;
-  const index = row * (row + 1) / 2 + column;
-  return [box.left + layout.xaxis.d2p(column), box.top + layout.yaxis.d2p(row),
-          plot._fullData[0].hovertext[index], plot._fullData[0].marker.color[index].toFixed(3)];
+  const layout = plot._fullLayout, trace = plot._fullData[0];
+  return [box.left + layout.xaxis.l2p(column), box.top + layout.yaxis.l2p(row),
+          trace.y[row] + ' × ' + trace.x[column], trace.z[row][column].toFixed(3)];
 }"""
 
 

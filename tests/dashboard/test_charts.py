@@ -6,22 +6,19 @@ import pytest
 from dashboard import charts, ranking, similarity, text_match, widgets
 
 
-def test_correlation_heatmap_markers_carry_the_matrix():
+def test_correlation_heatmap_draws_the_lower_triangle_by_query_id():
     ids = ["q1", "q2", "q3"]
     matrix = np.array([[1.0, 0.2, -0.5], [0.2, 1.0, 0.7], [-0.5, 0.7, 1.0]])
     fig = charts.correlation_heatmap(matrix, ids, ["a", "a", "b"])
     trace = fig.data[0]
-    assert trace.marker.symbol == "square"
-    # lower triangle, row by row: (q1,q1) (q2,q1) (q2,q2) (q3,q1) (q3,q2) (q3,q3)
-    np.testing.assert_allclose(np.asarray(trace.marker.color), [1.0, 0.2, 1.0, -0.5, 0.7, 1.0])
-    assert list(trace.x) == [0, 0, 1, 0, 1, 2] and list(trace.y) == [0, 1, 1, 2, 2, 2]
-    assert charts.heatmap_cell(1, ids) == ("q2", "q1") and charts.heatmap_cell(4, ids) == ("q3", "q2")
-    assert trace.hovertext[4] == "q3 × q2"
+    assert trace.type == "heatmap" and list(trace.x) == ids and list(trace.y) == ids
+    np.testing.assert_allclose(np.asarray(trace.z, dtype=float),
+                               [[1.0, np.nan, np.nan], [0.2, 1.0, np.nan], [-0.5, 0.7, 1.0]])
+    assert fig.layout.meta == charts.HEATMAP_META  # how the click listener finds it
     assert list(fig.layout.xaxis.ticktext) == ids
     assert charts.short_labels(["slope-03", "factual_12", "q9"], ["slope", "factual", "t"]) == ["03", "12", "q9"]
     assert [a.text for a in fig.layout.annotations] == ["<b>a</b>", "<b>b</b>"]
     assert [(s.x0, s.x1) for s in fig.layout.shapes] == [(-0.5, 1.5), (1.5, 2.5)]  # task blocks outlined
-    assert len(fig.data) == 1
     chosen = charts.correlation_heatmap(matrix, ids, ["a", "a", "b"], chosen=("q1", "q3"))
     ring = [shape for shape in chosen.layout.shapes if shape.name == "chosen"][-1]
     assert (ring.x0 + ring.x1) / 2 == 0 and (ring.y0 + ring.y1) / 2 == 2  # lower triangle: row q3, column q1
