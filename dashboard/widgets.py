@@ -134,9 +134,11 @@ def document_card(*, rank: int, doc_id: str, score: float, score_label: str, sou
             scores = ordered["score"].to_numpy()
             pieces = ordered["token"].astype(str).tolist()
             scale = float(np.max(np.abs(scores))) if len(scores) else 0.0
+            shown_text = "".join(pieces)
             body = highlight.legend_html(scale, "token share of the raw score") + token_heatmap_html(
                 pieces, scores, marks_for("".join(pieces)))
         else:
+            shown_text = text[:PREVIEW_CHARS]
             shown, long = text[:PREVIEW_CHARS], len(text) > PREVIEW_CHARS
             body = highlight.render(shown + ("…" if long else ""), marks_for(shown) if long else full_marks) + (
                 f'<div class="ie-key">{html.escape(token_note)}</div>')
@@ -144,7 +146,7 @@ def document_card(*, rank: int, doc_id: str, score: float, score_label: str, sou
         st.markdown(f"**#{rank}** · {score_label} **{score:+.4g}** · :gray-badge[{markdown_text(source)}] "
                     f"{badge_text}" + (f" · {markdown_text(corpus_rank)}" if corpus_rank else ""))  # imported runs
         st.markdown(body, unsafe_allow_html=True)
-        if len(text) > PREVIEW_CHARS or (tokens is not None and len(tokens)):
+        if shown_text.strip() != text.strip():  # the card shows less (long or truncated document) or other text
             with st.expander("Full text"):
                 st.markdown(highlight.render(text, full_marks), unsafe_allow_html=True)
         pages.link("documents", f"document {doc_id}", doc=doc_id)
