@@ -71,9 +71,6 @@ def no_exception(page) -> None:
     assert page.locator(".stException").count() == 0, page.inner_text("body")[:2000]
 
 
-@pytest.mark.xfail(reason="known broken at this commit: the Ask page answers ('Most positive' shows) but the test "
-                   "finds no document links on its cards since the card layout changed; issue 13 stays open",
-                   strict=False)
 def test_ask_shows_ranked_documents_and_the_url_reproduces_them(server, page, runs):
     indexed = runs[0]
     page.goto(f"{server}/ask")
