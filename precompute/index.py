@@ -111,6 +111,7 @@ def index_command(args, progress: bool = True) -> None:
 
     started = time.perf_counter()
     check_args(args)
+    rundir.RunDir(args.out).manifest()                 # "no manifest; is this a run directory?" first
     documents = read_documents(args.out)
     context = open_run_model(args.out, args.model, args.device, documents["id"].astype(str))
     session = context.session
@@ -215,7 +216,7 @@ def self_check(path: str, manifest: dict, context: RunModel) -> dict:
 
 
 def run_index(args, command_line: str, progress: bool) -> None:
-    """The CLI entry (precompute/__main__.py's command table)."""
+    """The CLI entry (precompute/__main__.py's command table; it holds the run's writer lock)."""
     try:
         index_command(args, progress)
     finally:
