@@ -19,7 +19,7 @@ from precompute.analysis.ranking import top_and_bottom
 
 SCORE_BLOCK = 8192          # documents per block when scoring every document
 CACHE_BYTES = 4 * 2**30     # stored vectors up to this size (as float32) are held in memory by a question server
-CANDIDATES = 20             # ivfpq: candidates per side = CANDIDATES · k, scored exactly from the factors
+CANDIDATES = 60             # ivfpq: candidates per side = CANDIDATES · k, scored from their factors (recall: docs/ask.md)
 
 
 def tensors_sha256(flat: dict) -> str:
