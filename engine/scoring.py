@@ -64,7 +64,9 @@ class BatchScorer:
         self.layer_of = {name: i for i, name in enumerate(pq.modules)}
         self.shapes = {name: module_shape(tracked[name]) for name in pq.modules}
         self.pending: list[PendingBatch] = []
-        self.pending_grads: dict[str, list[torch.Tensor]] = {}  # module -> [B, d_out·d_in'] per pending batch
+        # module -> (pending batch position, [B, d_out·d_in']) for the batches that materialised it; a module can
+        # take the low-rank path for one batch and materialise for the next (the choice depends on B and T)
+        self.pending_grads: dict[str, list[tuple[int, torch.Tensor]]] = {}
         self.pending_bytes = 0
 
     @property
@@ -91,7 +93,7 @@ class BatchScorer:
         else:
             per_doc = torch.bmm(g.transpose(1, 2), a).reshape(b, -1)  # G_d = Σ_t g_t a_tᵀ flattened
             self.current.norms_sq.add_(per_doc.square().sum(dim=1))
-            self.pending_grads.setdefault(name, []).append(per_doc)
+            self.pending_grads.setdefault(name, []).append((len(self.pending) - 1, per_doc))
             self.pending_bytes += per_doc.numel() * per_doc.element_size()
 
     def should_flush(self) -> bool:
@@ -100,14 +102,12 @@ class BatchScorer:
 
     def flush(self) -> list[PendingBatch]:
         """One GEMM per materialised module over all pending documents: scores = P_flat @ G_flatᵀ."""
-        sizes = [len(p.index) for p in self.pending]
         for name, parts in self.pending_grads.items():
-            if len(parts) != len(self.pending):
-                raise RuntimeError(f"module {name} produced no gradient for some batch")
             p = self.pq.dense(name, self.device, self.dtype)
-            scores = p.reshape(p.shape[0], -1) @ torch.cat(parts).t()  # [Q, N]
-            for pending, block in zip(self.pending, scores.split(sizes, dim=1)):
-                pending.layer_scores[:, self.layer_of[name], :] = block
+            scores = p.reshape(p.shape[0], -1) @ torch.cat([grad for _, grad in parts]).t()  # [Q, N]
+            blocks = scores.split([len(grad) for _, grad in parts], dim=1)
+            for (position, _), block in zip(parts, blocks):
+                self.pending[position].layer_scores[:, self.layer_of[name], :] = block
         done, self.pending, self.pending_grads, self.pending_bytes = self.pending, [], {}, 0
         return done
 

@@ -103,7 +103,8 @@ def score_stage(run: rundir.RunDir, settings: Settings, corpus: Corpus, queries:
     """Scores every document against every query; returns the preconditioned queries (for token scores)."""
     from engine.batches import tokenize_documents
     from engine.distributed import shard
-    from engine.precondition import QueryArguments, precondition, query_gradients
+    from engine.precondition import QueryArguments
+    from engine.query_stream import preconditioned_queries
 
     started = time.perf_counter()
     if session.rank == 0:
@@ -111,9 +112,9 @@ def score_stage(run: rundir.RunDir, settings: Settings, corpus: Corpus, queries:
     query_tokens = tokenize_queries(session, queries, settings)
     log.info("query gradients for %d queries; preconditioning (damping %s, rank %s)", len(queries),
              settings.damping, settings.query_rank or "full")
-    grads, nats = query_gradients(session.model, session.tracked, query_tokens, settings.batch_size)
-    pq = precondition(grads, factors, QueryArguments(damping=settings.damping, rank=settings.query_rank))
-    del grads
+    pq, nats = preconditioned_queries(session.model, session.tracked, query_tokens, factors,
+                                      QueryArguments(damping=settings.damping, rank=settings.query_rank),
+                                      settings.batch_size)
 
     store = rundir.ChunkStore(run)
     key = settings.score_key(settings.fit_key() | {

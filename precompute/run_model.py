@@ -96,11 +96,14 @@ def read_documents(run_path: str) -> pd.DataFrame:
 def run_queries(context: RunModel, rows: list[int] | None = None):
     """The run's own queries (all, or those at `rows`), preconditioned exactly as in scoring."""
     from engine.batches import tokenize_queries
-    from engine.precondition import QueryArguments, precondition, query_gradients
+    from engine.precondition import QueryArguments
+    from engine.query_stream import preconditioned_queries
 
     records = rundir.read_jsonl(os.path.join(context.path, layout.QUERIES))
     records = records if rows is None else [records[row] for row in rows]
     tokens = tokenize_queries(context.session.tokenizer, [r["prompt"] for r in records],
                               [r["completion"] for r in records], context.settings.max_length)
-    grads, _ = query_gradients(context.session.model, context.session.tracked, tokens, context.settings.batch_size)
-    return precondition(grads, context.factors, QueryArguments(context.settings.damping, context.settings.query_rank))
+    pq, _ = preconditioned_queries(context.session.model, context.session.tracked, tokens, context.factors,
+                                   QueryArguments(context.settings.damping, context.settings.query_rank),
+                                   context.settings.batch_size)
+    return pq

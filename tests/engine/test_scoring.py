@@ -170,6 +170,22 @@ def test_materialised_and_low_rank_paths_agree(build, monkeypatch):
     assert all(scoring.use_low_rank(fresh, name, 3, 50, 1000, 1000) for name in fresh.modules if fresh.is_low_rank(name))
 
 
+def test_batches_of_one_group_may_take_different_paths(gpt2_setup, monkeypatch):
+    """A module materialised for one batch and low-rank for the next (the choice depends on B and T) in one flush."""
+    model, tracked, queries, docs = gpt2_setup
+    grads, _ = query_gradients(model, tracked, queries, batch_size=2)
+    pq = precondition(grads, fit(model, tracked, docs, "ekfac"), QueryArguments(rank=3))
+    expected, expected_norms = collect(model, tracked, pq, docs)
+    calls = {"n": 0}
+    def alternate(*args):  # per module call: low-rank on odd batches (3 tracked modules per batch here)
+        calls["n"] += 1
+        return ((calls["n"] - 1) // len(pq.modules)) % 2 == 1
+    monkeypatch.setattr(scoring, "use_low_rank", alternate)
+    layers, norms = collect(model, tracked, pq, docs)
+    assert calls["n"] == len(pq.modules) * 3  # 8 documents in batches of 3: three batches, one flush
+    assert rel_err(layers, expected) < 1e-6 and rel_err(norms, expected_norms) < 1e-6
+
+
 @pytest.mark.parametrize("rank", [None, 3])
 def test_token_scores_sum_to_document_scores(gpt2_setup, rank):
     model, tracked, queries, docs = gpt2_setup
