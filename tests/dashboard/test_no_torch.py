@@ -1,4 +1,5 @@
-"""The dashboard reads files only: rendering every page imports neither torch nor the engine.
+"""The dashboard reads files only: rendering every page (the Ask page too: its worker is a separate process)
+imports neither torch nor the engine.
 
 The precompute modules it may import are the torch-free layer: precompute.analysis (tables, statistics and the
 answer-matching rule), precompute.rundir and precompute.errors."""
@@ -11,7 +12,7 @@ SCRIPT = """
 import sys
 sys.argv = ["app.py", "--run", {run!r}]
 from streamlit.testing.v1 import AppTest
-for page in ["overview", "queries", "correlations", "magnitude", "sources", "answers", "documents", "compare"]:
+for page in ["overview", "queries", "correlations", "magnitude", "sources", "answers", "documents", "compare", "ask"]:
     at = AppTest.from_file({app!r}, default_timeout=120)
     at.run()
     if page != "overview":
