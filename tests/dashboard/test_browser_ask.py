@@ -71,8 +71,6 @@ def no_exception(page) -> None:
     assert page.locator(".stException").count() == 0, page.inner_text("body")[:2000]
 
 
-@pytest.mark.xfail(reason="failed in the lead's run at 169b021 (after the locator fix; passes for its author): "
-                   "not yet reliable on the shared machine; issue 13 stays open", strict=False)
 def test_ask_shows_ranked_documents_and_the_url_reproduces_them(server, page, runs):
     indexed = runs[0]
     page.goto(f"{server}/ask")
