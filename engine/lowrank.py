@@ -170,38 +170,53 @@ def lowrank_whitened(factors: Factors, rank: int, seed: int = 0) -> LowRankWhite
     return LowRankWhitened(list(factors.modules), rank, seed, **parts)
 
 
+class CompressionCallback:
+    """on_gradient for any number of compressors (LowRankWhitened, Projection: objects with modules, total_dim,
+    slices(), to(), compress(name, a, g)); after each backward, take() gives their vectors of the batch."""
+
+    def __init__(self, compressors: list, device, dtype):
+        self.local = [c.to(device, dtype) for c in compressors]
+        self.where = [c.slices() for c in self.local]
+        self.device, self.dtype = device, dtype
+        self.current: dict[tuple[int, str], torch.Tensor] = {}
+
+    @property
+    def modules(self) -> set[str]:
+        return {name for where in self.where for name in where}
+
+    def __call__(self, name: str, a: torch.Tensor, g: torch.Tensor) -> None:
+        for i, compressor in enumerate(self.local):
+            if name in self.where[i]:
+                self.current[i, name] = compressor.compress(name, a, g)
+
+    def take(self, n_documents: int) -> list[torch.Tensor]:
+        """Per compressor the batch's vectors [B, total_dim] float32 on CPU (modules in slices() order)."""
+        out = []
+        for i, compressor in enumerate(self.local):
+            vectors = torch.empty(n_documents, compressor.total_dim, dtype=self.dtype, device=self.device)
+            for name, part in self.where[i].items():
+                vectors[:, part] = self.current[i, name]
+            out.append(vectors.float().cpu())
+        self.current.clear()
+        return out
+
+
 def compress_documents(model: nn.Module, tracked: dict[str, nn.Module], compressors: list,
                        batches: Iterable[Batch], progress: bool = True) -> Iterator[tuple[list[int], list[torch.Tensor]]]:
-    """One forward+backward per batch for any number of compressors (LowRankWhitened, Projection: objects with
-    modules, total_dim, slices(), to(), compress(name, a, g)); yields (batch.index, [vectors [B, total_dim]
-    float32 on CPU per compressor])."""
-    device, dtype = next(model.parameters()).device, work_dtype(model)
-    local = [c.to(device, dtype) for c in compressors]
-    where = [c.slices() for c in local]
-    current: dict[tuple[int, str], torch.Tensor] = {}
-    names = sorted({n for c in compressors for n in c.modules}, key=list(tracked).index)
-
-    def on_gradient(name, a, g):
-        for i, compressor in enumerate(local):
-            if name in where[i]:
-                current[i, name] = compressor.compress(name, a, g)
-
+    """One forward+backward per batch for any number of compressors; yields (batch.index, [vectors [B, total_dim]
+    float32 on CPU per compressor]). (engine.scoring.score_documents does the same within its scoring pass.)"""
+    device = next(model.parameters()).device
+    callback = CompressionCallback(compressors, device, work_dtype(model))
+    names = sorted(callback.modules, key=list(tracked).index)
     total = len(batches) if hasattr(batches, "__len__") else None
     was_training = model.training
     model.eval()
     try:
-        with GradientCapture(model, {n: tracked[n] for n in names}, on_gradient, mask_activations=False) as capture, \
+        with GradientCapture(model, {n: tracked[n] for n in names}, callback, mask_activations=False) as capture, \
                 torch.enable_grad():
             for batch in tqdm(batches, total=total, desc="index", disable=not progress, unit="batch"):
-                current.clear()
                 forward_backward(model, capture, batch.to(device))
-                out = []
-                for i, compressor in enumerate(local):
-                    vectors = torch.empty(len(batch.index), compressor.total_dim, dtype=dtype, device=device)
-                    for name, part in where[i].items():
-                        vectors[:, part] = current[i, name]
-                    out.append(vectors.float().cpu())
-                yield batch.index, out
+                yield batch.index, callback.take(len(batch.index))
     finally:
         model.train(was_training)
 

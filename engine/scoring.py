@@ -2,7 +2,8 @@
 
 score(q, d) = Σ_layers ⟨P(G_q), G_d⟩ with G_d = Σ_t g_t a_tᵀ. Per module the cheaper contraction is chosen by
 FLOPs: materialise G_d (one GEMM against all Q dense P), or project with the rank-r factors,
-Σ_t (Uᵀ g_t)·(Vᵀ a_t). Gradient norms ‖G_d‖² = Σ_ts (g_t·g_s)(a_t·a_s) on the low-rank path.
+Σ_t (Uᵀ g_t)·(Vᵀ a_t). Gradient norms ‖G_d‖² = Σ_ts (g_t·g_s)(a_t·a_s) on the low-rank path. Optionally the same
+pass compresses every document's gradient for the ask index (engine.lowrank.CompressionCallback).
 """
 from dataclasses import dataclass
 from typing import Iterable, Iterator
@@ -13,6 +14,7 @@ from tqdm.auto import tqdm
 
 from engine.batches import Batch, Tokenized, make_batches
 from engine.hooks import GradientCapture, forward_backward, work_dtype
+from engine.lowrank import CompressionCallback
 from engine.model import module_shape
 from engine.precondition import PreconditionedQueries
 
@@ -23,6 +25,7 @@ class ScoreBatchResult:
     scores: torch.Tensor  # [Q, B] float32 CPU
     layer_scores: torch.Tensor  # [Q, L, B]
     grad_norms: torch.Tensor  # [B] ‖∇θ doc loss‖₂ over the tracked parameters
+    vectors: list[torch.Tensor] | None = None  # per compressor [B, total_dim] float32 CPU (when compressing)
 
 
 def materialise_flops(b: int, t: int, q: int, d_out: int, d_in: int) -> int:
@@ -54,6 +57,7 @@ class PendingBatch:
     index: list[int]
     layer_scores: torch.Tensor  # [Q, L, B] in the work dtype, on the model's device
     norms_sq: torch.Tensor  # [B]
+    vectors: list[torch.Tensor] | None = None
 
 
 class BatchScorer:
@@ -116,23 +120,36 @@ def results(done: list[PendingBatch]) -> Iterator[ScoreBatchResult]:
     for pending in done:
         layer_scores = pending.layer_scores.float().cpu()
         yield ScoreBatchResult(pending.index, layer_scores.sum(dim=1), layer_scores,
-                               pending.norms_sq.clamp_min(0).sqrt().float().cpu())
+                               pending.norms_sq.clamp_min(0).sqrt().float().cpu(), pending.vectors)
 
 
 def score_documents(model: nn.Module, tracked: dict[str, nn.Module], pq: PreconditionedQueries,
-                    batches: Iterable[Batch], progress: bool = True) -> Iterator[ScoreBatchResult]:
-    device = next(model.parameters()).device
-    scorer = BatchScorer(pq, tracked, device, work_dtype(model))
+                    batches: Iterable[Batch], progress: bool = True,
+                    compressors: list = ()) -> Iterator[ScoreBatchResult]:
+    """Scores per batch; with `compressors` (engine.lowrank.compress_documents' kind) each result also carries
+    their vectors of the batch's documents, from the same forward+backward."""
+    device, dtype = next(model.parameters()).device, work_dtype(model)
+    scorer = BatchScorer(pq, tracked, device, dtype)
+    compression = CompressionCallback(list(compressors), device, dtype) if compressors else None
+    names = sorted(set(pq.modules) | (compression.modules if compression else set()), key=list(tracked).index)
+
+    def on_gradient(name, a, g):
+        scorer(name, a, g)
+        if compression is not None:
+            compression(name, a, g)
+
     total = len(batches) if hasattr(batches, "__len__") else None
     was_training = model.training
     model.eval()
     try:
-        with GradientCapture(model, {n: tracked[n] for n in pq.modules}, scorer, mask_activations=False) as capture, \
+        with GradientCapture(model, {n: tracked[n] for n in names}, on_gradient, mask_activations=False) as capture, \
                 torch.enable_grad():
             for batch in tqdm(batches, total=total, desc="scoring", disable=not progress, unit="batch"):
                 batch = batch.to(device)
                 scorer.start(batch.index)
                 forward_backward(model, capture, batch)
+                if compression is not None:
+                    scorer.current.vectors = compression.take(len(batch.index))
                 if scorer.should_flush():
                     yield from results(scorer.flush())
         yield from results(scorer.flush())

@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from engine.arguments import FISHERS, STRATEGIES
 from engine.errors import EngineInputError
 from precompute.errors import UserInputError
+from precompute.index_options import add_index_options
 from precompute.rundir import RunLock
 from precompute.settings import Settings, positive_int
 
@@ -57,6 +58,11 @@ def add_score_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--top-k", type=positive_int, default=default("top_k"), help="documents per side in top_docs")
     parser.add_argument("--validate", action="store_true",
                         help="then tail-patch validation with its defaults (python -m precompute validate --help)")
+    parser.add_argument("--index", action="store_true",
+                        help="also build RUN/index/ for `ask` in the same forward+backward pass as scoring (instead "
+                             "of a second pass with `python -m precompute index`); options --index-*")
+    add_index_options(parser.add_argument_group("the index (with --index; as `index`'s --method, --rank, ...)"),
+                      prefix="index-")
 
 
 def add_analyze_flags(parser: argparse.ArgumentParser) -> None:
@@ -125,9 +131,11 @@ class Command:
 # Commands from other modules are named "module:function" (imported only when used; keep torch imports lazy).
 COMMANDS = (
     Command("fit", "fit the curvature factors into RUN/factors", add_fit_flags, run_model_command("fit")),
-    Command("score", "score documents against queries with RUN's factors (then token scores, analyze)",
+    Command("score", "score documents against queries with RUN's factors (then token scores, analyze; with "
+            "--index also RUN/index in the same pass)",
             add_score_flags, run_model_command("score")),
-    Command("run", "fit + score + token scores + analyze", add_score_flags, run_model_command("run")),
+    Command("run", "fit + score + token scores + analyze (with --index also RUN/index)", add_score_flags,
+            run_model_command("run")),
     Command("analyze", "(re)compute RUN/analysis from the scores, without rescoring", add_analyze_flags, run_analyze,
             creates=False),
     Command("demo", "the demo world end to end (re-uses a complete run)", add_demo_flags, run_demo),

@@ -4,8 +4,8 @@ Work on a copy of the run (the index is written into it). Parts:
 - default: build the default index (wall and CPU seconds of the CLI), then for every query of the run: Pearson
   between the index's estimate and scores.npy's row over all documents, top-50 and bottom-50 overlap;
 - ranks: one rank-8 build, then ranks 1..8 as the first r factors of each document (bytes per document each);
-- ratio: the compression pass against the scoring pass over the same documents (in-process, alternating,
-  fastest of --repeats), wall and CPU;
+- ratio: the compression pass, and the scoring pass that also compresses (score --index), against the plain
+  scoring pass over the same documents (in-process, alternating, fastest of --repeats), wall and CPU;
 - ask: latency through the dashboard's worker client (start, first question, warm new questions, --generate);
 - synthetic: faiss IVF-PQ over --synthetic-docs random keys plus scoring the candidates from their factors.
 Prints one JSON line per result and writes everything to --json.
@@ -105,7 +105,8 @@ def accuracy(run: str, ranks: list[int] | None = None) -> dict:
 
 
 def pass_ratio(run: str, n_docs: int, repeats: int) -> dict:
-    """The index's compression pass vs the scoring pass (the run's queries, rank and damping), same batches."""
+    """The index's compression pass, and the scoring pass with the index's compression in it (`score --index`),
+    vs the plain scoring pass (the run's queries, rank and damping), same batches."""
     import pandas as pd
 
     from engine.batches import make_batches, tokenize_documents
@@ -125,7 +126,9 @@ def pass_ratio(run: str, n_docs: int, repeats: int) -> dict:
     batches = list(make_batches(docs, settings.batch_size, session.tokenizer.pad_token_id))
     passes = {"score": lambda: sum(1 for _ in score_documents(session.model, session.tracked, pq, batches, False)),
               "index": lambda: sum(1 for _ in compress_documents(session.model, session.tracked, compressors,
-                                                                 batches, False))}
+                                                                 batches, False)),
+              "score_index": lambda: sum(1 for _ in score_documents(session.model, session.tracked, pq, batches, False,
+                                                                    compressors=compressors))}
     best = {name: [float("inf"), float("inf")] for name in passes}
     for _ in range(repeats):
         for name, run_pass in passes.items():
@@ -134,7 +137,9 @@ def pass_ratio(run: str, n_docs: int, repeats: int) -> dict:
             best[name] = [min(best[name][0], time.perf_counter() - wall), min(best[name][1], time.process_time() - cpu)]
     return {"docs": n_docs, "queries": pq.n_queries, "score_wall_s": best["score"][0], "score_cpu_s": best["score"][1],
             "index_wall_s": best["index"][0], "index_cpu_s": best["index"][1],
-            "ratio_wall": best["index"][0] / best["score"][0], "ratio_cpu": best["index"][1] / best["score"][1]}
+            "ratio_wall": best["index"][0] / best["score"][0], "ratio_cpu": best["index"][1] / best["score"][1],
+            "score_index_cpu_s": best["score_index"][1],
+            "score_index_ratio_cpu": best["score_index"][1] / best["score"][1]}
 
 
 def ask_latency(run: str, n_questions: int) -> dict:

@@ -7,6 +7,9 @@ index where the method searches with one. Resumable like scoring: one chunk per 
 RUN/index/chunks/ (atomically written), ranges dealt to torchrun ranks in contiguous blocks, rank 0 assembles.
 The manifest records the hashes of the factors, the model and the documents it was built from (`ask` refuses a
 stale index) and checks the index against the run's own scores for a sample of its queries.
+
+`score --index` / `run --index` build the same RUN/index/ within the scoring pass instead (no second pass):
+the score chunks carry the vectors, and rank 0 finishes the index here once the score files are written.
 """
 from __future__ import annotations
 
@@ -19,37 +22,20 @@ from tqdm.auto import tqdm
 
 from precompute import index_store, rundir
 from precompute.errors import UserInputError
-from precompute.run_model import RunModel, open_run_model, read_documents, run_queries
+from precompute.index_options import IndexOptions, add_index_options
+from precompute.run_model import (RunModel, open_run_model, read_documents, resolve_model, run_hashes,
+                                  run_queries)
 from precompute.session import barrier, finish_distributed
 
 log = logging.getLogger("precompute")
-METHODS = ("lowrank", "eigen", "gaussian")
-DEFAULT_METHOD, DEFAULT_RANK, DEFAULT_DIM, DEFAULT_KEYS_DIM = "lowrank", 4, 8192, 1024
-DEFAULT_DTYPE = "float16"
 CHECK_QUERIES, CHECK_K = 16, 50
 EXIT_AFTER_CHUNKS_ENV = "PRECOMPUTE_TEST_EXIT_AFTER_CHUNKS"   # test hook shared with scoring: die after N chunks
+CHUNK_PARTS = ("vectors", "keys")                              # chunk arrays of the stored compressor, the keys
 
 
 def add_index_flags(parser) -> None:
     parser.add_argument("--run", "--out", dest="out", required=True, help="a complete run directory")
-    parser.add_argument("--method", default=DEFAULT_METHOD, choices=METHODS,
-                        help="lowrank (default): rank-R factors of each document's whitened gradient; eigen / "
-                             "gaussian: Kronecker projections of --dim numbers (eigenbasis block / seeded random)")
-    parser.add_argument("--rank", type=int, default=DEFAULT_RANK, help="lowrank: rank per document and module")
-    parser.add_argument("--query-factor-rank", default="8",
-                        help="lowrank: rank kept of each question's whitened gradient when scoring documents (full: "
-                             "exact; 8 loses nothing measurable on the demo run and is 4x faster than 32)")
-    parser.add_argument("--dim", type=int, default=DEFAULT_DIM, help="eigen / gaussian: numbers per document")
-    parser.add_argument("--dtype", default=DEFAULT_DTYPE, choices=["float16", "float32"], help="stored vectors")
-    parser.add_argument("--seed", type=int, default=0, help="seed of the random matrices")
-    parser.add_argument("--search", default=None, choices=index_store.SEARCH_KINDS,
-                        help="exact: score every document (lowrank default); flat: faiss IndexFlatIP (eigen / "
-                             "gaussian default); ivfpq: faiss IndexIVFPQ candidates, for corpora past ~1M documents")
-    parser.add_argument("--keys-dim", type=int, default=DEFAULT_KEYS_DIM,
-                        help="lowrank with ivfpq: numbers per document in the projected keys faiss searches")
-    parser.add_argument("--nlist", type=int, default=None, help="ivfpq: inverted lists (default 4·sqrt(N))")
-    parser.add_argument("--pq-m", type=int, default=None, help="ivfpq: sub-quantizers (must divide the dim)")
-    parser.add_argument("--nprobe", type=int, default=32, help="ivfpq: lists searched per question")
+    add_index_options(parser)
     parser.add_argument("--batch-size", type=int, default=None, help="default: the run's")
     parser.add_argument("--chunk-docs", type=int, default=None, help="documents per resumable chunk")
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
@@ -57,22 +43,8 @@ def add_index_flags(parser) -> None:
     parser.add_argument("--overwrite", action="store_true", help="replace a complete index")
 
 
-def check_args(args) -> None:
-    args.search = args.search or ("exact" if args.method == "lowrank" else "flat")
-    text = str(args.query_factor_rank)
-    if text != "full" and not (text.isdigit() and int(text) > 0):
-        raise UserInputError(f"--query-factor-rank must be 'full' or a positive integer, got {text!r}")
-    args.query_factor_rank = None if text == "full" else int(text)
-    for name in ("rank", "dim", "keys_dim", "nprobe"):
-        if getattr(args, name) < 1:
-            raise UserInputError(f"--{name.replace('_', '-')} must be a positive integer, got {getattr(args, name)}")
-    if args.search == "exact" and args.method != "lowrank":
-        raise UserInputError("--search exact is for --method lowrank; eigen / gaussian search with faiss (flat, ivfpq)")
-    if args.search == "flat" and args.method == "lowrank":
-        raise UserInputError("--method lowrank searches exactly (--search exact) or with ivfpq candidates")
-
-
-def prepare(run_path: str, overwrite: bool) -> None:
+def start_building(run_path: str, overwrite: bool, method: str) -> None:
+    """Rank 0: mark the index as building (never leave a complete-looking index while it is being replaced)."""
     path = index_store.index_path(run_path, index_store.MANIFEST)
     if os.path.exists(path):
         status = rundir.read_json(path).get("status")
@@ -80,7 +52,27 @@ def prepare(run_path: str, overwrite: bool) -> None:
             raise rundir.RunDirError(f"{run_path}: the run already has a complete index; pass --overwrite to "
                                      "rebuild it")
         if status == "complete":
-            os.remove(path)      # never leave a complete-looking index while it is being replaced
+            os.remove(path)
+    index_store.write_manifest(run_path, {"status": "building", "method": method})
+
+
+def put_vectors(arrays: list[np.ndarray], rows: list[int], blocks: list, dtype: str) -> None:
+    """Each compressor's vectors of a batch ([B, dim] tensors) into its chunk array at `rows`; refuses an overflow
+    of float16."""
+    for array, block in zip(arrays, blocks):
+        values = block.numpy()
+        if dtype == "float16" and np.abs(values).max(initial=0) > np.finfo(np.float16).max:
+            raise UserInputError("compressed gradients overflow float16; rebuild with --dtype float32")
+        array[rows] = values
+
+
+def compressors_of(options: IndexOptions, factors, damping) -> tuple[object, object, list]:
+    """(the stored compressor, the keys projection or None, the list of both that are there)."""
+    from precompute.index_search import build_compressors
+
+    compressor, keys = build_compressors(options.method, factors, options.rank, options.dim, options.keys_dim,
+                                         options.seed, damping, options.search)
+    return compressor, keys, [c for c in (compressor, keys) if c is not None]
 
 
 def compress_chunk(context: RunModel, compressors: list, texts: list[str], batch_size: int, dtype: str,
@@ -95,40 +87,32 @@ def compress_chunk(context: RunModel, compressors: list, texts: list[str], batch
     out = [np.zeros((len(documents), c.total_dim), dtype=np.dtype(dtype)) for c in compressors]
     for index, blocks in compress_documents(context.session.model, context.session.tracked, compressors, batches,
                                             progress=False):
-        rows = [by_length[j] for j in index]
-        for array, block in zip(out, blocks):
-            values = block.numpy()
-            if dtype == "float16" and np.abs(values).max(initial=0) > np.finfo(np.float16).max:
-                raise UserInputError("compressed gradients overflow float16; rebuild with --dtype float32")
-            array[rows] = values
+        put_vectors(out, [by_length[j] for j in index], blocks, dtype)
         bar.update(len(index))
     return out
 
 
 def index_command(args, progress: bool = True) -> None:
     from engine.distributed import shard
-    from precompute.index_search import build_compressors, tensors_sha256
+    from precompute.index_search import tensors_sha256
 
     started = time.perf_counter()
-    check_args(args)
+    options = IndexOptions.from_args(args)
     rundir.RunDir(args.out).manifest()                 # "no manifest; is this a run directory?" first
     documents = read_documents(args.out)
     context = open_run_model(args.out, args.model, args.device, documents["id"].astype(str))
     session = context.session
     if session.rank == 0:
-        prepare(args.out, args.overwrite)
-    compressor, keys = build_compressors(args.method, context.factors, args.rank, args.dim, args.keys_dim, args.seed,
-                                         context.settings.damping, args.search)
-    compressors = [c for c in (compressor, keys) if c is not None]
+        start_building(args.out, args.overwrite, options.method)
+    compressor, keys, compressors = compressors_of(options, context.factors, context.settings.damping)
     batch_size = args.batch_size or context.settings.batch_size
     per_chunk = args.chunk_docs or batch_size * 64
     store = rundir.ChunkStore(rundir.RunDir(args.out), index_store.CHUNKS)
-    key = {**context.hashes, "compressors": [tensors_sha256(c.tensors()) for c in compressors], "dtype": args.dtype,
-           "max_length": context.settings.max_length, "batch_size": batch_size, "chunk_docs": per_chunk}
-    if session.rank == 0:
-        index_store.write_manifest(args.out, {"status": "building", "method": args.method})
-        if store.open(key):
-            log.info("resuming: %d index chunks already written", len(store.completed()))
+    key = {**context.hashes, "compressors": [tensors_sha256(c.tensors()) for c in compressors],
+           "dtype": options.dtype, "max_length": context.settings.max_length, "batch_size": batch_size,
+           "chunk_docs": per_chunk}
+    if session.rank == 0 and store.open(key):
+        log.info("resuming: %d index chunks already written", len(store.completed()))
     barrier(session)
     ranges = rundir.chunk_ranges(len(documents), per_chunk)
     mine = [ranges[i] for i in shard(len(ranges), session.rank, session.world)]
@@ -138,8 +122,8 @@ def index_command(args, progress: bool = True) -> None:
     bar = tqdm(total=sum(b - a for a, b in mine), initial=sum(b - a for a, b in mine) - sum(b - a for a, b in todo),
                desc=f"indexing documents (rank {session.rank})", unit="doc", disable=not progress)
     for number, (start, stop) in enumerate(todo, start=1):
-        arrays = compress_chunk(context, compressors, texts[start:stop], batch_size, args.dtype, bar)
-        store.write(start, stop, **dict(zip(("vectors", "keys"), arrays)))
+        arrays = compress_chunk(context, compressors, texts[start:stop], batch_size, options.dtype, bar)
+        store.write(start, stop, **dict(zip(CHUNK_PARTS, arrays)))
         if exit_after and number >= exit_after:
             log.warning("%s=%d: exiting abruptly after %d chunks (test hook)", EXIT_AFTER_CHUNKS_ENV, exit_after,
                         number)
@@ -147,48 +131,65 @@ def index_command(args, progress: bool = True) -> None:
     bar.close()
     barrier(session)
     if session.rank == 0:
-        finish(args, context, compressor, keys, store, ranges, len(documents), time.perf_counter() - started)
+        finish(args.out, options, context, compressor, keys, store, ranges,
+               {"compress": round(time.perf_counter() - started, 3)})
+        store.remove()
 
 
-def finish(args, context: RunModel, compressor, keys, store, ranges, n_documents: int, compressed_s: float) -> None:
-    """Rank 0: vectors (and keys) from the chunks, the compressors, the faiss index, the check, the manifest."""
+def finish(path: str, options: IndexOptions, context: RunModel, compressor, keys, store, ranges,
+           timings: dict) -> None:
+    """Rank 0: vectors (and keys) from the chunks' CHUNK_PARTS, the compressors, the faiss index, the check, the
+    manifest (`index` and `score --index` alike)."""
     from precompute.index_search import save_compressors, tensors_sha256
 
-    path = args.out
+    n_documents = ranges[-1][1] if ranges else 0
     for name, part, value in ((index_store.VECTORS, "vectors", compressor), (index_store.KEYS, "keys", keys)):
         if value is not None:
             index_store.write_vectors(index_store.index_path(path, name),
                                       ((a, b, store.read(a, b)[part]) for a, b in ranges), n_documents,
-                                      value.total_dim, args.dtype)
+                                      value.total_dim, options.dtype)
     save_compressors(path, compressor, keys)
     started = time.perf_counter()
-    if args.search != "exact":
+    if options.search != "exact":
         searched = np.load(index_store.index_path(path, index_store.KEYS if keys else index_store.VECTORS),
                            mmap_mode="r")
-        search = index_store.build_search(searched, args.search, args.nlist, args.pq_m, args.seed)
+        search = index_store.build_search(searched, options.search, options.nlist, options.pq_m, options.seed)
         index_store.write_search(index_store.index_path(path, index_store.SEARCH), search)
+    lowrank = options.method == "lowrank"
     manifest = {
-        "status": "building", "method": args.method, "seed": args.seed, "rank": args.rank if args.method == "lowrank" else None, "dim": compressor.total_dim, "dtype": args.dtype,
-        "bytes_per_document": (compressor.total_dim + (keys.total_dim if keys else 0)) * np.dtype(args.dtype).itemsize,
+        "status": "building", "method": options.method, "seed": options.seed, "rank": options.rank if lowrank else None,
+        "dim": compressor.total_dim, "dtype": options.dtype,
+        "bytes_per_document": ((compressor.total_dim + (keys.total_dim if keys else 0))
+                               * np.dtype(options.dtype).itemsize),
         "modules": list(compressor.modules), "n_documents": n_documents, **context.hashes,
         "compressor_sha256": tensors_sha256(compressor.tensors()), "max_length": context.settings.max_length,
         "damping": context.settings.damping, "query_rank": context.settings.query_rank,
-        "query_factor_rank": args.query_factor_rank if args.method == "lowrank" else None,
+        "query_factor_rank": options.query_factor_rank if lowrank else None,
         "keys": {"method": keys.method, "dim": keys.total_dim} if keys else None,
-        "search": {"kind": args.search, "nprobe": args.nprobe if args.search == "ivfpq" else None},
+        "search": {"kind": options.search, "nprobe": options.nprobe if options.search == "ivfpq" else None},
         "device": context.session.device, "world_size": context.session.world, "created": rundir.utc_now(),
-        "timings": {"compress": round(compressed_s, 3), "search_index": round(time.perf_counter() - started, 3)}}
-    if args.method != "lowrank":
+        "timings": {**timings, "search_index": round(time.perf_counter() - started, 3)}}
+    if not lowrank:
         manifest["dims"] = {name: list(compressor.dims(name)) for name in compressor.modules}
     index_store.write_manifest(path, manifest)
     manifest["check"] = self_check(path, manifest, context)
     manifest["status"] = "complete"
     index_store.write_manifest(path, manifest)
-    store.remove()
     log.info("index written: %s (%d documents, %s, %d bytes per document; on %d of the run's queries: median "
              "Pearson %.3f with scores.npy, top-%d overlap %.2f)", index_store.index_path(path), n_documents,
-             args.method, manifest["bytes_per_document"], manifest["check"]["queries"],
+             options.method, manifest["bytes_per_document"], manifest["check"]["queries"],
              manifest["check"]["pearson_median"], CHECK_K, manifest["check"]["top_overlap_median"])
+
+
+def finish_from_scoring(run_path: str, settings, session, factors, document_ids, built: tuple, store, ranges,
+                        seconds: float) -> None:
+    """Rank 0, once `score --index` wrote the score files: RUN/index/ from the vectors in its score chunks (the
+    chunks stay for the token-score stage, which removes them)."""
+    context = RunModel(run_path, rundir.RunDir(run_path).manifest(), settings, factors, session,
+                       run_hashes(run_path, resolve_model(settings.model), document_ids))
+    compressor, keys, _ = built
+    finish(run_path, settings.index, context, compressor, keys, store, ranges,
+           {"score_and_compress": round(seconds, 3)})
 
 
 def self_check(path: str, manifest: dict, context: RunModel) -> dict:

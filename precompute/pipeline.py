@@ -5,7 +5,9 @@ document range into RUN/chunks/ (atomically); the same command run again re-uses
 chunk, and ends with the same scores. Streaming: a chunk's documents are tokenized only when that chunk is
 scored; the chunk keeps their token counts and truncation flags, which rank 0 assembles for documents.parquet,
 the manifest counts and the one truncation warning. Distributed: chunks are dealt to ranks in contiguous blocks,
-factor statistics are all-reduced by the engine, rank 0 writes the files.
+factor statistics are all-reduced by the engine, rank 0 writes the files. With --index (settings.index) the
+same forward+backward also compresses every document's gradient: the chunks carry the vectors and rank 0
+finishes RUN/index/ from them (precompute/index.py) right after the score files.
 """
 from __future__ import annotations
 
@@ -76,10 +78,13 @@ def fit_stage(run: rundir.RunDir, settings: Settings, corpus: Corpus, session: S
     return factors
 
 
-def score_chunk(session: Session, pq, documents: list, batch_size: int, n_queries: int, bar) -> dict:
-    """Scores, layer scores and gradient norms of one chunk's documents (batched by length), in chunk order."""
+def score_chunk(session: Session, pq, documents: list, batch_size: int, n_queries: int, bar,
+                compressors: list = (), vectors_dtype: str = "float32") -> dict:
+    """Scores, layer scores and gradient norms of one chunk's documents (batched by length), in chunk order; with
+    `compressors` also their vectors (the index's chunk parts, "vectors" then "keys")."""
     from engine.batches import make_batches
     from engine.scoring import score_documents
+    from precompute.index import CHUNK_PARTS, put_vectors
 
     n = len(documents)
     chunk = {"scores": np.zeros((n_queries, n), np.float32),
@@ -89,13 +94,17 @@ def score_chunk(session: Session, pq, documents: list, batch_size: int, n_querie
              "truncated": np.asarray([item.truncated for item in documents], dtype=bool)}
     by_length = sorted(range(n), key=lambda j: len(documents[j].input_ids))   # less padding
     batches = list(make_batches([documents[j] for j in by_length], batch_size, session.tokenizer.pad_token_id))
-    for result in score_documents(session.model, session.tracked, pq, batches, progress=False):
+    vectors = [np.zeros((n, c.total_dim), np.dtype(vectors_dtype)) for c in compressors]
+    for result in score_documents(session.model, session.tracked, pq, batches, progress=False,
+                                  compressors=compressors):
         columns = [by_length[j] for j in result.index]
         chunk["scores"][:, columns] = result.scores.numpy()
         chunk["layer_scores"][:, :, columns] = result.layer_scores.numpy()
         chunk["grad_norms"][columns] = result.grad_norms.numpy()
+        if compressors:
+            put_vectors(vectors, columns, result.vectors, vectors_dtype)
         bar.update(len(columns))
-    return chunk
+    return {**chunk, **dict(zip(CHUNK_PARTS, vectors))}
 
 
 def score_stage(run: rundir.RunDir, settings: Settings, corpus: Corpus, queries: Queries, session: Session,
@@ -116,6 +125,7 @@ def score_stage(run: rundir.RunDir, settings: Settings, corpus: Corpus, queries:
                                       QueryArguments(damping=settings.damping, rank=settings.query_rank),
                                       settings.batch_size)
 
+    built = index_in_scoring(run, settings, session, factors)
     store = rundir.ChunkStore(run)
     key = settings.score_key(settings.fit_key() | {
         "factors_sha256": rundir.sha256_of_file(run.file(layout.FACTORS_DIR, layout.FACTOR_TENSORS))})
@@ -131,7 +141,8 @@ def score_stage(run: rundir.RunDir, settings: Settings, corpus: Corpus, queries:
                unit="doc", disable=not progress, initial=sum(b - a for a, b in mine) - sum(b - a for a, b in todo))
     for number, (start, stop) in enumerate(todo, start=1):
         documents = tokenize_documents(session.tokenizer, corpus.texts[start:stop], settings.max_length)
-        store.write(start, stop, **score_chunk(session, pq, documents, settings.batch_size, len(queries), bar))
+        store.write(start, stop, **score_chunk(session, pq, documents, settings.batch_size, len(queries), bar,
+                                               built[2], settings.index.dtype if settings.index else "float32"))
         if exit_after and number >= exit_after:
             log.warning("%s=%d: exiting abruptly after %d chunks (test hook)", EXIT_AFTER_CHUNKS_ENV, exit_after,
                         number)
@@ -145,7 +156,25 @@ def score_stage(run: rundir.RunDir, settings: Settings, corpus: Corpus, queries:
         write_score_files(run, store, ranges, corpus, queries, query_tokens, nats.numpy(), pq, settings)
         run.update_manifest(device=session.device)
         run.record_timing("score", time.perf_counter() - started)
+        if settings.index is not None:
+            from precompute.index import finish_from_scoring
+            finished = time.perf_counter()
+            finish_from_scoring(run.path, settings, session, factors, corpus.ids, built, store, ranges,
+                                finished - started)
+            run.record_timing("index_finish", time.perf_counter() - finished)
     return pq
+
+
+def index_in_scoring(run: rundir.RunDir, settings: Settings, session: Session, factors) -> tuple:
+    """With --index: (the stored compressor, the keys projection or None, both) for the scoring pass, and the
+    index marked building (rank 0; a complete one is replaced). Without: (None, None, [])."""
+    if settings.index is None:
+        return None, None, []
+    from precompute.index import compressors_of, start_building
+
+    if session.rank == 0:
+        start_building(run.path, overwrite=True, method=settings.index.method)
+    return compressors_of(settings.index, factors, settings.damping)
 
 
 def write_score_files(run, store, ranges, corpus: Corpus, queries: Queries, query_tokens, nats, pq,

@@ -77,12 +77,19 @@ def open_run_model(run_path: str, model: str | None = None, device: str = "auto"
                         batch_size=int(manifest.get("batch_size", 8)),
                         damping=manifest.get("damping", "auto"),
                         query_rank=manifest.get("query_rank", 32)).checked()
-    hashes = {"factors_sha256": rundir.sha256_of_file(tensors), "model_sha256": model_sha256(spec)}
-    if documents_ids is not None:
-        hashes["documents_sha256"] = index_store.documents_sha256(documents_ids)
+    hashes = run_hashes(run_path, spec, documents_ids)
     factors = Factors.load(run.file(layout.FACTORS_DIR))
     session = open_session(settings, modules=factors.modules)
     return RunModel(run_path, manifest, settings, factors, session, hashes)
+
+
+def run_hashes(run_path: str, model_spec: str, documents_ids=None) -> dict:
+    """What an index records to be found stale later: the run's factors, the model files, the document ids."""
+    tensors = rundir.RunDir(run_path).file(layout.FACTORS_DIR, layout.FACTOR_TENSORS)
+    hashes = {"factors_sha256": rundir.sha256_of_file(tensors), "model_sha256": model_sha256(model_spec)}
+    if documents_ids is not None:
+        hashes["documents_sha256"] = index_store.documents_sha256(documents_ids)
+    return hashes
 
 
 def read_documents(run_path: str) -> pd.DataFrame:

@@ -12,6 +12,7 @@ from dataclasses import asdict, dataclass, fields, replace
 from engine.arguments import parse_damping
 from engine.errors import EngineInputError
 from precompute.errors import UserInputError
+from precompute.index_options import IndexOptions
 from precompute.rundir import sha256_of_file
 
 
@@ -37,6 +38,7 @@ class Settings:
     chunk_docs: int | None = None
     top_k: int = 100
     validate: bool = False               # run the tail-patch validation (precompute.validate) after analysis
+    index: IndexOptions | None = None    # build RUN/index/ in the scoring pass (score / run --index)
 
     @classmethod
     def default(cls, name: str):
@@ -45,6 +47,10 @@ class Settings:
     @classmethod
     def from_args(cls, args: argparse.Namespace) -> "Settings":
         values = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
+        if values.get("index"):                  # --index, with its --index-* options
+            values["index"] = IndexOptions.from_args(args, prefix="index-")
+        else:
+            values.pop("index", None)
         return cls(**values).checked()
 
     def with_changes(self, **changes) -> "Settings":
@@ -73,8 +79,9 @@ class Settings:
 
     def score_key(self, fit_key: dict) -> dict:
         """Everything the score chunks depend on (world size excluded: chunks are global document ranges)."""
-        return {**fit_key, "queries_sha256": sha256_of_file(self.queries), "damping": self.damping,
-                "query_rank": self.query_rank, "chunk_docs": self.documents_per_chunk}
+        key = {**fit_key, "queries_sha256": sha256_of_file(self.queries), "damping": self.damping,
+               "query_rank": self.query_rank, "chunk_docs": self.documents_per_chunk}
+        return key if self.index is None else {**key, "index": asdict(self.index)}   # chunks carry its vectors
 
     def manifest_fields(self) -> dict:
         values = asdict(self)

@@ -4,7 +4,9 @@
 - gaussian projections are unbiased: the mean over seeds of the projected inner product matches the exact
   ⟨P(G_q), G_d⟩ (P from EK-FAC factors, dense solve);
 - the eigen projection is the exact score restricted to a block of the eigenbasis, and the full score when
-  every direction is kept.
+  every direction is kept;
+- the scoring pass with compressors (score --index) scores as without them and stores what the index's own
+  pass stores.
 """
 import math
 
@@ -185,3 +187,24 @@ def test_lowrank_factors_are_the_best_rank_r_whitened_approximation(setup):
             approx = stored[:2 * d_out].reshape(2, d_out).t() @ stored[2 * d_out:].reshape(2, d_in)
             # near-optimal (the randomized range finder's guarantee): residual within 5% of the SVD's
             assert float((whitened - approx).norm()) <= 1.05 * float((whitened - best).norm()) + 1e-9, name
+
+
+def test_scoring_pass_compresses_like_its_own_pass(setup):
+    """score_documents with compressors: the same scores as without, and per compressor the vectors of
+    compress_documents (same batches) — for the projection also Π_out G_d Π_inᵀ of the explicit gradient."""
+    model, tracked, docs, _, factors, grads, doc_grads = setup
+    pq = precondition(grads, factors, QueryArguments(rank=2))
+    compressors = [lowrank_whitened(factors, rank=2), gaussian_projection(factors.shapes, 24, seed=3)]
+    plain = {tuple(r.index): r for r in score_documents(model, tracked, pq, make_batches(docs, 3, 0), progress=False)}
+    alone = {tuple(index): blocks for index, blocks in compress_documents(model, tracked, compressors,
+                                                                          make_batches(docs, 3, 0), progress=False)}
+    together = list(score_documents(model, tracked, pq, make_batches(docs, 3, 0), progress=False,
+                                    compressors=compressors))
+    assert sorted(tuple(r.index) for r in together) == sorted(plain) == sorted(alone)
+    for result in together:
+        torch.testing.assert_close(result.scores, plain[tuple(result.index)].scores, rtol=0, atol=0)
+        for mine, theirs in zip(result.vectors, alone[tuple(result.index)]):
+            torch.testing.assert_close(mine, theirs, rtol=0, atol=0)
+        explicit = projected_documents(compressors[1], [doc_grads[i] for i in result.index])
+        torch.testing.assert_close(result.vectors[1].double(), explicit, rtol=1e-4,
+                                   atol=1e-6 * float(explicit.abs().max()))
