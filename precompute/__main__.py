@@ -52,7 +52,8 @@ def add_score_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--query-rank", default=str(default("query_rank")),
                         help="full, or the rank R of the low-rank query gradients")
     parser.add_argument("--token-topk", type=int, default=default("token_topk"),
-                        help="top/bottom documents per query with token scores")
+                        help="top and bottom documents per query (by raw score) that get per-token scores "
+                             "(default: %(default)s, the most the dashboard shows per side)")
     parser.add_argument("--chunk-docs", type=positive_int, default=default("chunk_docs"),
                         help="documents per resumable score chunk (default: 64 batches)")
     parser.add_argument("--top-k", type=positive_int, default=default("top_k"), help="documents per side in top_docs")
@@ -82,7 +83,8 @@ def add_synth_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--docs", type=positive_int, default=1_000_000)
     parser.add_argument("--layers", type=positive_int, default=6)
     parser.add_argument("--seed", type=int, default=0)
-    parser.add_argument("--token-topk", type=positive_int, default=10)
+    parser.add_argument("--token-topk", type=positive_int, default=Settings.default("token_topk"),
+                        help="top and bottom documents per query with (synthetic) per-token scores")
     parser.add_argument("--overwrite", action="store_true")
 
 

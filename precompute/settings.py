@@ -34,7 +34,7 @@ class Settings:
     queries: str | None = None
     damping: str | float = "auto"
     query_rank: int | None = 32          # None = full
-    token_topk: int = 10
+    token_topk: int = 50                 # per side: every card the dashboard's Queries page shows (up to 50)
     chunk_docs: int | None = None
     top_k: int = 100
     validate: bool = False               # run the tail-patch validation (precompute.validate) after analysis

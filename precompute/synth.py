@@ -162,7 +162,7 @@ def write_scores(run: rundir.RunDir, queries, sources, planted, grad_norms, n_la
 
 
 def write_synthetic_run(out: str, n_queries: int = 100, n_docs: int = 1_000_000, n_layers: int = 6,
-                        seed: int = 0, token_topk: int = 10, overwrite: bool = False, progress: bool = True,
+                        seed: int = 0, token_topk: int = 50, overwrite: bool = False, progress: bool = True,
                         command: str = "python -m precompute synth") -> rundir.RunDir:
     started = time.perf_counter()
     run = rundir.RunDir(out)
