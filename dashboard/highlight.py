@@ -7,6 +7,7 @@ when it shares a line or sentence with every context term of the query (the prom
 from __future__ import annotations
 
 import html
+import math
 import re
 from dataclasses import dataclass
 
@@ -78,6 +79,12 @@ def target_marks(text: str, targets: list[tuple[str, str]], context: list[str]) 
     return marks
 
 
+def clipped(marks: list[Mark], length: int) -> list[Mark]:
+    """The marks that start within the first `length` characters, cut at `length` (for a text's preview)."""
+    return [mark if mark.end <= length else Mark(mark.start, length, mark.kind, mark.title, mark.number)
+            for mark in marks if mark.start < length]
+
+
 def badges(marks: list[Mark]) -> list[str]:
     """Badge texts for a card, strongest first: answer in context, bare answer, model answer, steps."""
     kinds = {mark.kind for mark in marks}
@@ -86,10 +93,17 @@ def badges(marks: list[Mark]) -> list[str]:
     return [label for kind, label in named if kind in kinds] + steps
 
 
+def shaded_below(scale: float) -> float:
+    """Token scores smaller than this in magnitude get no shading (their colour would be 0.00 opaque)."""
+    return 0.005 / 0.85 * scale
+
+
 def colour(score: float, scale: float) -> str:
-    if scale <= 0 or not np.isfinite(score) or score == 0:
+    if scale <= 0 or not math.isfinite(score) or score == 0:
         return "transparent"
     alpha = min(1.0, abs(score) / scale) * 0.85
+    if alpha < 0.005:  # shown as 0.00: no shading (`shaded_below`)
+        return "transparent"
     red, green, blue = RED if score > 0 else TEAL
     return f"rgba({red},{green},{blue},{alpha:.2f})"
 
@@ -123,7 +137,9 @@ def render(text: str, marks: list[Mark], tokens: list[tuple[int, int, float]] | 
         background, title = "transparent", ""
         if token_index < len(token_at) and token_at[token_index][0] <= a:
             score = token_at[token_index][2]
-            background, title = colour(score, scale), f"token score {score:+.3g}"
+            background = colour(score, scale)
+            if background != "transparent":  # unshaded tokens stay plain text (a DOM node less each)
+                title = f"token score {score:+.3g}"
         parts.append(_piece(text[a:b], background, title, [m for m in marks if m.start <= a and b <= m.end]))
         if b in ends_here:
             parts.append(f'<sup class="span-no">{ends_here[b].number}</sup>')
@@ -140,6 +156,8 @@ def token_layout(tokens: list[str], scores: np.ndarray) -> tuple[str, list[tuple
 
 
 def legend_html(scale: float, what: str) -> str:
-    """A colour bar from −scale (teal) through 0 to +scale (red), with what the colour means."""
+    """A colour bar from −scale (teal) through 0 to +scale (red), with what the colour means and which tokens are
+    left unshaded (hover a shaded token for its score)."""
     return (f'<div class="ie-legend"><span>{-scale:+.3g}</span><span class="bar"></span><span>{scale:+.3g}</span>'
-            f"<span>{html.escape(what)}</span></div>")
+            f"<span>{html.escape(what)}; hover a shaded token for its score, unshaded: |score| &lt; "
+            f"{shaded_below(scale):.2g}</span></div>")

@@ -6,34 +6,55 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 from dashboard import highlight, published_view, spans, url_state, widgets
 from dashboard.correctness import is_correct, model_answer, same_answer
 from dashboard.query_table import correctness_label
-from dashboard.run import SCORE_KINDS
+from dashboard.run import SCORE_KINDS, token_scores
 from dashboard.text_match import context_terms, query_targets
+
+
+@st.cache_data(show_spinner=False, max_entries=32)
+def shared_spans(completion: str, texts: tuple[str, ...]) -> spans.SharedSpans:
+    """The completion's verbatim spans in the shown texts, computed once per (completion, texts)."""
+    return spans.shared_spans(completion, list(texts))
 
 
 @dataclass
 class Linking:
-    """The completion's spans shared with the shown documents, and which one the user chose (index or None)."""
+    """The completion's spans shared with the shown texts (each card's full text and token text), and which one
+    the user chose (index or None)."""
     completion: str
-    found: list[spans.Span] = field(default_factory=list)
+    texts: tuple[str, ...] = ()
     chosen: int | None = None
-    min_words: int = spans.DEFAULT_MIN_WORDS
+    shared: spans.SharedSpans = field(init=False)
+
+    def __post_init__(self):
+        self.shared = shared_spans(self.completion, tuple(dict.fromkeys(self.texts)))
+        self._index = {text: i for i, text in enumerate(dict.fromkeys(self.texts))}
+
+    @property
+    def found(self) -> tuple[spans.Span, ...]:
+        return self.shared.found
 
     def marks(self, text: str) -> list[highlight.Mark]:
-        """Highlights of the document spans that repeat a completion span (numbered like the completion's)."""
+        """Highlights of the text's spans that repeat a completion span (numbered like the completion's)."""
+        if text not in self._index:
+            return []
         marks = []
-        for number, span in enumerate(self.found, 1):
+        for number, linked in enumerate(self.shared.linked[self._index[text]], 1):
             kind = "span-on" if number - 1 == self.chosen else "span"
-            label = spans.span_label(self.completion, span)
-            for found in spans.linked_spans(self.completion, span, text, self.min_words):
+            label = spans.span_label(self.completion, self.found[number - 1])
+            for found in linked:
                 marks.append(highlight.Mark(found.start, found.end, kind, f"repeats completion span {number}: "
                                             f"“{label}”", number))
         return marks
+
+    def holds(self, text: str, number: int) -> bool:
+        return text in self._index and bool(self.shared.linked[self._index[text]][number])
 
     def completion_marks(self) -> list[highlight.Mark]:
         return [highlight.Mark(span.start, span.end, "span-on" if i == self.chosen else "span",
@@ -92,12 +113,11 @@ def query_header(query: dict, linking: Linking) -> None:
                                    unsafe_allow_html=True)
 
 
-def choose_span(linking: Linking, documents: list[tuple[str, str]]) -> None:
-    """Pills of the completion's shared spans (?span=N); lists the shown documents that repeat the chosen one.
-
-    documents: (label, text) of the shown cards."""
+def choose_span(linking: Linking, shown: list[Card]) -> None:
+    """Pills of the completion's shared spans (?span=N); lists the shown documents that repeat the chosen one."""
     if not linking.found:
-        st.caption(f"No run of {linking.min_words}+ words of the completion occurs verbatim in the shown documents.")
+        st.caption(f"No run of {spans.DEFAULT_MIN_WORDS}+ words of the completion occurs verbatim in the shown "
+                   "documents.")
         return
     labels = [f"{i}: {spans.span_label(linking.completion, span, 40)}" for i, span in enumerate(linking.found, 1)]
     numbers = list(range(1, len(labels) + 1))
@@ -107,14 +127,82 @@ def choose_span(linking: Linking, documents: list[tuple[str, str]]) -> None:
     linking.chosen = None if chosen is None else chosen - 1
     if linking.chosen is None:
         return
-    span = linking.found[linking.chosen]
-    holders = [label for label, text in documents
-               if spans.linked_spans(linking.completion, span, text, linking.min_words)]
-    st.caption(f"Span {chosen} occurs in {len(holders)} of the {len(documents)} shown documents: "
+    holders = [card.label for card in shown if any(linking.holds(text, linking.chosen) for text in card.shown_texts)]
+    st.caption(f"Span {chosen} occurs in {len(holders)} of the {len(shown)} shown documents: "
                + ", ".join(holders))
 
 
-def token_note(run, tokens: pd.DataFrame | None) -> str:
+@st.cache_data(show_spinner=False, max_entries=64)
+def card_tokens(run_key, query_id: str) -> dict[tuple[str, str], widgets.Tokens] | None:
+    """(side, doc_id) -> that document's decoded tokens in order and their scores for one query; None when the run
+    has no token_scores.parquet. Grouped once per query, not filtered per card."""
+    tokens = token_scores(run_key, query_id)
+    if tokens is None:
+        return None
+    ordered = tokens.sort_values(["side", "doc_id", "token_index"], kind="stable")
+    return {(str(side), str(doc)): (group["token"].astype(str).tolist(), group["score"].to_numpy(dtype=np.float64))
+            for (side, doc), group in ordered.groupby(["side", "doc_id"], sort=False)}
+
+
+@dataclass(frozen=True)
+class Card:
+    """One ranked document shown for a query: side ("top" / "bottom"), 1-based rank, score column, text, and its
+    per-token scores when the run has them for this (query, side, document)."""
+    side: str
+    rank: int
+    column: int
+    score: float
+    doc_id: str
+    text: str
+    tokens: widgets.Tokens | None
+
+    @property
+    def label(self) -> str:
+        return f"{self.side} #{self.rank}"
+
+    @property
+    def shown_texts(self) -> tuple[str, ...]:
+        """The texts the card displays: the document, and the decoded tokens of its heatmap."""
+        return (self.text,) + (("".join(self.tokens[0]),) if self.tokens else ())
+
+
+def cards(run, side: str, columns, values, texts: pd.Series,
+          tokens: dict[tuple[str, str], widgets.Tokens] | None) -> list[Card]:
+    found = []
+    for rank, (column, value) in enumerate(zip(columns, values), 1):
+        doc_id = str(run.doc_ids[int(column)])
+        found.append(Card(side, rank, int(column), float(value), doc_id, str(texts.iloc[int(column)]),
+                          None if tokens is None else tokens.get((side, doc_id))))
+    return found
+
+
+def _ranks(shown: list[Card]) -> str:
+    """'#11–#50' / '#3, #7–#9': the cards' ranks as ranges."""
+    ranges: list[list[int]] = []
+    for rank in sorted(card.rank for card in shown):
+        if ranges and rank == ranges[-1][1] + 1:
+            ranges[-1][1] = rank
+        else:
+            ranges.append([rank, rank])
+    return ", ".join(f"#{a}" if a == b else f"#{a}–#{b}" for a, b in ranges)
+
+
+def token_coverage(run, tokens, shown: list[Card]) -> str | None:
+    """A sentence on the cards without per-token scores and why (None when every card has them)."""
+    missing = [card for card in shown if card.tokens is None]
+    if not missing:
+        return None
+    if tokens is None:
+        return ("No card has per-token scores: this run has no token_scores.parquet (e.g. an imported run, or one "
+                "made with `--token-topk 0`).")
+    where = "; ".join(f"{side} {_ranks([c for c in missing if c.side == side])}"
+                      for side in ("top", "bottom") if any(c.side == side for c in missing))
+    return (f"Per-token scores were computed for the top and bottom {run.manifest.get('token_topk', '?')} "
+            f"documents of each query by raw score (`--token-topk`); {len(missing)} of the {len(shown)} cards shown "
+            f"have none ({where}) and show their text unshaded.")
+
+
+def token_note(run, tokens) -> str:
     if tokens is None:
         return "No per-token scores: this run has no token_scores.parquet."
     depth = run.manifest.get("token_topk", "the first")
@@ -122,23 +210,19 @@ def token_note(run, tokens: pd.DataFrame | None) -> str:
             "documents by raw score only.")
 
 
-def document_cards(run, query: dict, side: str, columns, values, kind_label: str, tokens: pd.DataFrame | None,
-                   texts: pd.Series, linking: Linking) -> None:
-    """Cards for ranked documents (score columns `columns` with scores `values`) of one query."""
+def document_cards(run, query: dict, shown: list[Card], kind_label: str, tokens, linking: Linking) -> None:
+    """Cards for ranked documents of one query."""
     targets = targets_of(query)
     context = context_terms(query)
     note = token_note(run, tokens)
-    for rank, (column, value) in enumerate(zip(columns, values), 1):
-        doc_id = str(run.doc_ids[int(column)])
-        doc_tokens = None
-        if tokens is not None:
-            doc_tokens = tokens[(tokens["doc_id"] == doc_id) & (tokens["side"] == side)]
+    row = run.query_row(str(query["id"]))
+    kind = SCORE_KINDS.get(kind_label, "raw")
 
-        def marks_for(text: str) -> list[highlight.Mark]:
-            return highlight.target_marks(text, targets, context) + linking.marks(text)
+    def marks_for(text: str) -> list[highlight.Mark]:
+        return highlight.target_marks(text, targets, context) + linking.marks(text)
 
-        widgets.document_card(rank=rank, doc_id=doc_id, score=float(value), score_label=kind_label,
-                              source=str(run.doc_sources[int(column)]), text=str(texts.iloc[int(column)]),
-                              marks_for=marks_for, tokens=doc_tokens, token_note=note, key=f"queries.{side}.{rank}",
-                              corpus_rank=published_view.rank_note(run, run.query_row(str(query["id"])), int(column),
-                                                                   SCORE_KINDS.get(kind_label, "raw")))
+    for card in shown:
+        widgets.document_card(rank=card.rank, doc_id=card.doc_id, score=card.score, score_label=kind_label,
+                              source=str(run.doc_sources[card.column]), text=card.text, marks_for=marks_for,
+                              tokens=card.tokens, token_note=note, key=f"queries.{card.side}.{card.rank}",
+                              corpus_rank=published_view.rank_note(run, row, card.column, kind))

@@ -1,8 +1,8 @@
 """Verbatim overlaps between a query's completion and documents (as OLMoTrace shows them), pure Python.
 
 Text is split into words and punctuation marks (`WORD`); two texts share a span where at least `n` consecutive
-words are equal (case-insensitive). `completion_spans` gives the maximal completion spans that occur in any of
-the documents; `linked_spans` gives, for one document, its spans that repeat a given completion span. Offsets
+words are equal (case-insensitive). `shared_spans` gives the maximal completion spans that occur in any of the
+documents and, for each document, its spans that repeat each completion span, splitting every text once. Offsets
 are character offsets into the texts, so the spans can be highlighted in place.
 """
 from __future__ import annotations
@@ -28,10 +28,6 @@ def words(text: str) -> tuple[list[str], list[tuple[int, int]]]:
     return [m.group(0).lower() for m in found], [(m.start(), m.end()) for m in found]
 
 
-def _ngrams(tokens: list[str], n: int) -> set[tuple[str, ...]]:
-    return {tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)}
-
-
 def _merge(starts: list[int], n: int) -> list[tuple[int, int]]:
     """Sorted starts of matching n-word windows as maximal [first, stop) word ranges: windows whose starts follow
     each other form one verbatim run (windows that merely touch or overlap by fewer words do not)."""
@@ -48,26 +44,46 @@ def _span(offsets: list[tuple[int, int]], first: int, stop: int) -> Span:
     return Span(offsets[first][0], offsets[stop - 1][1], first, stop)
 
 
-def completion_spans(completion: str, documents: list[str], n: int = DEFAULT_MIN_WORDS) -> list[Span]:
-    """Maximal spans of the completion (at least n words) made of consecutive n-word windows that each occur in
-    some document."""
+@dataclass(frozen=True)
+class SharedSpans:
+    """The completion's maximal spans found in some document, and for each document (in the order given) and
+    each found span, the document's maximal spans made of n-word windows that occur inside that span."""
+    found: tuple[Span, ...]
+    linked: tuple[tuple[tuple[Span, ...], ...], ...]  # [document][found span] -> the document's spans
+
+    def holders(self, number: int) -> list[int]:
+        """Indices of the documents that repeat found span `number` (0-based)."""
+        return [i for i, per_span in enumerate(self.linked) if per_span[number]]
+
+
+def _windows(tokens: list[str], n: int) -> list[tuple[str, ...]]:
+    return [tuple(tokens[i:i + n]) for i in range(len(tokens) - n + 1)]
+
+
+def shared_spans(completion: str, documents: list[str], n: int = DEFAULT_MIN_WORDS) -> SharedSpans:
+    """Spans of the completion (at least n words, made of consecutive n-word windows that each occur in some
+    document) and the document spans linked to each. Each text is split into words once."""
     tokens, offsets = words(completion)
-    if len(tokens) < n:
-        return []
-    seen: set[tuple[str, ...]] = set()
-    for document in documents:
-        seen |= _ngrams(words(document)[0], n)
-    starts = [i for i in range(len(tokens) - n + 1) if tuple(tokens[i:i + n]) in seen]
-    return [_span(offsets, first, stop) for first, stop in _merge(starts, n)]
-
-
-def linked_spans(completion: str, span: Span, document: str, n: int = DEFAULT_MIN_WORDS) -> list[Span]:
-    """The document's maximal spans made of n-word windows that occur inside the completion span."""
-    tokens = words(completion)[0][span.first_word:span.stop_word]
-    wanted = _ngrams(tokens, n)
-    doc_tokens, doc_offsets = words(document)
-    starts = [j for j in range(len(doc_tokens) - n + 1) if tuple(doc_tokens[j:j + n]) in wanted]
-    return [_span(doc_offsets, first, stop) for first, stop in _merge(starts, n)]
+    split = [words(document) for document in documents]
+    document_windows = [_windows(doc_tokens, n) for doc_tokens, _ in split]
+    seen = set().union(*document_windows)
+    windows = _windows(tokens, n)
+    ranges = _merge([i for i, gram in enumerate(windows) if gram in seen], n)
+    owners: dict[tuple[str, ...], list[int]] = {}  # window -> the found spans it lies in (each once)
+    for number, (first, stop) in enumerate(ranges):
+        for gram in windows[first:stop - n + 1]:
+            numbers = owners.setdefault(gram, [])
+            if not numbers or numbers[-1] != number:
+                numbers.append(number)
+    linked = []
+    for (_, doc_offsets), grams in zip(split, document_windows):
+        starts: list[list[int]] = [[] for _ in ranges]
+        for j, gram in enumerate(grams):
+            for number in owners.get(gram, ()):
+                starts[number].append(j)
+        linked.append(tuple(tuple(_span(doc_offsets, first, stop) for first, stop in _merge(found, n))
+                            for found in starts))
+    return SharedSpans(tuple(_span(offsets, first, stop) for first, stop in ranges), tuple(linked))
 
 
 def span_label(text: str, span: Span, limit: int = 60) -> str:

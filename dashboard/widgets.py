@@ -15,6 +15,7 @@ import streamlit as st
 from dashboard import highlight, pages, score_help
 
 PREVIEW_CHARS = 600
+Tokens = tuple[list[str], np.ndarray]  # a document's decoded tokens in order, and each token's score
 _NOUNS = {"queries": "query", "documents": "document"}  # what a row opens on each page
 DOCS = Path(__file__).resolve().parent.parent / "docs"
 
@@ -122,25 +123,24 @@ def score_definitions(kind_label: str | None = None) -> None:
 
 
 def document_card(*, rank: int, doc_id: str, score: float, score_label: str, source: str, text: str,
-                  marks_for, tokens: pd.DataFrame | None, token_note: str, key: str, corpus_rank: str = "") -> None:
+                  marks_for, tokens: Tokens | None, token_note: str, key: str, corpus_rank: str = "") -> None:
     """A bordered card for one ranked document: rank, score, source, badges, text with highlights.
 
     `marks_for(text)` gives the highlights of a shown text; with `tokens` the text is the per-token heatmap
     (with its colour legend), else the text's first PREVIEW_CHARS characters and `token_note` says why."""
     full_marks = marks_for(text)
     with st.container(border=True):
-        if tokens is not None and len(tokens):
-            ordered = tokens.sort_values("token_index")
-            scores = ordered["score"].to_numpy()
-            pieces = ordered["token"].astype(str).tolist()
-            scale = float(np.max(np.abs(scores))) if len(scores) else 0.0
+        if tokens is not None and len(tokens[0]):
+            pieces, scores = tokens
             shown_text = "".join(pieces)
+            scale = float(np.max(np.abs(scores)))
             body = highlight.legend_html(scale, "token share of the raw score") + token_heatmap_html(
-                pieces, scores, marks_for("".join(pieces)))
+                pieces, scores, marks_for(shown_text))
         else:
             shown_text = text[:PREVIEW_CHARS]
-            shown, long = text[:PREVIEW_CHARS], len(text) > PREVIEW_CHARS
-            body = highlight.render(shown + ("…" if long else ""), marks_for(shown) if long else full_marks) + (
+            long = len(text) > PREVIEW_CHARS
+            marks = highlight.clipped(full_marks, len(shown_text))
+            body = highlight.render(shown_text + ("…" if long else ""), marks) + (
                 f'<div class="ie-key">{html.escape(token_note)}</div>')
         badge_text = " ".join(f":green-badge[{markdown_text(b)}]" for b in highlight.badges(full_marks))
         st.markdown(f"**#{rank}** · {score_label} **{score:+.4g}** · :gray-badge[{markdown_text(source)}] "

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-import pandas as pd
+import numpy as np
 import streamlit as st
 
 from dashboard import ask_client, published_view, url_state, widgets
@@ -93,11 +93,10 @@ def _start(worker: ask_client.AskWorker) -> None:
         status.update(label="Ask worker ready", state="complete", expanded=False)
 
 
-def _tokens(entry: dict) -> pd.DataFrame | None:
+def _tokens(entry: dict) -> widgets.Tokens | None:
     if entry.get("tokens") is None:
         return None
-    return pd.DataFrame({"token_index": range(len(entry["tokens"])), "token": entry["tokens"],
-                         "score": entry["token_scores"]})
+    return [str(token) for token in entry["tokens"]], np.asarray(entry["token_scores"], dtype=np.float64)
 
 
 def _cards(run, side: str, entries: list[dict], texts) -> None:

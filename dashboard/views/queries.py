@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts, highlight, query_table, query_view, ranking, score_help, spans, url_state, widgets
+from dashboard import charts, highlight, query_table, query_view, ranking, score_help, url_state, widgets
 from dashboard.query_filter import FilterError
-from dashboard.run import current_run, document_texts, token_scores
+from dashboard.run import current_run, document_texts
 from dashboard import validation_view
 
 SORTABLE = ["id", "task", "correct", "nats", "n_completion_tokens", "answer", "model_answer"]
@@ -87,24 +87,27 @@ def render() -> None:
     top, top_values, bottom, bottom_values = ranking.ranked_documents(run.key, run, row,
                                                                       score_help.SCORE_KINDS[kind_label], k)
     texts = document_texts(run.key)
-    shown_docs = [(f"{side} #{rank}", str(texts.iloc[int(column)]))
-                  for side, columns in (("top", top), ("bottom", bottom)) for rank, column in enumerate(columns, 1)]
-    linking = query_view.Linking(str(query["completion"]))
-    linking.found = spans.completion_spans(linking.completion, [text for _, text in shown_docs])
+    tokens = query_view.card_tokens(run.key, query_id)
+    top_cards = query_view.cards(run, "top", top, top_values, texts, tokens)
+    bottom_cards = query_view.cards(run, "bottom", bottom, bottom_values, texts, tokens)
+    shown = top_cards + bottom_cards
+    linking = query_view.Linking(str(query["completion"]), tuple(t for card in shown for t in card.shown_texts))
     header = st.container()
-    query_view.choose_span(linking, shown_docs)
+    query_view.choose_span(linking, shown)
     with header:
         query_view.query_header(query, linking)
 
-    tokens = token_scores(run.key, query_id)
     st.markdown(highlight.KEY_HTML, unsafe_allow_html=True)
+    coverage = query_view.token_coverage(run, tokens, shown)
+    if coverage:
+        st.caption(coverage)
     top_column, bottom_column = st.columns(2)
     with top_column:
         st.subheader("Most positive (helps the completion)")
-        query_view.document_cards(run, query, "top", top, top_values, kind_label, tokens, texts, linking)
+        query_view.document_cards(run, query, top_cards, kind_label, tokens, linking)
     with bottom_column:
         st.subheader("Most negative (works against it)")
-        query_view.document_cards(run, query, "bottom", bottom, bottom_values, kind_label, tokens, texts, linking)
+        query_view.document_cards(run, query, bottom_cards, kind_label, tokens, linking)
 
     positive, negative = ranking.layer_sums(run.key, run, row)
     widgets.chart(charts.layer_split(run.layers, positive, negative, f"Per-layer influence of {query_id}"),

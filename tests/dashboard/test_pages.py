@@ -1,11 +1,14 @@
 """Every page through streamlit.testing.v1.AppTest: URL parameters in, widgets driven, state back in the URL."""
+import json
 import os
 import shutil
 from urllib.parse import parse_qs
 
+import numpy as np
 import pytest
 from streamlit.testing.v1 import AppTest
 
+from precompute.analysis.ranking import top_and_bottom
 from tests.dashboard.conftest import APP
 
 PAGES = ["overview", "queries", "correlations", "magnitude", "sources", "answers", "documents", "compare"]
@@ -89,6 +92,26 @@ def test_queries_page_follows_url_and_switches(app_args, run_dir):
     assert by_key(at.selectbox, "queries.q").value == "q0003"  # filters narrow the table, not the open query
     by_key(at.radio, "queries.score").set_value("raw").run()
     assert "score" not in at.query_params  # defaults stay out of the URL
+
+
+def test_cards_without_token_scores_are_named(app_args, run_dir):
+    """The synthetic run has token scores for each query's raw top and bottom 50: every raw card has its heatmap;
+    a gradient-normalised ranking shows other documents too, and the page says which cards lack them."""
+    app_args(run_dir)
+    at = open_page("queries", q="q0003", k="50")
+    assert_clean(at)
+    assert not [c for c in at.caption if "Per-token scores were computed" in c.value]
+    assert sum("token-heatmap" in m.value for m in at.markdown) == 100
+    at.query_params["score"] = "gradient-normalised"
+    at.run()
+    assert_clean(at)
+    row = [q["id"] for q in map(json.loads, (run_dir / "queries.jsonl").read_text().splitlines())].index("q0003")
+    raw, normalised = np.load(run_dir / "scores.npy")[row], np.load(run_dir / "normalized_scores.npy")[row]
+    missing = sum(len(set(shown) - set(tokens)) for shown, tokens in zip(top_and_bottom(normalised, 50),
+                                                                           top_and_bottom(raw, 50)))
+    note = next(c.value for c in at.caption if "Per-token scores were computed" in c.value)
+    assert missing > 0 and "top and bottom 50 documents" in note and f"{missing} of the 100 cards" in note
+    assert sum("token-heatmap" in m.value for m in at.markdown) == 100 - missing
 
 
 def test_query_table_filters_by_correctness_and_expression(app_args, run_dir):

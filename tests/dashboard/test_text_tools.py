@@ -102,18 +102,29 @@ def _reference_spans(completion: str, documents: list[str], n: int) -> set[tuple
     return runs
 
 
-def test_completion_spans_match_a_brute_force_reference():
+def test_shared_spans_match_a_brute_force_reference():
     completion = " The change in y is 9 - 3 = 6. The change in x is 6 - 4 = 2. The slope is 6 / 2 = 3."
     documents = ["Worksheet: the change in y is 10 - 4. So 9 - 3 = 6 always.", "the slope is 6 / 2 = 3 here",
                  "nothing shared"]
     for n in (2, 3, 4, 6):
-        found = {(s.first_word, s.stop_word) for s in spans.completion_spans(completion, documents, n)}
+        found = {(s.first_word, s.stop_word) for s in spans.shared_spans(completion, documents, n).found}
         assert found == _reference_spans(completion, documents, n)
-    first = spans.completion_spans(completion, documents, 4)[0]
-    assert completion[first.start:first.end] == "The change in y is"
-    linked = spans.linked_spans(completion, first, documents[0], 4)
-    assert [documents[0][s.start:s.end] for s in linked] == ["the change in y is"]
-    assert spans.linked_spans(completion, first, documents[1], 4) == []
+    shared = spans.shared_spans(completion, documents, 4)
+    assert [completion[s.start:s.end] for s in shared.found] == ["The change in y is", "9 - 3 = 6",
+                                                                 "The slope is 6 / 2 = 3"]
+    assert [[documents[0][s.start:s.end] for s in linked] for linked in shared.linked[0]] == [
+        ["the change in y is"], ["9 - 3 = 6"], []]
+    assert [[documents[1][s.start:s.end] for s in linked] for linked in shared.linked[1]] == [
+        [], [], ["the slope is 6 / 2 = 3"]]
+    assert shared.linked[2] == ((), (), ()) and shared.holders(1) == [0] and shared.holders(2) == [1]
+
+
+def test_a_span_repeating_itself_links_each_document_window_once():
+    completion = "a b c a b c a b"  # one span whose windows repeat
+    shared = spans.shared_spans(completion, ["x a b c a b c a b y", "b c a"], 3)
+    assert [(s.first_word, s.stop_word) for s in shared.found] == [(0, 8)]
+    assert [(s.first_word, s.stop_word) for s in shared.linked[0][0]] == [(1, 9)]
+    assert [(s.first_word, s.stop_word) for s in shared.linked[1][0]] == [(0, 3)]
 
 
 def test_target_marks_tell_in_context_from_bare_answers():
@@ -133,5 +144,11 @@ def test_render_escapes_and_shades_tokens():
     assert "<b>" not in rendered and "&lt;b&gt;" in rendered
     assert "rgba(214,39,40,0.85)" in rendered and "rgba(20,163,154,0.42)" in rendered
     assert 'class="m-answer"' in rendered
+    faint_text, faint = highlight.token_layout(["big", " faint"], np.array([1000.0, 5.0]))  # 0.0043 of 0.85
+    shaded = highlight.render(faint_text, [], faint, scale=1000.0)
+    assert shaded.endswith('title="token score +1e+03">big</span> faint</div>')  # no span, no title for " faint"
+    assert highlight.shaded_below(1000.0) == pytest.approx(5.88, abs=0.01)
+    preview = highlight.clipped([highlight.Mark(2, 9, "span", "s"), highlight.Mark(6, 8, "step", "x")], 5)
+    assert [(m.start, m.end, m.kind) for m in preview] == [(2, 5, "span")]
     numbered = highlight.render("abc def", [highlight.Mark(0, 3, "span-on", "t", 2)])
     assert '<span class="m-span-on" title="t">abc</span><sup class="span-no">2</sup> def' in numbered
