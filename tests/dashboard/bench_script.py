@@ -2,7 +2,8 @@
 
 Runs every page's script with streamlit.testing.v1.AppTest in one process (caches shared, as in a server):
 a warm-up run, then three timed runs; prints the seconds per run (script only, no browser). The queries page is
-also timed with 50 documents per side and the correlations page with a chosen pair."""
+also timed with 50 documents per side (and with its first completion span chosen) and the correlations page
+with a chosen pair."""
 from __future__ import annotations
 
 import json
@@ -20,6 +21,7 @@ PAGES = ["overview", "queries", "correlations", "magnitude", "sources", "answers
 def views(run: str) -> list[tuple[str, dict]]:
     ids = [json.loads(line)["id"] for line in Path(run, "queries.jsonl").read_text().splitlines() if line.strip()]
     extra = [("queries", {"q": ids[len(ids) // 2], "k": "50"}),
+             ("queries", {"q": ids[len(ids) // 2], "k": "50", "span": "1"}),  # a completion span chosen
              ("correlations", {"a": ids[len(ids) // 3], "b": ids[-1]})]
     return [(page, {}) for page in PAGES] + extra
 
