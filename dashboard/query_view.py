@@ -125,7 +125,8 @@ def choose_span(linking: Linking, shown: list[Card]) -> None:
                              key="queries.span", param="span", default=None, parse=int, options=numbers,
                              what="completion span", format_func=lambda n: labels[n - 1])
     linking.chosen = None if chosen is None else chosen - 1
-    if linking.chosen is None:
+    if linking.chosen is None:  # a caption either way: the page keeps its layout, so the cards update in place
+        st.caption("Choose a span to outline its copies in the shown documents.")
         return
     holders = [card.label for card in shown if any(linking.holds(text, linking.chosen) for text in card.shown_texts)]
     st.caption(f"Span {chosen} occurs in {len(holders)} of the {len(shown)} shown documents: "
@@ -187,11 +188,12 @@ def _ranks(shown: list[Card]) -> str:
     return ", ".join(f"#{a}" if a == b else f"#{a}–#{b}" for a, b in ranges)
 
 
-def token_coverage(run, tokens, shown: list[Card]) -> str | None:
-    """A sentence on the cards without per-token scores and why (None when every card has them)."""
+def token_coverage(run, tokens, shown: list[Card]) -> str:
+    """A sentence on which cards have per-token scores, naming those without and why."""
     missing = [card for card in shown if card.tokens is None]
     if not missing:
-        return None
+        return (f"Every card shown has per-token scores (computed for the top and bottom "
+                f"{run.manifest.get('token_topk', '?')} documents of each query by raw score).")
     if tokens is None:
         return ("No card has per-token scores: this run has no token_scores.parquet (e.g. an imported run, or one "
                 "made with `--token-topk 0`).")

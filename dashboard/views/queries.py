@@ -98,9 +98,7 @@ def render() -> None:
         query_view.query_header(query, linking)
 
     st.markdown(highlight.KEY_HTML, unsafe_allow_html=True)
-    coverage = query_view.token_coverage(run, tokens, shown)
-    if coverage:
-        st.caption(coverage)
+    st.caption(query_view.token_coverage(run, tokens, shown))  # always one caption: the cards below keep their place
     top_column, bottom_column = st.columns(2)
     with top_column:
         st.subheader("Most positive (helps the completion)")
