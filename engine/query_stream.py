@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import torch
 from torch import nn
+from tqdm.auto import tqdm
 
 from engine.batches import Tokenized
 from engine.factors import Factors
@@ -31,10 +32,11 @@ def concatenate(parts: list[PreconditionedQueries]) -> PreconditionedQueries:
 
 def preconditioned_queries(model: nn.Module, tracked: dict[str, nn.Module], queries: list[Tokenized],
                            factors: Factors, args: QueryArguments,
-                           batch_size: int) -> tuple[PreconditionedQueries, torch.Tensor]:
+                           batch_size: int, progress: bool = False) -> tuple[PreconditionedQueries, torch.Tensor]:
     """The same (PreconditionedQueries, nats [Q]) as precondition(query_gradients(...)), in batches of queries."""
     parts, nats = [], []
-    for start in range(0, len(queries), batch_size):
+    starts = range(0, len(queries), batch_size)
+    for start in tqdm(starts, desc="query gradients + preconditioning", unit="batch", disable=not progress):
         grads, batch_nats = query_gradients(model, tracked, queries[start:start + batch_size], batch_size)
         parts.append(precondition(grads, factors, args))
         nats.append(batch_nats)

@@ -123,7 +123,7 @@ def score_stage(run: rundir.RunDir, settings: Settings, corpus: Corpus, queries:
              settings.damping, settings.query_rank or "full")
     pq, nats = preconditioned_queries(session.model, session.tracked, query_tokens, factors,
                                       QueryArguments(damping=settings.damping, rank=settings.query_rank),
-                                      settings.batch_size)
+                                      settings.batch_size, progress=progress and session.rank == 0)
 
     built = index_in_scoring(run, settings, session, factors)
     store = rundir.ChunkStore(run)
