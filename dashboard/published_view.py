@@ -67,12 +67,22 @@ def model_needed(run, what: str) -> bool:
     return True
 
 
+def _prompts(queries: pd.DataFrame) -> pd.Series:
+    """Prompts with whitespace and case normalised."""
+    return queries["prompt"].astype(str).map(lambda p: " ".join(p.split()).casefold())
+
+
+def shared_ids_with_other_prompt(queries_a: pd.DataFrame, queries_b: pd.DataFrame) -> int:
+    """Queries whose id both runs have but whose prompt text differs (e.g. one run wraps it in a chat template)."""
+    a = pd.Series(_prompts(queries_a).to_numpy(), index=queries_a["id"].astype(str))
+    b = pd.Series(_prompts(queries_b).to_numpy(), index=queries_b["id"].astype(str))
+    shared = a.index.intersection(b.index)
+    return int((a[shared] != b[shared]).sum())
+
+
 def shared_by_task(queries_a: pd.DataFrame, queries_b: pd.DataFrame) -> pd.DataFrame:
     """Per task of run a: its queries, and how many have the same prompt (whitespace and case aside) in run b."""
-    def prompts(queries):
-        return queries["prompt"].astype(str).map(lambda p: " ".join(p.split()).casefold())
-
-    shared = prompts(queries_a).isin(set(prompts(queries_b)))
+    shared = _prompts(queries_a).isin(set(_prompts(queries_b)))
     table = pd.DataFrame({"task": queries_a["task"].astype(str), "same_prompt": shared})
     return table.groupby("task", sort=False).agg(queries=("same_prompt", "size"),
                                                  same_prompt_in_other=("same_prompt", "sum")).reset_index()
@@ -85,6 +95,10 @@ def compare_note(run_a, run_b, n_shared: int, n_documents: int) -> None:
         return
     table = shared_by_task(run_a.queries, run_b.queries)
     per_task = ", ".join(f"{row.task} {row.same_prompt_in_other}/{row.queries}" for row in table.itertuples())
+    differ = shared_ids_with_other_prompt(run_a.queries, run_b.queries)
+    wrapped = (f" Where the text differs ({differ:,} of the shared queries), the id still names the same question, "
+               "asked in another wrapping (e.g. a chat template)." if differ else "")
     st.caption(f"Imported runs name each query after its task and prompt, so the {n_shared:,} shared queries are "
-               f"the same questions asked of both models (same prompt, per task: {per_task}). With "
-               f"{n_documents:,} shared documents, top-k overlap is informative only for k < {n_documents:,}.")
+               f"the same questions asked of both models. Prompt text identical in both runs, per task: "
+               f"{per_task}.{wrapped} With {n_documents:,} shared documents, top-k overlap is informative only "
+               f"for k < {n_documents:,} (the choices offered).")

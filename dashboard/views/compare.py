@@ -30,6 +30,11 @@ def _top_lists(run, other, shared: list[str], names: tuple[str, str]) -> None:
                       opens=("documents", "doc", "doc_id") if this is run else None, column_config=config)
 
 
+def overlap_ks(n_documents: int) -> list[int]:
+    """The top-k sizes worth offering: k below the number of shared documents (at k >= n every list is all of them)."""
+    return [k for k in KS if k < n_documents] or [KS[0]]
+
+
 def render() -> None:
     run = current_run()
     st.title("Compare runs")
@@ -42,8 +47,6 @@ def render() -> None:
     left, right = st.columns([3, 1])
     second_dir = url_state.bound(left.selectbox, "Second run", key="compare.run2", param="run2", default=others[0],
                                  options=others, what="run", format_func=run_choice.display_name)
-    k = url_state.bound(right.selectbox, "Top k for overlap", key="compare.k", param="k", default=100, parse=int,
-                        options=KS, what="k")
     try:
         other = load_run(second_dir)
     except RunError as err:
@@ -51,6 +54,9 @@ def render() -> None:
         return
     names = (run_choice.display_name(this_dir), run_choice.display_name(second_dir))
     shared, _, _, columns_a, _ = alignment(run.key, other.key, run, other)
+    ks = overlap_ks(len(columns_a))
+    k = url_state.bound(right.selectbox, "Top k for overlap", key="compare.k", param="k", default=min(100, ks[-1]),
+                        parse=int, options=ks, what="k")
     st.caption(f"This run **{widgets.markdown_text(names[0])}** ({run.n_queries:,} queries × {run.n_documents:,} "
                f"documents) and **{widgets.markdown_text(names[1])}** ({other.n_queries:,} × "
                f"{other.n_documents:,}) share {len(shared):,} queries and {len(columns_a):,} documents (by id).")
@@ -68,6 +74,8 @@ def render() -> None:
         overlap = agreement[f"top_{k}_overlap"].to_numpy()
         widgets.chart(charts.histogram(overlap, f"Top-{k} overlap per shared query", "fraction shared"),
                       key="compare.overlap", name=f"compare_top{k}_overlap")
+        st.caption(f"Chance level: two unrelated rankings of {len(columns_a):,} shared documents share "
+                   f"k/n = {min(k, len(columns_a)) / len(columns_a):.3g} of their top {k} on average.")
     st.subheader("By task")
     widgets.table(per_task(agreement, k), key="compare.tasks", name="compare_per_task")
     st.subheader("By query")

@@ -50,3 +50,17 @@ def test_findings_side_by_side_uses_records_with_intervals():
     assert table.set_index("finding").loc["correlation", "runs/a"] == "0.036 [-0.025, 0.110] · not supported"
     assert table.set_index("finding").loc["factual_mean_corr", "runs/b"] == "0.059"
     assert table.set_index("finding").loc["correlation", "runs/b"] == "—"
+
+
+def test_overlap_sizes_stay_below_the_shared_documents_and_wrapped_prompts_are_counted():
+    import pandas as pd
+
+    from dashboard.published_view import shared_ids_with_other_prompt
+    from dashboard.views.compare import overlap_ks
+
+    assert overlap_ks(80) == [10, 50]          # top-100 of 80 shared documents would be all of them
+    assert overlap_ks(9_000) == [10, 50, 100, 500, 1000]
+    assert overlap_ks(5) == [10]
+    a = pd.DataFrame({"id": ["q1", "q2", "q3"], "prompt": ["What is 2+2?", "Capital of X?", "Only here"]})
+    b = pd.DataFrame({"id": ["q1", "q2", "q4"], "prompt": ["what is  2+2?", "<|user|>Capital of X?", "Other"]})
+    assert shared_ids_with_other_prompt(a, b) == 1   # q1 equal up to case and spaces; q2 wrapped; q3, q4 not shared
