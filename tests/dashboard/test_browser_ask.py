@@ -93,7 +93,9 @@ def test_ask_shows_ranked_documents_and_the_url_reproduces_them(server, page, ru
     page.goto(url)                                           # a reload asks the question again from the URL
     page.wait_for_selector("text=Most positive", timeout=SLOW_MS)
     wait_until_rendered(page)
-    assert page.get_by_role("textbox", name="Prompt", exact=True).input_value() == query["prompt"]
+    from playwright.sync_api import expect
+    # the form is seeded from the URL; the value can reach the textbox after the results (once seen: '' at first)
+    expect(page.get_by_role("textbox", name="Prompt", exact=True)).to_have_value(query["prompt"], timeout=30_000)
     assert shown_documents(page) == first
 
 
