@@ -90,10 +90,17 @@ def query_gradients(model: nn.Module, tracked: dict[str, nn.Module], queries: li
     return {name: torch.cat(parts) for name, parts in grads.items()}, torch.cat(nats).double()
 
 
-def eigen_precondition(grad: torch.Tensor, f: dict, lam: torch.Tensor, damping: float) -> torch.Tensor:
-    """Q_S [(Q_Sᵀ G Q_A) ⊘ (Λ + λ)] Q_Aᵀ for a stack of G."""
-    rotated = f[S_VECS].t() @ grad @ f[A_VECS]
-    return f[S_VECS] @ (rotated / (lam + damping)) @ f[A_VECS].t()
+def eigen_precondition(grad: torch.Tensor, f: dict, lam: torch.Tensor, damping: float,
+                       rank: int | None = None) -> torch.Tensor | tuple[torch.Tensor, torch.Tensor]:
+    """Q_S [(Q_Sᵀ G Q_A) ⊘ (Λ + λ)] Q_Aᵀ for a stack of G; with `rank`, its best rank-r factors (U, V).
+
+    Q_S and Q_A are orthogonal, so the best rank-r approximation of P is Q_S (best rank-r of the middle) Q_Aᵀ:
+    the truncation runs in the eigenbasis and only r columns are rotated back."""
+    middle = (f[S_VECS].t() @ grad @ f[A_VECS]) / (lam + damping)
+    if rank is None:
+        return f[S_VECS] @ middle @ f[A_VECS].t()
+    u, v = truncate(middle, rank)
+    return (f[S_VECS] @ u).contiguous(), (f[A_VECS] @ v).contiguous()
 
 
 def choose_damping(lam: torch.Tensor, damping: str | float) -> float:
@@ -102,9 +109,20 @@ def choose_damping(lam: torch.Tensor, damping: str | float) -> float:
 
 
 def truncate(p: torch.Tensor, rank: int) -> tuple[torch.Tensor, torch.Tensor]:
-    """Best rank-r approximation per query by SVD: U = U_r diag(σ_r), V = V_r, so P ≈ U Vᵀ."""
-    u, s, vh = torch.linalg.svd(p, full_matrices=False)
-    return (u[:, :, :rank] * s[:, None, :rank]).contiguous(), vh[:, :rank, :].transpose(1, 2).contiguous()
+    """Best rank-r approximation per query: U = U_r diag(σ_r), V = V_r, so P ≈ U Vᵀ.
+
+    The top right singular vectors V_r are the top eigenvectors of the Gram matrix PᵀP (or, when P is wide, U_r
+    those of P Pᵀ), taken in float64 — about twice as fast as a full SVD of a 1,536 × 576 matrix on a CPU."""
+    wide = p.shape[1] < p.shape[2]
+    m = p.transpose(1, 2) if wide else p                      # tall: [Q, long side, short side]
+    gram = m.transpose(1, 2).double() @ m.double()
+    _, vectors = torch.linalg.eigh(gram)                      # ascending eigenvalues
+    right = vectors[:, :, -rank:].flip(-1).to(p.dtype)        # top-r singular vectors of the short side
+    scaled = m @ right                                        # the long side's singular vectors times σ
+    if not wide:
+        return scaled.contiguous(), right.contiguous()
+    sigma = scaled.norm(dim=1, keepdim=True)                  # wide: Pᵀ U_r = V_r σ, so U = U_r σ, V = V_r
+    return (right * sigma).contiguous(), (scaled / sigma.clamp_min(torch.finfo(p.dtype).tiny)).contiguous()
 
 
 def precondition(grads: dict[str, torch.Tensor], factors: Factors, args: QueryArguments) -> PreconditionedQueries:
@@ -132,7 +150,11 @@ def precondition(grads: dict[str, torch.Tensor], factors: Factors, args: QueryAr
                 raise EngineInputError(f"factors for {name} have shape {tuple(lam.shape)} but the model's gradient "
                                        f"is {tuple(grad.shape[1:])}: factors were fitted on another model")
             used[name] = choose_damping(lam, args.damping)
-            p = eigen_precondition(grad, f, lam, used[name])
+            rank = args.rank if args.rank is not None and args.rank < min(grad.shape[1:]) else None
+            out[name] = eigen_precondition(grad, f, lam, used[name], rank)  # (U, V) when truncated
+            if rank is None:
+                out[name] = out[name].contiguous()
+            continue
         if args.rank is not None and args.rank < min(p.shape[1:]):
             out[name] = truncate(p, args.rank)
         else:
