@@ -78,6 +78,19 @@ class GradientCapture:
         return hook
 
 
+@contextmanager
+def document_capture(model: nn.Module, tracked: dict[str, nn.Module], on_gradient: GradientCallback):
+    """A GradientCapture for passes over documents (scoring, compression): the model in eval mode (restored after),
+    autograd on, activations unmasked (a only ever meets g, which is 0 at padding)."""
+    was_training = model.training
+    model.eval()
+    try:
+        with GradientCapture(model, tracked, on_gradient, mask_activations=False) as capture, torch.enable_grad():
+            yield capture
+    finally:
+        model.train(was_training)
+
+
 def token_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     """[B, T] next-token NLL in float32 (float64 for a float64 model; 0 where label is -100)."""
     b, t, v = logits.shape

@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from engine.batches import Batch
 from engine.errors import EngineInputError
 from engine.factors import A_VALS, A_VECS, S_VALS, S_VECS, Factors
-from engine.hooks import GradientCapture, forward_backward, work_dtype
+from engine.hooks import document_capture, forward_backward, work_dtype
 from engine.precondition import PreconditionedQueries
 
 WHITENING_DAMPING = 0.1
@@ -209,16 +209,10 @@ def compress_documents(model: nn.Module, tracked: dict[str, nn.Module], compress
     callback = CompressionCallback(compressors, device, work_dtype(model))
     names = sorted(callback.modules, key=list(tracked).index)
     total = len(batches) if hasattr(batches, "__len__") else None
-    was_training = model.training
-    model.eval()
-    try:
-        with GradientCapture(model, {n: tracked[n] for n in names}, callback, mask_activations=False) as capture, \
-                torch.enable_grad():
-            for batch in tqdm(batches, total=total, desc="index", disable=not progress, unit="batch"):
-                forward_backward(model, capture, batch.to(device))
-                yield batch.index, callback.take(len(batch.index))
-    finally:
-        model.train(was_training)
+    with document_capture(model, {n: tracked[n] for n in names}, callback) as capture:
+        for batch in tqdm(batches, total=total, desc="index", disable=not progress, unit="batch"):
+            forward_backward(model, capture, batch.to(device))
+            yield batch.index, callback.take(len(batch.index))
 
 
 def split_vectors(compressor: LowRankWhitened, vectors: torch.Tensor) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:

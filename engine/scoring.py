@@ -13,7 +13,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from engine.batches import Batch, Tokenized, make_batches
-from engine.hooks import GradientCapture, forward_backward, work_dtype
+from engine.hooks import GradientCapture, document_capture, forward_backward, work_dtype
 from engine.lowrank import CompressionCallback
 from engine.model import module_shape
 from engine.precondition import PreconditionedQueries
@@ -139,22 +139,16 @@ def score_documents(model: nn.Module, tracked: dict[str, nn.Module], pq: Precond
             compression(name, a, g)
 
     total = len(batches) if hasattr(batches, "__len__") else None
-    was_training = model.training
-    model.eval()
-    try:
-        with GradientCapture(model, {n: tracked[n] for n in names}, on_gradient, mask_activations=False) as capture, \
-                torch.enable_grad():
-            for batch in tqdm(batches, total=total, desc="scoring", disable=not progress, unit="batch"):
-                batch = batch.to(device)
-                scorer.start(batch.index)
-                forward_backward(model, capture, batch)
-                if compression is not None:
-                    scorer.current.vectors = compression.take(len(batch.index))
-                if scorer.should_flush():
-                    yield from results(scorer.flush())
+    with document_capture(model, {n: tracked[n] for n in names}, on_gradient) as capture:
+        for batch in tqdm(batches, total=total, desc="scoring", disable=not progress, unit="batch"):
+            batch = batch.to(device)
+            scorer.start(batch.index)
+            forward_backward(model, capture, batch)
+            if compression is not None:
+                scorer.current.vectors = compression.take(len(batch.index))
+            if scorer.should_flush():
+                yield from results(scorer.flush())
         yield from results(scorer.flush())
-    finally:
-        model.train(was_training)
 
 
 def token_scores(model: nn.Module, tracked: dict[str, nn.Module], pq: PreconditionedQueries,
