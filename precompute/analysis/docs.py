@@ -23,11 +23,12 @@ FINDING_FIELDS = {
     "effect": "the point estimate on all queries",
     "ci_low": "lower end of the 95% bootstrap interval (queries resampled within each task; pairs re-formed)",
     "ci_high": "upper end",
-    "p_value": "two-sided p-value (see `p_value_method`); null when undefined. A label permutation tests whether "
-               "the compared groups' queries are exchangeable at all: it can be small while the interval, which "
-               "measures this contrast's uncertainty across queries, still includes no effect (e.g. when one task "
-               "carries the contrast). The verdict follows the interval. Hypergeometric tails below 1e-12 are "
-               "reported as 1e-12",
+    "p_value": "a second two-sided p-value with another null (see `p_value_method`); null when undefined. A label "
+               "permutation tests whether the compared groups' queries are exchangeable at all: it can be small "
+               "while the interval, which measures this contrast's uncertainty across queries, still includes no "
+               "effect (e.g. when one task carries the contrast); a hypergeometric p tests the top documents "
+               "against random ones. The verdict follows the interval, not this p. Hypergeometric tails below "
+               "1e-12 are reported as 1e-12",
     "p_value_method": "`task labels permuted` (scipy.stats.permutation_test) or a hypergeometric chance model",
     "n": "queries entering the effect",
     "parts": "the group values the effect compares (e.g. the two mean correlations)",
@@ -35,7 +36,20 @@ FINDING_FIELDS = {
     "null_value": "0 for a difference, 1 for a ratio",
     "verdict": "`holds` (interval excludes the null on the paper's side), `reversed` (on the other side), "
                "`not supported` (interval contains the null, or undefined)",
-    "text": "the record as one sentence",
+    "interval_p": "two-sided p of no effect read off the bootstrap distribution: the smallest α at which the "
+                  "verdict's interval excludes the null (so `verdict` is not `not supported` exactly when "
+                  "interval_p < 0.05); what the multiplicity adjustment uses",
+    "primary": "whether the record is one of the paper's headline claims (the primary family: "
+               + ", ".join(f"`{name}`" for name in statistics.PRIMARY_FINDINGS) + ")",
+    "family_size": "findings with an interval p in the run: the Holm family",
+    "holm_p": "Holm-adjusted interval_p over all the run's findings",
+    "adjusted_verdict": "the verdict after Holm over all the run's findings: the unadjusted verdict when holm_p "
+                        "< 0.05, else `not supported`",
+    "primary_family_size": "headline claims with an interval p (null for other records)",
+    "primary_holm_p": "Holm-adjusted interval_p within the primary family (null for other records)",
+    "primary_adjusted_verdict": "the verdict after Holm within the primary family (null for other records)",
+    "text": "the record as sentences: claim, effect and interval, verdict and adjusted verdicts, the second p and "
+            "what it tests",
     "confidence": "0.95",
 }
 
@@ -79,11 +93,13 @@ def render() -> str:
         lines.append("")
     producers = ", ".join(f"`{spec.name}`" for spec in registered_findings())
     lines += ["### `findings.json`", "",
-              f"`{{\"seed\", \"n_resamples\", \"confidence\", \"findings\": [record, ...], \"notes\": [text, ...]}}` "
-              f"plus the legacy point-estimate keys `reasoning_same_task_mean_corr`, `factual_mean_corr`, "
-              f"`reasoning_correlates_more`. Records come from the producers {producers}; a record is left out "
-              f"when the run lacks what it needs (e.g. fewer than 3 queries of a task, no factual queries, no `kind` "
-              f"column). Each verdict is a separate test: no correction for multiple comparisons. Record fields:",
+              f"`{{\"seed\", \"n_resamples\", \"confidence\", \"multiplicity\", \"primary_findings\", "
+              f"\"findings\": [record, ...], \"notes\": [text, ...]}}`. Records come from the producers {producers}; "
+              f"a record is left out when the run lacks what it needs (e.g. fewer than 3 queries of a task, no "
+              f"factual queries, no `kind` column). Multiplicity: `verdict` is each finding on its own (a run of "
+              f"about 20 findings expects about 0.5 false \"holds\" at 2.5% per side); `adjusted_verdict` and "
+              f"`primary_adjusted_verdict`: {statistics.MULTIPLICITY}. "
+              f"Record fields:",
               "", "| field | meaning |", "|---|---|"]
     lines += [f"| `{name}` | {_cell(meaning)} |" for name, meaning in FINDING_FIELDS.items()]
     lines += ["", END]

@@ -17,19 +17,12 @@ FINDINGS_FILE = "findings.json"
 
 
 def findings_document(ctx: AnalysisContext, records: list[dict]) -> dict:
-    """findings.json: the records plus how they were computed, and the legacy point-estimate keys."""
-    by_name = {record["name"]: record for record in records}
-    pooled = by_name.get("correlation.reasoning_vs_factual", {})
-    parts = pooled.get("parts", {})
-    return {
-        "seed": ctx.seed, "n_resamples": ctx.n_resamples, "confidence": 1 - statistics.ALPHA,
-        "findings": records,
-        "notes": [record["text"] for record in records],
-        # legacy (point estimates only; the verdicts are in `findings`)
-        "reasoning_same_task_mean_corr": parts.get("reasoning"),
-        "factual_mean_corr": parts.get("factual"),
-        "reasoning_correlates_more": None if pooled.get("effect") is None else bool(pooled["effect"] > 0),
-    }
+    """findings.json: the records, adjusted for multiplicity (statistics.adjust_for_multiplicity), and how they
+    were computed."""
+    records = statistics.adjust_for_multiplicity(records)
+    return {"seed": ctx.seed, "n_resamples": ctx.n_resamples, "confidence": 1 - statistics.ALPHA,
+            "multiplicity": statistics.MULTIPLICITY, "primary_findings": list(statistics.PRIMARY_FINDINGS),
+            "findings": records, "notes": [record["text"] for record in records]}
 
 
 def analyze(inputs: AnalysisInputs, top_k: int = TOP_K, progress: bool = True, seed: int = statistics.DEFAULT_SEED,

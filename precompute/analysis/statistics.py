@@ -60,17 +60,65 @@ def bootstrap_interval(groups, statistic, n_queries: int, rng: np.random.Generat
     the statistic is undefined (NaN: e.g. every draw the same query, so no pair) are dropped; when more than
     `max_undefined` of them are, the interval is NaN. The statistic may return one value or a vector ([V, ...]
     with the resamples last); the interval has its shape."""
+    low, high, _ = bootstrap_test(groups, statistic, n_queries, rng, n_resamples, alpha, max_undefined)
+    return low, high
+
+
+def bootstrap_test(groups, statistic, n_queries: int, rng: np.random.Generator, n_resamples: int = N_RESAMPLES,
+                   alpha: float = ALPHA, max_undefined: float = 0.1, null_value: float | None = None):
+    """bootstrap_interval's (low, high) plus, when `null_value` is given, the interval's p-value for it
+    (interval_p_value: the smallest alpha at which the expanded interval excludes the null); else p is NaN."""
     groups = [np.asarray(group, dtype=np.int64) for group in groups]
     point = np.asarray(statistic(*query_weights(groups, n_queries)), dtype=np.float64)
     if any(len(group) < 2 for group in groups):
-        return np.full(point.shape, np.nan), np.full(point.shape, np.nan)
+        return np.full(point.shape, np.nan), np.full(point.shape, np.nan), math.nan
     with np.errstate(invalid="ignore", divide="ignore"), warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)
         result = stats.bootstrap(groups, _on_weights(statistic, n_queries), n_resamples=n_resamples,
                                  vectorized=True, paired=False, method="percentile", rng=rng,
                                  batch=max(1, min(n_resamples, 2_000_000 // max(n_queries * len(groups), 1))))
     distribution = np.asarray(result.bootstrap_distribution, dtype=np.float64)
-    return percentile_interval(distribution, expanded_alpha(alpha, min(len(g) for g in groups)), max_undefined)
+    smallest = min(len(g) for g in groups)
+    low, high = percentile_interval(distribution, expanded_alpha(alpha, smallest), max_undefined)
+    p_value = math.nan if null_value is None else interval_p_value(distribution, null_value, smallest, max_undefined)
+    return low, high, p_value
+
+
+def interval_p_value(distribution, null_value: float, n: int | None = None, max_undefined: float = 0.1) -> float:
+    """Two-sided p-value of `null_value` read off a bootstrap distribution, matched to the interval the verdict
+    uses: the smallest alpha at which the (expanded, for group size n; plain when n is None) percentile interval
+    excludes the null. With f the share of resamples on the null's far side (the smaller tail, ties half), the
+    plain interval excludes the null iff f < alpha/2, so p = 2f; the expanded one reads its percentiles at
+    alpha' = 2 Φ(−c t_{1−alpha/2, n−1}), c = sqrt(n/(n−1)), so p solves alpha'(p) = 2f:
+    p = 2 · T_{n−1}.sf(−Φ⁻¹(f) / c). NaN when more than `max_undefined` of the resamples are undefined."""
+    values = np.asarray(distribution, dtype=np.float64).ravel()
+    finite = values[np.isfinite(values)]
+    if len(values) == 0 or len(finite) < (1 - max_undefined) * len(values):
+        return math.nan
+    below = np.mean(finite < null_value) + 0.5 * np.mean(finite == null_value)
+    tail = float(min(below, 1.0 - below))
+    if n is None:
+        return float(min(1.0, 2 * tail))
+    if tail <= 0:
+        return 0.0
+    n = max(int(n), 2)
+    t = -stats.norm.ppf(tail) / math.sqrt(n / (n - 1))
+    return float(min(1.0, 2 * stats.t.sf(t, n - 1)))
+
+
+def holm_adjusted(p_values) -> np.ndarray:
+    """Holm's step-down adjusted p-values (NaN p-values are left out of the family and stay NaN):
+    sorted ascending, p̃_(i) = max_{j ≤ i} min(1, (m − j + 1) p_(j))."""
+    p = np.asarray(p_values, dtype=np.float64)
+    adjusted = np.full(len(p), np.nan)
+    known = np.flatnonzero(np.isfinite(p))
+    order = known[np.argsort(p[known], kind="stable")]
+    m = len(order)
+    running = 0.0
+    for position, index in enumerate(order):
+        running = max(running, min(1.0, (m - position) * p[index]))
+        adjusted[index] = running
+    return adjusted
 
 
 def expanded_alpha(alpha: float, n: int) -> float:
@@ -198,6 +246,13 @@ def hypergeometric_sum_interval(draws, successes, population: int, alpha: float 
 
 # ---------------------------------------------------------------- the finding record
 
+# The paper's headline claims, one record each: the primary family of the multiplicity adjustment.
+PRIMARY_FINDINGS = ("correlation.reasoning_vs_factual", "occurrence.answer", "magnitude.information_adjusted")
+PERMUTATION = "task labels permuted"
+MULTIPLICITY = ("Holm's step-down adjustment of each finding's bootstrap p (the p its interval stands for), over all "
+                "the run's findings and, separately, within the primary family of the paper's headline claims")
+
+
 def verdict(ci_low: float, ci_high: float, null_value: float, paper_direction: str) -> str:
     """"holds" when the interval excludes no-effect on the paper's side, "reversed" when on the other side."""
     if not (np.isfinite(ci_low) and np.isfinite(ci_high)):
@@ -206,6 +261,81 @@ def verdict(ci_low: float, ci_high: float, null_value: float, paper_direction: s
     if paper_direction == "greater":
         return "holds" if above else "reversed" if below else "not supported"
     return "holds" if below else "reversed" if above else "not supported"
+
+
+def adjusted_verdict(unadjusted: str, adjusted_p, alpha: float = ALPHA) -> str:
+    """The unadjusted verdict when its family-wise adjusted p is below alpha, else "not supported"."""
+    if unadjusted == "not supported" or adjusted_p is None or not np.isfinite(adjusted_p) or adjusted_p >= alpha:
+        return "not supported"
+    return unadjusted
+
+
+def adjust_for_multiplicity(records: list[dict], alpha: float = ALPHA) -> list[dict]:
+    """Holm's step-down adjustment of each record's `interval_p` (the p-value its verdict's interval stands for),
+    once over all the run's records (`holm_p`, `adjusted_verdict`) and once within the primary family of the
+    paper's headline claims (PRIMARY_FINDINGS: `primary_holm_p`, `primary_adjusted_verdict`; null for other
+    records). Records without an interval p (undefined interval) count as not supported and stay out of the
+    family; a record from a producer that sets no `interval_p` enters with its `p_value`. Returns new records with
+    the fields set and `text` rewritten."""
+    records = [dict(record) for record in records]
+    interval_p = [_float(record.get("interval_p") if record.get("interval_p") is not None else record.get("p_value"))
+                  for record in records]
+    primary = [record.get("name") in PRIMARY_FINDINGS for record in records]
+    everything = holm_adjusted(interval_p)
+    among_primary = holm_adjusted([p if chosen else math.nan for p, chosen in zip(interval_p, primary)])
+    family_size = int(np.isfinite(interval_p).sum())
+    primary_size = int(np.isfinite([p for p, chosen in zip(interval_p, primary) if chosen]).sum())
+    for record, chosen, p_all, p_primary in zip(records, primary, everything, among_primary):
+        record.update(primary=chosen, family_size=family_size, holm_p=_json_number(p_all),
+                      adjusted_verdict=adjusted_verdict(record.get("verdict"), p_all, alpha),
+                      primary_family_size=primary_size if chosen else None,
+                      primary_holm_p=_json_number(p_primary) if chosen else None,
+                      primary_adjusted_verdict=adjusted_verdict(record.get("verdict"), p_primary, alpha)
+                      if chosen else None)
+        record["text"] = finding_text(record)
+    return records
+
+
+def _float(value) -> float:
+    return math.nan if value is None else float(value)
+
+
+def _number(value) -> str:
+    return "undefined" if value is None or not np.isfinite(value) else f"{value:.3g}"
+
+
+def _p_text(value) -> str:
+    return f"< {P_FLOOR:.0e}" if value <= P_FLOOR else f"= {_number(value)}"
+
+
+def finding_text(record: dict) -> str:
+    """A record as sentences: the claim, the measured effect with its interval, the verdict with the p-value its
+    interval stands for, the family-wise adjusted verdicts when set, and the record's other p-value with what it
+    tests."""
+    effect = _float(record.get("effect"))
+    unit = "×" if record.get("measure") == "ratio" and np.isfinite(effect) else ""
+    text = (f"{record['claim']} Measured: {record['effect_label']} = {_number(effect)}{unit} (95% CI "
+            f"{_number(_float(record.get('ci_low')))} to {_number(_float(record.get('ci_high')))}; "
+            f"{record.get('n')} queries). Verdict: {record['verdict']}")
+    interval_p = _float(record.get("interval_p"))
+    text += f" (p {_p_text(interval_p)} for no effect, from the bootstrap)." if np.isfinite(interval_p) else "."
+    if record.get("adjusted_verdict") is not None:
+        text += (f" After Holm over the run's {record['family_size']} findings: {record['adjusted_verdict']} "
+                 f"(adjusted p {_p_text(_float(record.get('holm_p')))})" if np.isfinite(_float(record.get("holm_p")))
+                 else f" After Holm over the run's {record['family_size']} findings: {record['adjusted_verdict']}")
+        if record.get("primary"):
+            text += (f"; among the {record['primary_family_size']} headline claims: "
+                     f"{record['primary_adjusted_verdict']}")
+        text += "."
+    p_value = _float(record.get("p_value"))
+    if np.isfinite(p_value):
+        method = record.get("p_value_method")
+        if method == PERMUTATION:
+            text += (f" Label-permutation p {_p_text(p_value)}: it tests whether the compared groups' queries are "
+                     "exchangeable at all, not this contrast's size.")
+        else:
+            text += f" Chance p {_p_text(p_value)} ({method}): it tests the top documents against random ones."
+    return text
 
 
 @dataclass
@@ -223,6 +353,7 @@ class Finding:
     n: int                     # queries that enter the effect
     parts: dict[str, float] = field(default_factory=dict)   # the group values the effect compares
     notes: list[str] = field(default_factory=list)
+    interval_p: float = math.nan   # p of no effect matching the interval (statistics.interval_p_value)
 
     @property
     def null_value(self) -> float:
@@ -233,20 +364,15 @@ class Finding:
         return verdict(self.ci_low, self.ci_high, self.null_value, self.paper_direction)
 
     def text(self) -> str:
-        def number(value):
-            return "undefined" if value is None or not np.isfinite(value) else f"{value:.3g}"
-        unit = "×" if self.measure == "ratio" and np.isfinite(self.effect) else ""
-        shown = f"< {P_FLOOR:.0e}" if self.p_value <= P_FLOOR else f"= {number(self.p_value)}"
-        p_value = f"; p {shown}, {self.p_value_method}" if np.isfinite(self.p_value) else ""
-        return (f"{self.claim} Measured: {self.effect_label} = {number(self.effect)}{unit} (95% CI "
-                f"{number(self.ci_low)} to {number(self.ci_high)}{p_value}; {self.n} queries). Verdict: {self.verdict}.")
+        return finding_text(self.record())
 
     def record(self) -> dict:
         record = asdict(self)
-        record.update(null_value=self.null_value, verdict=self.verdict, text=self.text(), confidence=1 - ALPHA)
-        for key in ("effect", "ci_low", "ci_high", "p_value"):
+        record.update(null_value=self.null_value, verdict=self.verdict, confidence=1 - ALPHA)
+        for key in ("effect", "ci_low", "ci_high", "p_value", "interval_p"):
             record[key] = _json_number(record[key])
         record["parts"] = {key: _json_number(value) for key, value in self.parts.items()}
+        record["text"] = finding_text(record)
         return record
 
 

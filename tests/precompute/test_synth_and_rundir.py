@@ -42,7 +42,8 @@ def test_synthetic_run_follows_the_contract(synth_run):
     for name in ANALYSIS_TABLES:
         assert len(pd.read_parquet(run.file("analysis", f"{name}.parquet"))) > 0, name
     findings = json.load(open(run.file("analysis", "findings.json")))
-    assert findings["reasoning_correlates_more"] is True
+    pooled = {record["name"]: record for record in findings["findings"]}["correlation.reasoning_vs_factual"]
+    assert pooled["effect"] > 0 and "reasoning_correlates_more" not in findings   # legacy keys gone
 
 
 def test_synthetic_factors_load_with_the_engine(synth_run):

@@ -101,14 +101,15 @@ def contrast(ctx, name, claim, effect_label, groups, statistic, parts) -> Findin
     pairs = PairSums(ctx.pearson[0])
     weights = statistics.query_weights(groups, ctx.n_queries)
     effect = float(statistic(pairs, weights))
-    low, high = statistics.bootstrap_interval(groups, lambda *w: statistic(pairs, w), ctx.n_queries,
-                                              ctx.rng(name), ctx.n_resamples)
+    low, high, interval_p = statistics.bootstrap_test(groups, lambda *w: statistic(pairs, w), ctx.n_queries,
+                                                      ctx.rng(name), ctx.n_resamples, null_value=0.0)
     p_value = statistics.permutation_p_value(groups, lambda *w: statistic(pairs, w), ctx.n_queries,
                                              ctx.rng(name + "/permutation"), ctx.n_resamples)
     return Finding(name=name, claim=claim, effect_label=effect_label, paper_direction="greater",
                    measure="difference", effect=effect, ci_low=float(low), ci_high=float(high), p_value=p_value,
                    p_value_method="task labels permuted", n=int(sum(len(g) for g in groups)),
-                   parts={key: float(value(pairs, weights)) for key, value in parts.items()})
+                   parts={key: float(value(pairs, weights)) for key, value in parts.items()},
+                   interval_p=interval_p)
 
 
 VS_FACTUAL = ("Queries of the same reasoning task are influenced by documents more alike (their scores correlate "

@@ -141,7 +141,8 @@ def refresh(run: rundir.RunDir, seed: int = statistics.DEFAULT_SEED,
     path = run.file(rundir.ANALYSIS_DIR, rundir.FINDINGS)
     document = rundir.read_json(path) if os.path.exists(path) else {}
     kept = [r for r in document.get("findings", []) if not str(r.get("name", "")).startswith(FINDING_PREFIX)]
-    document["findings"] = kept + [finding.record() for finding in build_findings(tables)]
+    document["findings"] = statistics.adjust_for_multiplicity(
+        kept + [finding.record() for finding in build_findings(tables)])
     document["notes"] = [record["text"] for record in document["findings"]]
     rundir.write_json(path, document)
     return tables
