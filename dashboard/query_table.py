@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 
-from dashboard.correctness import is_correct, model_answer
+from dashboard.correctness import is_correct, model_answer, reference_answer
 from dashboard.query_filter import filter_rows
 
 ALL = "(all)"
@@ -25,7 +25,7 @@ def query_table(queries: pd.DataFrame) -> pd.DataFrame:
         "id": queries["id"].astype(str),
         "task": queries["task"].astype(str),
         "correct": pd.Series([is_correct(record) for record in records], dtype=object),
-        "answer": [None if _missing(r.get("answer")) else str(r.get("answer")) for r in records],
+        "answer": [reference_answer(r) for r in records],
         "model_answer": [model_answer(r.get("completion", "")) for r in records],
         "nats": pd.to_numeric(queries["nats"], errors="coerce"),
         "n_completion_tokens": pd.to_numeric(queries.get("n_completion_tokens", pd.Series(np.nan, queries.index)),
@@ -39,10 +39,6 @@ def query_table(queries: pd.DataFrame) -> pd.DataFrame:
             if values.map(lambda v: v is None or isinstance(v, (str, int, float, bool))).all():
                 table[column] = values
     return table
-
-
-def _missing(value) -> bool:
-    return value is None or (isinstance(value, float) and np.isnan(value)) or not str(value).strip()
 
 
 def correctness_label(correct) -> str:

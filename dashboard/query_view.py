@@ -11,7 +11,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import highlight, published_view, spans, url_state, widgets
-from dashboard.correctness import is_correct, model_answer, same_answer
+from dashboard.correctness import is_correct, model_answer, reference_answer, same_answer
 from dashboard.query_table import correctness_label
 from dashboard.run import SCORE_KINDS, token_scores
 from dashboard.text_match import context_terms, query_targets
@@ -82,8 +82,8 @@ def targets_of(query: dict) -> list[tuple[str, str]]:
     """The reference answer and steps, plus the model's own answer when it differs (an incorrect completion)."""
     targets = query_targets(query)
     given = model_answer(query.get("completion", ""))
-    reference = query.get("answer")
-    if given is not None and reference is not None and not same_answer(given, str(reference)):
+    reference = reference_answer(query)
+    if given is not None and reference is not None and not same_answer(given, reference):
         targets.append(("model_answer", given))
     return targets
 
@@ -98,9 +98,9 @@ def query_header(query: dict, linking: Linking) -> None:
     """The query: id, task, correctness, answers, loss; prompt and completion (spans marked)."""
     with st.container(border=True):
         given = model_answer(query.get("completion", ""))
-        reference = query.get("answer")
+        reference = reference_answer(query)
         answers = f"model's answer **{widgets.markdown_text(given)}**" if given is not None else "no answer found"
-        if reference is not None and str(reference).strip():
+        if reference is not None:
             answers += f", reference **{widgets.markdown_text(reference)}**"
         st.markdown(f"**{widgets.markdown_text(query['id'])}** · task {widgets.markdown_text(query['task'])} · "
                     f"{correctness_badge(query)} · {answers} · completion loss "

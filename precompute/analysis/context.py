@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 from tqdm.auto import tqdm
 
-from precompute.analysis import occurrence, ranking, registry, statistics
+from precompute.analysis import correctness, occurrence, ranking, registry, statistics
 from precompute.analysis.inputs import AnalysisInputs
 from precompute.analysis.search import CorpusSearch
 
@@ -141,7 +141,7 @@ class AnalysisContext:
 
     @cached_property
     def correct(self) -> np.ndarray:
-        return np.asarray([occurrence.is_correct(q) for q in self.queries], dtype=object)
+        return np.asarray([correctness.is_correct(q) for q in self.queries], dtype=object)
 
     @cached_property
     def targets(self) -> dict[str, list[list[tuple[str, str]]]]:

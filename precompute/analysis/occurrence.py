@@ -19,6 +19,8 @@ from __future__ import annotations
 import functools
 import re
 
+from precompute.analysis import correctness
+
 NUMBER = re.compile(r"[-+]?\d+(?:[.,]\d+)*")
 PROMPT_NUMBER = re.compile(r"(?<![\w.])\d+(?:\.\d+)?(?![\w])")
 SENTENCE_BREAK = re.compile(r"[.?!:;\n]")
@@ -26,10 +28,6 @@ WORD = re.compile(r"[A-Za-z][\w'-]*")
 SEGMENT_BREAK = re.compile(r"\n|(?<=[.?!;])\s+")
 BASES = ("completion", "reference")
 
-# completion parsing: "The answer is 7" / "... is Marn." / the last number; results written after "="
-STATED_ANSWER = re.compile(r"answer is:?\s*(-?\d+(?:\.\d+)?)", re.IGNORECASE)
-STATED_ENTITY = re.compile(r"\b(?:is(?: the)?|by) ([^.\n]+?)\.")
-SHORT_ANSWER_WORDS = 3
 RESULT_AFTER_EQUALS = re.compile(r"=\s*(-?\d+(?:\.\d+)?)(?!\w|\.\d|\s*[-+*/^]\s*[\w(])")
 
 
@@ -63,21 +61,9 @@ def context_terms(query: dict) -> list[str]:
 
 
 def completion_answer(completion: str, numeric: bool = True) -> str:
-    """The final answer a completion states ("" if none). Numeric answers: the number after the last
-    "answer is", else the last number. Other answers: the words after the last "is" / "is the" / "by" of the
-    completion's first line (`The capital of Veloria is Marn.` gives Marn), else that whole line when it is at most
-    SHORT_ANSWER_WORDS words (` Paris.` gives Paris)."""
-    text = str(completion or "").strip()
-    if numeric:
-        stated = STATED_ANSWER.findall(text)
-        numbers = stated or NUMBER.findall(text)
-        return numbers[-1] if numbers else ""
-    line = text.split("\n")[0]
-    entities = STATED_ENTITY.findall(line)
-    if entities:
-        return entities[-1].strip()
-    short = line.rstrip(".!").strip()
-    return short if 0 < len(short.split()) <= SHORT_ANSWER_WORDS else ""
+    """The final answer a completion states ("" if none; correctness.model_answer); numeric: only a number."""
+    answer = correctness.model_answer(completion) or ""
+    return answer if not numeric or correctness.as_number(answer) is not None else ""
 
 
 def completion_steps(completion: str) -> list[str]:
@@ -96,8 +82,7 @@ def _without_final(steps: list[str], answer: str) -> list[str]:
 
 def query_answer(query: dict, basis: str = "reference") -> str:
     """The answer searched for under a basis ("" if the query has none)."""
-    reference = _clean([query.get("answer")])
-    reference = reference[0] if reference else ""
+    reference = correctness.reference_answer(query) or ""
     if basis == "reference" or not reference:
         return reference
     return completion_answer(query.get("completion", ""), numeric=bool(NUMBER.fullmatch(reference)))
@@ -113,17 +98,6 @@ def query_targets(query: dict, basis: str = "reference") -> list[tuple[str, str]
         steps = _clean(query.get("steps") or [])
     targets = [("answer", answer)] if answer else []
     return targets + [(f"step_{number}", step) for number, step in enumerate(_without_final(steps, answer), start=1)]
-
-
-def is_correct(query: dict) -> bool | None:
-    """The query's `correct` field if present, else whether the completion's stated answer equals the reference
-    answer; None when the query has no reference answer."""
-    if query.get("correct") is not None:
-        return bool(query["correct"])
-    reference = query_answer(query, "reference")
-    if not reference:
-        return None
-    return query_answer(query, "completion").casefold() == reference.casefold()
 
 
 def answer_in_context(text: str, answer: str, context: list[str]) -> bool:

@@ -11,7 +11,7 @@ import pytest
 from scipy import stats
 
 from precompute import analysis
-from precompute.analysis import occurrence, ranking
+from precompute.analysis import correctness, occurrence, ranking
 from precompute.analysis.context import pearson_matrix
 from precompute.analysis.search import CorpusSearch, texts_containing
 from precompute.analysis.tables.breakdowns import multiplier_ks
@@ -91,7 +91,7 @@ def test_corpus_search_equals_the_exact_rule():
 
 def test_completion_targets_and_correctness_of_the_demo_queries():
     queries = [json.loads(line) for line in open(os.path.join(ROOT, "data", "queries.jsonl"))]
-    assert all(occurrence.is_correct({**q, "correct": None}) == q["correct"] for q in queries)
+    assert all(correctness.is_correct({**q, "correct": None}) == q["correct"] for q in queries)
     slope = next(q for q in queries if q["id"] == "slope-03")     # completes "... 3 / 2 = 1. The answer is 1."
     assert occurrence.query_targets(slope, "reference") == [("answer", "3"), ("step_1", "3"), ("step_2", "1")]
     assert occurrence.query_targets(slope, "completion") == [("answer", "1"), ("step_1", "3"), ("step_2", "2")]
