@@ -27,7 +27,8 @@ EXIT_BAD_INPUT = 2
 def add_fit_flags(parser: argparse.ArgumentParser) -> None:
     default = Settings.default
     parser.add_argument("--model", required=True, help="HF model directory, .gguf file, or 'smollm2'")
-    parser.add_argument("--corpus", required=True, help="documents: .jsonl or .parquet with id, text[, source, ...]")
+    parser.add_argument("--corpus", required=True, help="documents: .jsonl[.gz|.zst] or .parquet with id, "
+                        "text[, source, ...], or a directory or glob of such shards")
     parser.add_argument("--out", required=True, help="run directory")
     parser.add_argument("--strategy", default=default("strategy"), choices=STRATEGIES)
     parser.add_argument("--fisher", default=default("fisher"), choices=FISHERS)
@@ -41,6 +42,11 @@ def add_fit_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default=default("dtype"), choices=["float32", "bfloat16"])
     parser.add_argument("--seed", type=int, default=default("seed"))
     parser.add_argument("--overwrite", action="store_true", help="replace a complete run in --out")
+    parser.add_argument("--module-shards", type=positive_int, default=default("module_shards"),
+                        help="under torchrun: split the factors by module over this many ranks (each holds and "
+                             "writes only its shard; must divide the number of ranks; the rest split the documents)")
+    parser.add_argument("--factor-dtype", default=default("factor_dtype"), choices=["float32", "bfloat16", "float16"],
+                        help="storage of the factors (eigendecomposition in float64 regardless)")
 
 
 def add_score_flags(parser: argparse.ArgumentParser) -> None:
@@ -57,6 +63,10 @@ def add_score_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--chunk-docs", type=positive_int, default=default("chunk_docs"),
                         help="documents per resumable score chunk (default: 64 batches)")
     parser.add_argument("--top-k", type=positive_int, default=default("top_k"), help="documents per side in top_docs")
+    parser.add_argument("--memory-budget", default=default("memory_budget"),
+                        help="bytes per rank for the preconditioned queries in scoring, e.g. 8GiB: modules are "
+                             "materialised (dense P) only within it, and the queries are scored in batches when even "
+                             "their low-rank factors do not fit (default: an 8 GiB dense cache)")
     parser.add_argument("--validate", action="store_true",
                         help="then tail-patch validation with its defaults (python -m precompute validate --help)")
     parser.add_argument("--index", action="store_true",

@@ -9,9 +9,12 @@ import logging
 import os
 
 from precompute import rundir
+from precompute.corpus_shards import corpus_sha256
 from precompute.inputs import read_corpus, read_queries
+from precompute.factor_shards import load_factors
 from precompute.pipeline import analyze_stage, fit_stage, score_stage, token_scores_stage
 from precompute.rundir import layout
+from precompute.rundir.factor_files import missing_factor_files
 from precompute.session import finish_distributed, open_session
 from precompute.settings import Settings
 
@@ -19,7 +22,7 @@ log = logging.getLogger("precompute")
 
 
 def input_hashes(settings: Settings) -> dict:
-    hashes = {"corpus": {"path": settings.corpus, "sha256": rundir.sha256_of_file(settings.corpus)}}
+    hashes = {"corpus": {"path": settings.corpus, "sha256": corpus_sha256(settings.corpus)}}
     if settings.queries:
         hashes["queries"] = {"path": settings.queries, "sha256": rundir.sha256_of_file(settings.queries)}
     return hashes
@@ -51,13 +54,14 @@ def begin(settings: Settings, command_line: str, fresh_fit: bool) -> rundir.RunD
 
 
 def reusable_factors(run: rundir.RunDir, settings: Settings):
+    """The run's factors' meta.json (no tensors yet) when they were fitted with these settings, else None."""
     from engine.factors import Factors
 
-    if not os.path.exists(run.file(layout.FACTORS_DIR, layout.FACTOR_TENSORS)):
+    if missing_factor_files(run.file(layout.FACTORS_DIR)):
         return None
     if not run.exists() or run.manifest().get("fit_key") != settings.fit_key():
         return None
-    return Factors.load(run.file(layout.FACTORS_DIR))
+    return Factors.load(run.file(layout.FACTORS_DIR), modules=[])
 
 
 def guarded(run: rundir.RunDir, body) -> None:
@@ -108,8 +112,9 @@ def score_command(settings: Settings, command_line: str, progress: bool = True) 
     run = begin(settings, command_line, fresh_fit=False)
 
     def body():
-        factors = Factors.load(run.file(layout.FACTORS_DIR))
-        session = open_session(settings, modules=factors.modules)
+        modules = Factors.load(run.file(layout.FACTORS_DIR), modules=[]).modules
+        session = open_session(settings, modules=modules)
+        factors = load_factors(run, settings, modules)        # this rank's module shard (--module-shards)
         score_and_analyze(run, settings, corpus, queries, session, factors, progress)
     guarded(run, body)
 
@@ -124,7 +129,8 @@ def run_command(settings: Settings, command_line: str, progress: bool = True) ->
         session = open_session(settings, modules=factors.modules if factors else None)
         if factors is not None:
             log.info("re-using the factors already in %s", run.path)
-        fitted = factors or fit_stage(run, settings, corpus, session, progress and session.rank == 0)
+        fitted = load_factors(run, settings, factors.modules) if factors else \
+            fit_stage(run, settings, corpus, session, progress and session.rank == 0)
         score_and_analyze(run, settings, corpus, queries, session, fitted, progress)
     guarded(run, body)
 

@@ -1,6 +1,7 @@
 """Read and validate the corpus and the queries; every problem is one UserInputError naming file, line, field.
 
-Corpus: .jsonl (one JSON object per line) or .parquet, with `id`, `text` and optional `source`; every other
+Corpus: .jsonl (one JSON object per line; .jsonl.gz, .jsonl.zst) or .parquet, one file or a directory or glob of
+shards (precompute.corpus_shards), with `id`, `text` and optional `source`; every other
 field or column is kept as document metadata (documents.parquet; the analysis breaks results down by it).
 Queries: .jsonl with `id`, `task`, `prompt`, `completion` and optional `answer`, `steps` (a list); any other
 field is kept and written back to the run's queries.jsonl.
@@ -14,6 +15,7 @@ from dataclasses import dataclass, field
 
 import pandas as pd
 
+from precompute.corpus_shards import parquet_rows, read_lines, shard_paths
 from precompute.errors import UserInputError
 
 UNKNOWN_SOURCE = "unknown"
@@ -31,13 +33,16 @@ class Corpus:
     sources: list[str]
     lines: list[int]          # 1-based line (jsonl) or row (parquet) of each document, for messages
     metadata: dict[str, list] = field(default_factory=dict)   # extra fields, one value per document (None if absent)
+    shards: list[str] = field(default_factory=list)           # the files read, in order (one for a single file)
+    shard_index: list[int] = field(default_factory=list)      # position in `shards` of each document's file
 
     def __len__(self) -> int:
         return len(self.ids)
 
     def where(self, index: int) -> str:
-        unit = "row" if self.path.endswith(".parquet") else "line"
-        return f"{self.path}: {unit} {self.lines[index]}"
+        shard = self.shards[self.shard_index[index]] if self.shards else self.path
+        unit = "row" if shard.endswith(".parquet") else "line"
+        return f"{shard}: {unit} {self.lines[index]}"
 
 
 @dataclass
@@ -60,27 +65,27 @@ def check_file(path: str, what: str) -> None:
 
 
 def jsonl_records(path: str, what: str):
-    """Yield (line number, object) for every non-blank line; bytes must be UTF-8, lines JSON objects."""
+    """Yield (line number, object) for every non-blank line (of the decompressed bytes of a .gz or .zst file);
+    bytes must be UTF-8, lines JSON objects."""
     check_file(path, what)
-    with open(path, "rb") as handle:
-        for number, raw in enumerate(handle, start=1):
-            try:
-                line = raw.decode("utf-8")
-            except UnicodeDecodeError as error:
-                raise UserInputError(f"{path}: line {number}: undecodable bytes (not UTF-8) at byte {error.start}") \
-                    from None
-            if number == 1:
-                line = line.removeprefix(BOM)
-            if not line.strip():
-                continue
-            try:
-                record = json.loads(line)
-            except json.JSONDecodeError as error:
-                raise UserInputError(f"{path}: line {number}: invalid JSON ({error.msg} at column {error.colno})") \
-                    from None
-            if not isinstance(record, dict):
-                raise UserInputError(f"{path}: line {number}: expected a JSON object, got {type(record).__name__}")
-            yield number, record
+    for number, raw in read_lines(path):
+        try:
+            line = raw.decode("utf-8")
+        except UnicodeDecodeError as error:
+            raise UserInputError(f"{path}: line {number}: undecodable bytes (not UTF-8) at byte {error.start}") \
+                from None
+        if number == 1:
+            line = line.removeprefix(BOM)
+        if not line.strip():
+            continue
+        try:
+            record = json.loads(line)
+        except json.JSONDecodeError as error:
+            raise UserInputError(f"{path}: line {number}: invalid JSON ({error.msg} at column {error.colno})") \
+                from None
+        if not isinstance(record, dict):
+            raise UserInputError(f"{path}: line {number}: expected a JSON object, got {type(record).__name__}")
+        yield number, record
 
 
 def string_field(record: dict, name: str, where: str, required: bool = True, allow_empty: bool = False):
@@ -139,55 +144,47 @@ def check_unique(ids: list[str], lines: list[int], path: str, unit: str = "line"
         first_seen[value] = number
 
 
+def corpus_records(shard: str):
+    """Yield (unit, number, record) of one shard: jsonl lines as parsed objects, parquet rows as dicts."""
+    if shard.endswith(".parquet"):
+        check_file(shard, "corpus")
+        for row, record in parquet_rows(shard, ("id", "text")):
+            yield "row", row, {key: None if is_missing(value) else value for key, value in record.items()}
+    else:
+        for number, record in jsonl_records(shard, "corpus"):
+            yield "line", number, record
+
+
 def read_corpus(path: str) -> Corpus:
-    if path.endswith(".parquet"):
-        return read_corpus_parquet(path)
-    if not path.endswith(".jsonl"):
-        raise UserInputError(f"{path}: corpus must be a .jsonl or .parquet file")
-    ids, texts, sources, lines, extras = [], [], [], [], []
-    for number, record in jsonl_records(path, "corpus"):
-        where = f"{path}: line {number}"
-        ids.append(string_field(record, "id", where))
-        texts.append(string_field(record, "text", where))
-        sources.append(string_field(record, "source", where, required=False) or UNKNOWN_SOURCE)
-        extras.append({key: metadata_value(value, f"{where}: field '{key}'")
-                       for key, value in record.items() if key not in CORPUS_FIELDS})
-        lines.append(number)
+    """The documents of one file or of every shard (precompute.corpus_shards), streamed shard by shard."""
+    shards = shard_paths(path)
+    ids, texts, sources, lines, shard_index, extras = [], [], [], [], [], []
+    for number_of_shard, shard in enumerate(shards):
+        for unit, number, record in corpus_records(shard):
+            where = f"{shard}: {unit} {number}"
+            ids.append(string_field(record, "id", where))
+            texts.append(string_field(record, "text", where))
+            sources.append(string_field(record, "source", where, required=False) or UNKNOWN_SOURCE)
+            noun = "field" if unit == "line" else "column"
+            extras.append({key: metadata_value(value, f"{where}: {noun} '{key}'")
+                           for key, value in record.items() if key not in CORPUS_FIELDS})
+            lines.append(number)
+            shard_index.append(number_of_shard)
     if not ids:
         raise UserInputError(f"{path}: corpus has no documents")
-    check_unique(ids, lines, path)
-    return Corpus(path, ids, texts, sources, lines, metadata_columns(extras, path))
+    corpus = Corpus(path, ids, texts, sources, lines, metadata_columns(extras, path), shards, shard_index)
+    check_unique_documents(corpus)
+    return corpus
 
 
-def read_corpus_parquet(path: str) -> Corpus:
-    check_file(path, "corpus")
-    try:
-        frame = pd.read_parquet(path)
-    except Exception as error:  # pyarrow raises several types for a broken file
-        raise UserInputError(f"{path}: not a readable parquet file ({str(error).splitlines()[0]})") from None
-    for column in ("id", "text"):
-        if column not in frame.columns:
-            raise UserInputError(f"{path}: missing column '{column}'")
-    if frame.empty:
-        raise UserInputError(f"{path}: corpus has no documents")
-    ids, texts, sources, lines = [], [], [], []
-    has_source = "source" in frame.columns
-    extra_columns = [str(name) for name in frame.columns if name not in CORPUS_FIELDS]
-    for row, (doc_id, text, source) in enumerate(zip(frame["id"], frame["text"],
-                                                     frame["source"] if has_source else [None] * len(frame)),
-                                                 start=1):
-        record = {"id": doc_id, "text": text, "source": None if is_missing(source) else source}
-        where = f"{path}: row {row}"
-        ids.append(string_field(record, "id", where))
-        texts.append(string_field(record, "text", where))
-        sources.append(string_field(record, "source", where, required=False) or UNKNOWN_SOURCE)
-        lines.append(row)
-    check_unique(ids, lines, path, unit="row")
-    extras = [{name: metadata_value(value, f"{path}: row {row}: column '{name}'")
-               for name, value in zip(extra_columns, values)}
-              for row, values in enumerate(zip(*(frame[name].tolist() for name in extra_columns)), start=1)] \
-        if extra_columns else [{} for _ in ids]
-    return Corpus(path, ids, texts, sources, lines, metadata_columns(extras, path))
+def check_unique_documents(corpus: Corpus) -> None:
+    first_seen: dict[str, int] = {}
+    for index, value in enumerate(corpus.ids):
+        first = first_seen.setdefault(value, index)
+        if first != index:
+            same = corpus.shard_index[first] == corpus.shard_index[index]
+            place = corpus.where(first).rsplit(": ", 1)[1] if same else corpus.where(first)
+            raise UserInputError(f"{corpus.where(index)}: field 'id': duplicate id {value!r} (first on {place})")
 
 
 def read_queries(path: str) -> Queries:

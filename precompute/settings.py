@@ -11,6 +11,7 @@ from dataclasses import asdict, dataclass, fields, replace
 
 from engine.arguments import parse_damping
 from engine.errors import EngineInputError
+from precompute.corpus_shards import corpus_sha256
 from precompute.errors import UserInputError
 from precompute.index_options import IndexOptions
 from precompute.rundir import sha256_of_file
@@ -39,6 +40,9 @@ class Settings:
     top_k: int = 100
     validate: bool = False               # run the tail-patch validation (precompute.validate) after analysis
     index: IndexOptions | None = None    # build RUN/index/ in the scoring pass (score / run --index)
+    module_shards: int = 1               # factors split by module over this many ranks (must divide the world size)
+    factor_dtype: str = "float32"        # storage of the factors (the eigendecomposition is float64 regardless)
+    memory_budget: int | None = None     # bytes per rank for the queries in scoring (None: an 8 GiB dense cache)
 
     @classmethod
     def default(cls, name: str):
@@ -64,7 +68,10 @@ class Settings:
             raise UserInputError(f"--damping: {error}") from None
         if self.token_topk < 0:
             raise UserInputError(f"--token-topk must be >= 0, got {self.token_topk}")
-        return replace(self, damping=damping, query_rank=parse_query_rank(self.query_rank))
+        if self.index is not None and self.module_shards > 1:
+            raise UserInputError("--index needs every module's factors on one rank: use --module-shards 1")
+        budget = None if self.memory_budget is None else parse_bytes(self.memory_budget, "--memory-budget")
+        return replace(self, damping=damping, query_rank=parse_query_rank(self.query_rank), memory_budget=budget)
 
     @property
     def documents_per_chunk(self) -> int:
@@ -73,9 +80,10 @@ class Settings:
     def fit_key(self) -> dict:
         """Everything the factors depend on; equal keys mean the factors in the run can be re-used."""
         return {"model": os.path.abspath(self.model) if os.path.exists(self.model) else self.model,
-                "corpus_sha256": sha256_of_file(self.corpus), "strategy": self.strategy, "fisher": self.fisher,
+                "corpus_sha256": corpus_sha256(self.corpus), "strategy": self.strategy, "fisher": self.fisher,
                 "modules": self.modules, "factor_docs": self.factor_docs, "max_length": self.max_length,
-                "batch_size": self.batch_size, "dtype": self.dtype, "seed": self.seed}
+                "batch_size": self.batch_size, "dtype": self.dtype, "seed": self.seed,
+                **({} if self.factor_dtype == "float32" else {"factor_dtype": self.factor_dtype})}
 
     def score_key(self, fit_key: dict) -> dict:
         """Everything the score chunks depend on (world size excluded: chunks are global document ranges)."""
@@ -97,6 +105,23 @@ def positive_int(text: str) -> int:
     if value < 1:
         raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
     return value
+
+
+BYTE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+              "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_bytes(value, flag: str) -> int:
+    """A byte count such as 8GiB, 512MiB, 80GB or 1000000 (argparse type via `bytes_flag`)."""
+    text = str(value).strip().lower().replace(" ", "")
+    number = text.rstrip("kmgtib")
+    try:
+        count = float(number) * BYTE_UNITS[text[len(number):]]
+    except (ValueError, KeyError):
+        raise UserInputError(f"{flag} must be a byte count such as 8GiB, 512MiB or 80GB, got {value!r}") from None
+    if count < 1:
+        raise UserInputError(f"{flag} must be positive, got {value!r}")
+    return int(count)
 
 
 def parse_query_rank(value) -> int | None:
