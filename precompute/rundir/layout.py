@@ -20,6 +20,8 @@ FACTOR_META = "meta.json"
 CHUNKS_DIR = "chunks"
 ANALYSIS_DIR = "analysis"
 FINDINGS = "findings.json"
+LABELS = "labels.json"         # the researcher's document labels (the dashboard's only write); never a score file
+LABELS_LOCK = "labels.lock"    # flock held while labels.json is read, changed and replaced
 
 # status values, in pipeline order ("fitted": factors written by `fit`, nothing scored yet)
 STATUSES = ("fitting", "fitted", "scoring", "token_scores", "analyzing", "complete", "failed")
