@@ -1,0 +1,53 @@
+"""Labels as a document column: the source multipliers' code path on a planted column; the labelled random sample."""
+import numpy as np
+import pandas as pd
+import pytest
+from scipy import stats
+
+from precompute.analysis import label_breakdown
+from precompute.rundir import labels as run_labels
+from tests.precompute.test_analysis import analyze, make_inputs
+
+
+def planted_inputs():
+    rng = np.random.default_rng(5)
+    n_docs = 120
+    sources = np.array(["web", "code", "wiki"])[rng.integers(0, 3, n_docs)]
+    scores = rng.standard_normal((6, n_docs)).astype(np.float32)
+    scores[:3] += (sources == "code") * 1.5
+    return make_inputs(scores, ["arithmetic"] * 3 + ["factual"] * 3, list(sources), ["text"] * n_docs), sources
+
+
+def test_planted_label_column_gives_the_source_multipliers():
+    inputs, sources = planted_inputs()
+    expected = analyze(inputs)["source_multipliers"]
+    same_path = label_breakdown.column_multipliers(inputs, "source", sources, n_resamples=200)
+    pd.testing.assert_frame_equal(same_path.drop(columns="column").rename(columns={"category": "source"}), expected)
+    labels = run_labels.Labels(label_set=("code", "web", "wiki"),
+                               labels={f"d{j}": s for j, s in enumerate(sources)})
+    by_label = label_breakdown.label_multipliers(inputs, labels, n_resamples=200)
+    for column in ("task", "side", "k", "count", "share", "base_share", "multiplier", "chance_low", "chance_high"):
+        assert by_label[column].tolist() == pytest.approx(expected[column].tolist(), nan_ok=True) \
+            if by_label[column].dtype.kind == "f" else by_label[column].tolist() == expected[column].tolist()
+    assert by_label["category"].tolist() == expected["source"].tolist()
+
+
+def test_sample_comparison_by_hand():
+    inputs, _ = planted_inputs()
+    top = label_breakdown.task_top_documents(inputs, "arithmetic", 5)
+    top_ids = [f"d{j}" for j in top]
+    labelled = {doc: ("teaches the procedure" if i % 3 else "unrelated") for i, doc in enumerate(top_ids)}
+    sample = ["d100", "d101", "d102", "d103"]
+    labelled.update({"d100": "teaches the procedure", "d101": "unrelated", "d102": "unrelated", "d103": "unrelated"})
+    labels = run_labels.Labels(labels=labelled, sample=tuple(sample))
+    table = label_breakdown.sample_comparison(inputs, labels, 5)
+    row = table[(table["task"] == "arithmetic") & (table["label"] == "teaches the procedure")].iloc[0]
+    assert not set(sample) & set(top_ids)
+    a = sum(1 for i in range(len(top_ids)) if i % 3)
+    n_a = len(top_ids)
+    assert row["top_labelled"] == n_a and row["top_with_label"] == a
+    assert row["sample_labelled"] == 4 and row["sample_with_label"] == 1
+    assert row["ratio"] == pytest.approx((a / n_a) / 0.25)
+    assert row["p_value"] == pytest.approx(stats.fisher_exact([[a, n_a - a], [1, 3]]).pvalue)
+    assert row["sample_ci_low"] == pytest.approx(stats.beta.ppf(0.025, 1, 4))
+    assert row["sample_ci_high"] == pytest.approx(stats.beta.ppf(0.975, 2, 3))
