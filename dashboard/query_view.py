@@ -94,6 +94,11 @@ def correctness_badge(query: dict) -> str:
     return f":{colour}-badge[{label}]"
 
 
+def completion_loss(query: dict) -> str:
+    nats = pd.to_numeric(query.get("nats"), errors="coerce")
+    return "completion loss unknown (no model)" if pd.isna(nats) else f"completion loss {float(nats):.3f} nats"
+
+
 def query_header(query: dict, linking: Linking) -> None:
     """The query: id, task, correctness, answers, loss; prompt and completion (spans marked)."""
     with st.container(border=True):
@@ -103,8 +108,7 @@ def query_header(query: dict, linking: Linking) -> None:
         if reference is not None:
             answers += f", reference **{widgets.markdown_text(reference)}**"
         st.markdown(f"**{widgets.markdown_text(query['id'])}** · task {widgets.markdown_text(query['task'])} · "
-                    f"{correctness_badge(query)} · {answers} · completion loss "
-                    f"{float(query.get('nats', float('nan'))):.3f} nats")
+                    f"{correctness_badge(query)} · {answers} · {completion_loss(query)}")
         prompt_column, completion_column = st.columns(2)
         prompt_column.caption("Prompt")
         prompt_column.markdown(highlight.render(str(query["prompt"]), []), unsafe_allow_html=True)
@@ -212,8 +216,10 @@ def token_note(run, tokens) -> str:
             "documents by raw score only.")
 
 
-def document_cards(run, query: dict, shown: list[Card], kind_label: str, tokens, linking: Linking) -> None:
-    """Cards for ranked documents of one query."""
+def document_cards(run, query: dict, shown: list[Card], kind_label: str, tokens, linking: Linking,
+                   extra_marks=None, footer=None) -> None:
+    """Cards for ranked documents of one query; `extra_marks(text)` adds highlights (e.g. a chosen term),
+    `footer(card)` draws under each card (e.g. its label choice)."""
     targets = targets_of(query)
     context = context_terms(query)
     note = token_note(run, tokens)
@@ -221,10 +227,13 @@ def document_cards(run, query: dict, shown: list[Card], kind_label: str, tokens,
     kind = SCORE_KINDS.get(kind_label, "raw")
 
     def marks_for(text: str) -> list[highlight.Mark]:
-        return highlight.target_marks(text, targets, context) + linking.marks(text)
+        return highlight.target_marks(text, targets, context) + linking.marks(text) + (
+            extra_marks(text) if extra_marks else [])
 
     for card in shown:
         widgets.document_card(rank=card.rank, doc_id=card.doc_id, score=card.score, score_label=kind_label,
                               source=str(run.doc_sources[card.column]), text=card.text, marks_for=marks_for,
                               tokens=card.tokens, token_note=note, key=f"queries.{card.side}.{card.rank}",
                               corpus_rank=published_view.rank_note(run, row, card.column, kind))
+        if footer is not None:
+            footer(card)

@@ -136,3 +136,17 @@ def test_real_compare_shows_37_shared_questions(app_args, real_runs):
     at = open_page("compare", k="10")
     assert_clean(at)
     assert "share 37 queries and 80 documents" in " ".join(c.value for c in at.caption)
+
+
+@real
+def test_real_7b_query_cards_parse_the_final_answer(app_args, real_runs):
+    """slope-033134's completion ends "... is -" after "m = -1": the model's answer is -1, not a coordinate; a
+    factual query has no reference answer, so it reads "unknown", never "incorrect"."""
+    app_args(real_runs["7B"])
+    factual = next(q["id"] for q in queries_of(real_runs["7B"]) if q["task"] == "factual")
+    for query_id, expected in (("slope-033134", "model's answer **-1**, reference **6**"),
+                               (factual, "gray-badge[unknown]")):
+        at = open_page("queries", q=query_id, k="3")
+        assert_clean(at)
+        header = next(m.value for m in at.markdown if m.value.startswith(f"**{query_id}**"))
+        assert expected in header and "completion loss unknown" in header, header

@@ -89,6 +89,16 @@ def test_query_table_filters_and_sorts(table):
     assert built["model_answer"].iloc[0] == "1" and built["split"].iloc[0] == "dev" and "steps" not in built
 
 
+def test_query_table_reads_a_missing_answer_as_unknown():
+    """An imported factual query has no `answer`: pandas gives NaN, which must not be the reference text "nan"."""
+    queries = pd.DataFrame({"id": ["f", "s"], "task": ["factual", "slope"], "prompt": ["Who?", "Slope?"],
+                            "completion": ["It is nan.", "m = -1\n\nTherefore, the slope is -"],
+                            "answer": [np.nan, "6"], "nats": [np.nan, np.nan]})
+    built = query_table.query_table(queries)
+    assert built["answer"].isna().tolist() == [True, False] and built["model_answer"].tolist() == ["nan", "-1"]
+    assert built["correct"].tolist() == [None, False]
+
+
 def _reference_spans(completion: str, documents: list[str], n: int) -> set[tuple[int, int]]:
     """Word ranges [i, j + n) of the completion for each maximal run i..j of consecutive window starts whose
     n-word window is in some document (brute force over all windows)."""
