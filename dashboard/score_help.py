@@ -3,7 +3,13 @@
 The definitions are in docs/normalisations.md (formulas and sources); these texts say the same in a few lines."""
 from __future__ import annotations
 
+import math
+
+from precompute.analysis.ranking import MIN_NATS
+
 DOC = "docs/normalisations.md"
+# The low-information rule as the pages state it, from the threshold the analysis applies (ranking.per_nat).
+LOW_INFORMATION = f"completion under {MIN_NATS:g} nats, i.e. p(completion | prompt) > {math.exp(-MIN_NATS):.2f}"
 
 SCORE_KINDS = {"raw": "raw", "per nat": "per_nat", "gradient-normalised": "normalized"}
 
@@ -18,7 +24,7 @@ MEANING = {
     "per nat": (
         "**per nat** — raw ÷ I(q), the completion's information −log p(completion | prompt) in nats (`nats`): "
         "influence per nat of completion information, so that queries can be compared. Same ranking as raw within "
-        "a query. Queries with I(q) < 0.5 nats are low-information: their per-nat values are missing (NaN)."
+        f"a query. Low-information queries ({LOW_INFORMATION}) have no per-nat values (NaN): too certain to divide by."
     ),
     "gradient-normalised": (
         "**gradient-normalised** — raw ÷ ‖G_d‖₂, the plain (not preconditioned) norm of the document's loss "

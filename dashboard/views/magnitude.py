@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts, url_state, widgets
+from dashboard import charts, score_help, url_state, widgets
 from dashboard.run import analysis_table, current_run, require_table
 
 SIGNS = ["positive", "negative"]
@@ -42,7 +42,7 @@ def render() -> None:
                "as a share of all the sign's influence. Absolute: the sum itself.")
     if "n_low_information" in curves.columns and curves["n_low_information"].sum():
         left_out = curves.groupby("task")["n_low_information"].first()
-        st.caption("Per nat leaves out low-information queries (completion under 0.5 nats): "
+        st.caption(f"Per nat leaves out low-information queries ({score_help.LOW_INFORMATION}): "
                    + ", ".join(f"{task} {int(n)}" for task, n in left_out.items() if n))
     widgets.table(curves, key="magnitude.table", name=f"magnitude_by_task_{sign}")
 

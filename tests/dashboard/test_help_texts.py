@@ -1,0 +1,29 @@
+"""The help texts and captions state the thresholds the code applies: read the number off the text and check it
+against the computation's behaviour, and no page hard-codes its own copy."""
+import re
+from pathlib import Path
+
+import numpy as np
+
+from dashboard import score_help
+from precompute.analysis import ranking
+
+DASHBOARD = Path(__file__).resolve().parents[2] / "dashboard"
+STATED_THRESHOLD = re.compile(r"(?:under|below|less than|<)\s*(\d*\.?\d+)\s*nats")
+
+
+def test_the_per_nat_help_states_the_threshold_per_nat_applies():
+    for text in (score_help.MEANING["per nat"], score_help.LOW_INFORMATION):
+        stated = [float(value) for value in STATED_THRESHOLD.findall(text)]
+        assert len(stated) == 1, text
+        just_below, just_above = stated[0] * 0.999, stated[0] * 1.001
+        values = ranking.per_nat(np.ones((2, 3)), np.array([just_below, just_above]))
+        assert np.isnan(values[0]).all() and np.isfinite(values[1]).all(), (text, stated)
+        assert ranking.low_information(np.array([just_below, just_above])).tolist() == [True, False]
+
+
+def test_no_page_hard_codes_a_nats_threshold():
+    """Every statement of the low-information threshold in the dashboard's code comes from score_help."""
+    for path in DASHBOARD.rglob("*.py"):
+        found = STATED_THRESHOLD.findall(path.read_text())
+        assert not found, f"{path.relative_to(DASHBOARD)} states a threshold {found}: use score_help.LOW_INFORMATION"
