@@ -27,6 +27,7 @@ STYLE = """<style>
 .ie-text .m-span{border-top:1px dashed #6a3d9a;border-bottom:1px dashed #6a3d9a}
 .ie-text .m-span-on{border-top:2px solid #6a3d9a;border-bottom:2px solid #6a3d9a;background:rgba(106,61,154,.12)}
 .ie-text sup.span-no{color:#6a3d9a;font-size:70%;margin-left:1px}
+.ie-text .m-term{background:rgba(255,200,0,.45);border-radius:2px}
 .ie-legend{display:flex;align-items:center;gap:6px;font-size:12px;color:#555;margin:2px 0 4px}
 .ie-legend .bar{width:140px;height:10px;border-radius:2px;
  background:linear-gradient(90deg,rgb(20,163,154),#f7f7f7,rgb(214,39,40))}
@@ -43,7 +44,7 @@ KEY_HTML = ('<div class="ie-key ie-text">Marks: <span class="m-answer">answer (i
 class Mark:
     start: int
     end: int
-    kind: str  # answer, answer-bare, step, model, span, span-on
+    kind: str  # answer, answer-bare, step, model, span, span-on, term
     title: str
     number: int | None = None  # span number shown as a superscript (links completion and document spans)
 

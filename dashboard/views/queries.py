@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import streamlit as st
 
-from dashboard import charts, highlight, query_table, query_view, ranking, score_help, url_state, widgets
+from dataclasses import replace
+
+from dashboard import charts, highlight, labels_view, query_table, query_view, ranking, score_help, themes_view
+from dashboard import url_state, widgets
 from dashboard.query_filter import FilterError
 from dashboard.run import current_run, document_texts
 from dashboard import validation_view
@@ -84,28 +87,44 @@ def render() -> None:
 
     row = run.query_row(query_id)
     query = run.queries.iloc[row].to_dict()
-    top, top_values, bottom, bottom_values = ranking.ranked_documents(run.key, run, row,
-                                                                      score_help.SCORE_KINDS[kind_label], k)
+    kind = score_help.SCORE_KINDS[kind_label]
+    top, top_values, bottom, bottom_values = ranking.ranked_documents(run.key, run, row, kind, k)
+    header, span_choice = st.container(), st.container()
+    themes = themes_view.section(run, query, kind)  # distinctive terms and clusters of the top documents
     texts = document_texts(run.key)
     tokens = query_view.card_tokens(run.key, query_id)
+    if themes.members is not None:  # only the chosen cluster's documents, at their ranks
+        top, top_values, ranks = themes_view.cluster_ranked(run, row, kind, themes, k)
     top_cards = query_view.cards(run, "top", top, top_values, texts, tokens)
+    if themes.members is not None:
+        top_cards = [replace(card, rank=int(rank)) for card, rank in zip(top_cards, ranks)]
     bottom_cards = query_view.cards(run, "bottom", bottom, bottom_values, texts, tokens)
     shown = top_cards + bottom_cards
     linking = query_view.Linking(str(query["completion"]), tuple(t for card in shown for t in card.shown_texts))
-    header = st.container()
-    query_view.choose_span(linking, shown)
+    with span_choice:
+        query_view.choose_span(linking, shown)
     with header:
         query_view.query_header(query, linking)
 
     st.markdown(highlight.KEY_HTML, unsafe_allow_html=True)
     st.caption(query_view.token_coverage(run, tokens, shown))  # always one caption: the cards below keep their place
+    labels_view.show_write_error()
+    labels = labels_view.current(run)
+
+    def label_choice(card) -> None:
+        labels_view.card_label(run, labels, card.doc_id, f"queries.{card.side}.{card.rank}")
+
     top_column, bottom_column = st.columns(2)
     with top_column:
         st.subheader("Most positive (helps the completion)")
-        query_view.document_cards(run, query, top_cards, kind_label, tokens, linking)
+        if themes.members is not None:
+            st.caption(f"Only {themes.cluster_label} ({len(top_cards)} of its documents among this query's top "
+                       f"{themes.depth})")
+        query_view.document_cards(run, query, top_cards, kind_label, tokens, linking, themes.marks, label_choice)
     with bottom_column:
         st.subheader("Most negative (works against it)")
-        query_view.document_cards(run, query, bottom_cards, kind_label, tokens, linking)
+        query_view.document_cards(run, query, bottom_cards, kind_label, tokens, linking, themes.marks,
+                                  label_choice)
 
     positive, negative = ranking.layer_sums(run.key, run, row)
     widgets.chart(charts.layer_split(run.layers, positive, negative, f"Per-layer influence of {query_id}"),

@@ -10,7 +10,7 @@ import pandas as pd
 import streamlit as st
 from scipy.stats import hypergeom
 
-from dashboard import charts, url_state, widgets
+from dashboard import charts, labels_view, url_state, widgets
 from dashboard.run import Run, RunKey, analysis_table, current_run, document_texts, require_table
 from precompute.rundir.reader import read_parquet_file
 
@@ -45,6 +45,8 @@ def category_values(run_key: RunKey, _run: Run, column: str) -> np.ndarray:
     before ":" of `family:detail` values), as strings."""
     if column == "source":
         return _run.doc_sources
+    if column == labels_view.LABEL_COLUMN:  # run_key carries the labels' revision
+        return labels_view.label_values(_run)
     base = column[: -len("_family")] if column.endswith("_family") else column
     values = read_parquet_file(Path(run_key[0]) / "documents.parquet", [base])[base].astype(str)
     return (values.str.split(":").str[0] if base != column else values).to_numpy(dtype=object)
@@ -52,7 +54,7 @@ def category_values(run_key: RunKey, _run: Run, column: str) -> np.ndarray:
 
 def breakdown(run: Run) -> tuple[str, pd.DataFrame]:
     """The document column to break down by (?by=, when the run has several) and its multiplier table."""
-    categories = analysis_table(run.key, "category_multipliers")
+    categories = labels_view.with_labels(run, analysis_table(run.key, "category_multipliers"))
     columns = sorted(categories["column"].astype(str).unique()) if categories is not None else []
     if len(columns) < 2:
         return "source", require_table(run, "source_multipliers")
@@ -102,7 +104,8 @@ def render() -> None:
     run = current_run()
     st.title("Sources")
     by, table = breakdown(run)
-    table = banded_table((*run.key, by), table, run.n_documents)
+    key = (*run.key, labels_view.revision(run)) if by == labels_view.LABEL_COLUMN else run.key
+    table = banded_table((*key, by), table, run.n_documents)
     if table.empty:
         st.info("The corpus is too small for a top k below its size.")
         return
@@ -130,14 +133,15 @@ def render() -> None:
                              default=sources[0], options=sources, what=by)
     k = url_state.bound(right.selectbox, "k", key="sources.k", param="k", default=ks[0], parse=int, options=ks,
                         what="k", format_func=lambda value: f"{value:,}")
-    behind = documents_behind(run.key, run, task, side, k, source, by)
+    behind = documents_behind(key, run, task, side, k, source, by)
     if behind.empty:
         st.info(f"No document with {by} `{source}` is in that range.")
-        return
-    widgets.table(behind, key="sources.documents", name=f"documents_{task}_{side}_{k}_{source}",
-                  opens=("documents", "doc", "doc_id"),
-                  column_config={"mean_score": st.column_config.NumberColumn(format="%.4g"),
-                                 "text": st.column_config.TextColumn(width="large")})
+    else:
+        widgets.table(behind, key="sources.documents", name=f"documents_{task}_{side}_{k}_{source}",
+                      opens=("documents", "doc", "doc_id"),
+                      column_config={"mean_score": st.column_config.NumberColumn(format="%.4g"),
+                                     "text": st.column_config.TextColumn(width="large")})
+    labels_view.panel(run)
 
 
 if __name__ == "__main__":

@@ -16,7 +16,9 @@ The statistic, for term w with counts y_a, y_b in groups a and b of n_a, n_b ter
 """
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass
+from functools import cached_property
 
 import numpy as np
 import pandas as pd
@@ -107,6 +109,10 @@ class CorpusTerms:
     table: pd.DataFrame          # corpus_terms(...)
     n_documents: int
 
+    @cached_property
+    def index(self) -> pd.Index:
+        return pd.Index(self.table["term"])
+
     @property
     def total(self) -> int:
         """Term occurrences in the corpus (of the terms kept)."""
@@ -114,8 +120,7 @@ class CorpusTerms:
 
     def lookup(self, terms: pd.Index) -> tuple[np.ndarray, np.ndarray]:
         """(count, documents) of each term; 0 for terms the table does not hold."""
-        index = pd.Index(self.table["term"])
-        position = index.get_indexer(terms)
+        position = self.index.get_indexer(terms)
         found = position >= 0
         counts = np.zeros(len(terms), dtype=np.float64)
         documents = np.zeros(len(terms), dtype=np.float64)
@@ -188,3 +193,10 @@ def distinctive(texts_of, corpus: CorpusTerms, top: np.ndarray, bottom: np.ndarr
     return {"top_vs_corpus": compare(top_terms, None, corpus, prior_strength),
             "bottom_vs_corpus": compare(bottom_terms, None, corpus, prior_strength),
             "top_vs_bottom": compare(top_terms, bottom_terms, corpus, prior_strength)}
+
+
+def term_pattern(term: str) -> re.Pattern:
+    """Where a term occurs in a text by the tokenising rule above: its words, case-insensitively, separated by
+    white space only, not inside a longer word (a digit may touch it: "6x" holds the term "x")."""
+    words = [re.escape(word) for word in term.split()]
+    return re.compile(r"(?<![^\W\d_])" + r"\s+".join(words) + r"(?![^\W\d_])", re.IGNORECASE)
