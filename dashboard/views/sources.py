@@ -40,12 +40,12 @@ def banded_table(run_key: RunKey, _table: pd.DataFrame, n_documents: int) -> pd.
 
 
 @st.cache_resource(show_spinner=False, max_entries=8)
-def category_values(run_key: RunKey, _run: Run, column: str) -> np.ndarray:
-    """Each document's value of a categorical column (`source`, a metadata column, or `<column>_family`: the part
-    before ":" of `family:detail` values), as strings."""
+def category_values(run_key: RunKey, _run: Run, column: str, labels_revision: int = 0) -> np.ndarray:
+    """Each document's value of a categorical column (`source`, a metadata column, `<column>_family`: the part
+    before ":" of `family:detail` values, or the researcher's labels at `labels_revision`), as strings."""
     if column == "source":
         return _run.doc_sources
-    if column == labels_view.LABEL_COLUMN:  # run_key carries the labels' revision
+    if column == labels_view.LABEL_COLUMN:
         return labels_view.label_values(_run)
     base = column[: -len("_family")] if column.endswith("_family") else column
     values = read_parquet_file(Path(run_key[0]) / "documents.parquet", [base])[base].astype(str)
@@ -67,7 +67,7 @@ def breakdown(run: Run) -> tuple[str, pd.DataFrame]:
 
 @st.cache_data(show_spinner="Finding the documents behind the bar…", max_entries=64)
 def documents_behind(run_key: RunKey, _run: Run, task: str, side: str, k: int, source: str,
-                     by: str = "source") -> pd.DataFrame:
+                     by: str = "source", labels_revision: int = 0) -> pd.DataFrame:
     """Documents of category `source` (of column `by`) in the `side` k of the task's queries: how many queries rank
     them there, mean score."""
     rows = np.flatnonzero(_run.queries["task"].astype(str).to_numpy() == task)
@@ -80,7 +80,7 @@ def documents_behind(run_key: RunKey, _run: Run, task: str, side: str, k: int, s
         total += values
         chosen = np.argpartition(-sign * values, k - 1)[:k] if k < _run.n_documents else slice(None)
         hits[chosen] += 1
-    columns = np.flatnonzero((category_values(run_key, _run, by) == source) & (hits > 0))
+    columns = np.flatnonzero((category_values(run_key, _run, by, labels_revision) == source) & (hits > 0))
     mean = total[columns] / max(len(rows), 1)
     order = np.lexsort((-sign * mean, -hits[columns]))[:LISTED]
     columns = columns[order]
@@ -104,8 +104,8 @@ def render() -> None:
     run = current_run()
     st.title("Sources")
     by, table = breakdown(run)
-    key = (*run.key, labels_view.revision(run)) if by == labels_view.LABEL_COLUMN else run.key
-    table = banded_table((*key, by), table, run.n_documents)
+    revision = labels_view.revision(run) if by == labels_view.LABEL_COLUMN else 0
+    table = banded_table((*run.key, by, revision), table, run.n_documents)
     if table.empty:
         st.info("The corpus is too small for a top k below its size.")
         return
@@ -133,7 +133,7 @@ def render() -> None:
                              default=sources[0], options=sources, what=by)
     k = url_state.bound(right.selectbox, "k", key="sources.k", param="k", default=ks[0], parse=int, options=ks,
                         what="k", format_func=lambda value: f"{value:,}")
-    behind = documents_behind(key, run, task, side, k, source, by)
+    behind = documents_behind(run.key, run, task, side, k, source, by, revision)
     if behind.empty:
         st.info(f"No document with {by} `{source}` is in that range.")
     else:
