@@ -13,7 +13,8 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from engine.batches import Batch, Tokenized, make_batches
-from engine.hooks import GradientCapture, document_capture, forward_backward, work_dtype
+from engine.errors import EngineInputError
+from engine.hooks import document_capture, forward_backward, work_dtype
 from engine.lowrank import CompressionCallback
 from engine.model import module_shape
 from engine.precondition import PreconditionedQueries
@@ -43,6 +44,24 @@ def use_low_rank(pq: PreconditionedQueries, name: str, b: int, t: int, d_out: in
     if not pq.can_materialise(name):
         return True
     return low_rank_flops(b, t, pq.n_queries, r, d_out, d_in) < materialise_flops(b, t, pq.n_queries, d_out, d_in)
+
+
+def within_budget(pq: PreconditionedQueries, budget: int | None, element_size: int = 4) -> list[PreconditionedQueries]:
+    """The queries in as few batches as fit `budget` bytes (their U, V or dense P in the work dtype), each with
+    the rest of the budget as its cache for materialised P = U Vᵀ (use_low_rank). Each batch costs one more
+    forward+backward over the documents. None: all queries at once with the default 8 GiB cache."""
+    if budget is None:
+        return [pq]
+    per_query = pq.bytes_per_query(element_size)
+    if per_query > budget:
+        raise EngineInputError(f"--memory-budget {budget:,} bytes is below one query's preconditioned gradients "
+                               f"({per_query:,} bytes over {len(pq.modules)} modules)")
+    size = min(pq.n_queries, budget // per_query)
+    batches = [pq] if size == pq.n_queries else [pq.select(list(range(start, min(start + size, pq.n_queries))))
+                                                 for start in range(0, pq.n_queries, size)]
+    for batch in batches:
+        batch.max_dense_cache_bytes = budget - batch.n_queries * per_query
+    return batches
 
 
 # Materialised G_d of consecutive batches are buffered (up to these limits) so that each score GEMM
@@ -151,25 +170,74 @@ def score_documents(model: nn.Module, tracked: dict[str, nn.Module], pq: Precond
         yield from results(scorer.flush())
 
 
-def token_scores(model: nn.Module, tracked: dict[str, nn.Module], pq: PreconditionedQueries,
-                 doc: Tokenized) -> torch.Tensor:
-    """[Q, T] with entry g_tᵀ P(G_q) a_t summed over layers; rows sum to the document's scores."""
+class TokenSplitter:
+    """g_tᵀ P(G_q) a_t of one module, one document (a [T, d_in'], g [T, d_out]) and chosen queries: [k, T].
+
+    For the low-rank path each query's r factor columns are kept as one contiguous block of rows ([Q·r, d]):
+    gathering a few queries' blocks is then a copy of rows, not a strided column gather (2× the GEMM's time)."""
+
+    def __init__(self, pq: PreconditionedQueries, device, dtype):
+        self.pq, self.device, self.dtype = pq, device, dtype
+        self.blocks: dict[str, tuple[torch.Tensor, torch.Tensor]] = {}
+
+    def factor_rows(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        """(Uᵀ, Vᵀ) stacked as [Q·r, d_out] and [Q·r, d_in']: rows q·r … q·r + r − 1 belong to query q."""
+        if name not in self.blocks:
+            self.blocks[name] = tuple(t.to(device=self.device, dtype=self.dtype).transpose(1, 2)
+                                      .reshape(-1, t.shape[1]).contiguous() for t in self.pq.gradients[name])
+        return self.blocks[name]
+
+    def __call__(self, name: str, a: torch.Tensor, g: torch.Tensor, rows: torch.Tensor | None) -> torch.Tensor:
+        """For the queries at `rows` (None: all, in order)."""
+        if self.pq.is_low_rank(name):
+            r = self.pq.rank(name)
+            if rows is None:
+                u, v = self.pq.low_rank(name, self.device, self.dtype)     # [d, Q·r]
+            else:
+                ut, vt = self.factor_rows(name)
+                picked = (rows.unsqueeze(1) * r + torch.arange(r)).reshape(-1).to(self.device)
+                u, v = ut[picked].t(), vt[picked].t()
+            return ((g @ u) * (a @ v)).view(len(g), -1, r).sum(dim=2).t()
+        p = self.pq.dense(name, self.device, self.dtype)                      # g_tᵀ P a_t = Σ_o g_to (P a_t)_o
+        if rows is not None:
+            p = p[rows.to(self.device)]
+        return torch.einsum("to,qoi,ti->qt", g, p, a)
+
+
+def split_by_token(model: nn.Module, tracked: dict[str, nn.Module], pq: PreconditionedQueries,
+                   docs: list[Tokenized], rows: list[list[int]] | None = None, batch_size: int = 8,
+                   pad_id: int = 0, progress: bool = False) -> Iterator[tuple[int, torch.Tensor]]:
+    """Per-token scores of each document for the queries it needs, every document run once, in padded
+    length-sorted batches (as in scoring). Yields (position in `docs`, [len(rows[d]), T_d] float32 CPU) in
+    length order, entry [i, t] = g_tᵀ P(G_q) a_t summed over layers for query q = rows[d][i] (rows None: every
+    query, in order); a row sums to the document's score. Documents with no rows are skipped."""
     device, dtype = next(model.parameters()).device, work_dtype(model)
-    n = len(doc.input_ids)
-    out = torch.zeros(pq.n_queries, n, dtype=dtype, device=device)
+    wanted = [None if rows is None else torch.as_tensor(rows[d], dtype=torch.long) for d in range(len(docs))]
+    order = [d for d in sorted(range(len(docs)), key=lambda d: len(docs[d].input_ids))
+             if wanted[d] is None or len(wanted[d])]
+    current: list[tuple[int, torch.Tensor]] = []
+    split = TokenSplitter(pq, device, dtype)
 
     def on_gradient(name, a, g):
-        nonlocal out
-        a, g = a[0], g[0]  # [T, d_in'], [T, d_out]
-        if pq.is_low_rank(name):
-            u, v = pq.low_rank(name, device, dtype)
-            out += ((g @ u) * (a @ v)).view(n, pq.n_queries, -1).sum(dim=2).t()
-        else:
-            p = pq.dense(name, device, dtype)  # g_tᵀ P a_t = Σ_o g_to (P a_t)_o
-            out += torch.einsum("to,qoi,ti->qt", g, p, a)
+        for b, (d, out) in enumerate(current):
+            n = out.shape[1]
+            out += split(name, a[b, :n], g[b, :n], wanted[d])
 
-    batch = next(make_batches([doc], 1, 0)).to(device)
-    with GradientCapture(model, {name: tracked[name] for name in pq.modules}, on_gradient) as capture, \
-            torch.enable_grad():
-        forward_backward(model, capture, batch)
-    return out.float().cpu()
+    batches = make_batches([docs[d] for d in order], batch_size, pad_id)
+    with document_capture(model, {name: tracked[name] for name in pq.modules}, on_gradient) as capture:
+        for batch in tqdm(batches, total=-(-len(order) // batch_size), desc="token scores", unit="batch",
+                          disable=not progress):
+            current = [(order[i], torch.zeros(pq.n_queries if wanted[order[i]] is None else len(wanted[order[i]]),
+                                              len(docs[order[i]].input_ids), dtype=dtype, device=device))
+                       for i in batch.index]
+            forward_backward(model, capture, batch.to(device))
+            for d, out in current:
+                yield d, out.float().cpu()
+
+
+def token_scores(model: nn.Module, tracked: dict[str, nn.Module], pq: PreconditionedQueries,
+                 doc: Tokenized) -> torch.Tensor:
+    """[Q, T] with entry g_tᵀ P(G_q) a_t summed over layers; rows sum to the document's scores (one document,
+    every query: split_by_token's simplest case)."""
+    ((_, out),) = split_by_token(model, tracked, pq, [doc], batch_size=1)
+    return out

@@ -20,6 +20,7 @@ from tqdm.auto import tqdm
 
 from precompute import analysis, rundir
 from precompute.errors import UserInputError
+from precompute.factor_shards import gather_queries, module_grid, save_factors, sum_partial_scores
 from precompute.inputs import Corpus, Queries
 from precompute.rundir import layout, writers
 from precompute.session import Session, barrier
@@ -60,17 +61,19 @@ def fit_stage(run: rundir.RunDir, settings: Settings, corpus: Corpus, session: S
     from engine.factors import FactorArguments, fit_factors
 
     started = time.perf_counter()
+    grid = module_grid(settings)
     n_fit = min(settings.factor_docs or len(corpus), len(corpus))
     chosen = np.sort(np.random.default_rng(settings.seed).choice(len(corpus), size=n_fit, replace=False))
-    mine = chosen[list(shard(n_fit, session.rank, session.world))]
+    mine = chosen[list(shard(n_fit, grid.data_group, grid.n_data_groups))]
     log.info("fitting %s factors (%s Fisher) on %d documents", settings.strategy, settings.fisher, n_fit)
     docs = tokenize_documents(session.tokenizer, [corpus.texts[i] for i in mine], settings.max_length)
     docs.sort(key=lambda item: len(item.input_ids))       # batches of similar length: less padding
     batches = list(make_batches(docs, settings.batch_size, session.tokenizer.pad_token_id))
     factors = fit_factors(session.model, session.tracked, batches,
-                          FactorArguments(settings.strategy, settings.fisher, settings.seed), progress=progress)
+                          FactorArguments(settings.strategy, settings.fisher, settings.seed, settings.factor_dtype),
+                          progress=progress, grid=grid)
+    save_factors(run, factors, grid, session)
     if session.rank == 0:
-        factors.save(run.file(layout.FACTORS_DIR))
         run.update_manifest(status="fitted", fit_key=settings.fit_key(), layers=factors.modules,
                             factor_docs=n_fit, device=session.device)
         run.record_timing("fit", time.perf_counter() - started)
@@ -79,31 +82,40 @@ def fit_stage(run: rundir.RunDir, settings: Settings, corpus: Corpus, session: S
 
 
 def score_chunk(session: Session, pq, documents: list, batch_size: int, n_queries: int, bar,
-                compressors: list = (), vectors_dtype: str = "float32") -> dict:
+                compressors: list = (), vectors_dtype: str = "float32", layers: list[str] | None = None,
+                query_batches: list | None = None) -> dict:
     """Scores, layer scores and gradient norms of one chunk's documents (batched by length), in chunk order; with
-    `compressors` also their vectors (the index's chunk parts, "vectors" then "keys")."""
+    `compressors` also their vectors (the index's chunk parts, "vectors" then "keys"). `layers`: every module
+    (pq's may be one module shard: the others' layer scores stay 0); `query_batches`: pq in parts that fit the
+    memory budget (engine.scoring.within_budget), one forward+backward each."""
     from engine.batches import make_batches
     from engine.scoring import score_documents
     from precompute.index import CHUNK_PARTS, put_vectors
 
     n = len(documents)
+    layers = list(layers or pq.modules)
     chunk = {"scores": np.zeros((n_queries, n), np.float32),
-             "layer_scores": np.zeros((n_queries, len(pq.modules), n), np.float32),
+             "layer_scores": np.zeros((n_queries, len(layers), n), np.float32),
              "grad_norms": np.zeros(n, np.float32),
              "n_tokens": np.asarray([len(item.input_ids) for item in documents], dtype=np.int64),
              "truncated": np.asarray([item.truncated for item in documents], dtype=bool)}
     by_length = sorted(range(n), key=lambda j: len(documents[j].input_ids))   # less padding
     batches = list(make_batches([documents[j] for j in by_length], batch_size, session.tokenizer.pad_token_id))
     vectors = [np.zeros((n, c.total_dim), np.dtype(vectors_dtype)) for c in compressors]
-    for result in score_documents(session.model, session.tracked, pq, batches, progress=False,
-                                  compressors=compressors):
-        columns = [by_length[j] for j in result.index]
-        chunk["scores"][:, columns] = result.scores.numpy()
-        chunk["layer_scores"][:, :, columns] = result.layer_scores.numpy()
-        chunk["grad_norms"][columns] = result.grad_norms.numpy()
-        if compressors:
-            put_vectors(vectors, columns, result.vectors, vectors_dtype)
-        bar.update(len(columns))
+    rows, positions = 0, [layers.index(name) for name in pq.modules]
+    for number, part in enumerate(query_batches or [pq]):
+        block = np.arange(rows, rows + part.n_queries)
+        for result in score_documents(session.model, session.tracked, part, batches, progress=False,
+                                      compressors=compressors if number == 0 else ()):
+            columns = [by_length[j] for j in result.index]
+            chunk["scores"][np.ix_(block, columns)] = result.scores.numpy()
+            chunk["layer_scores"][np.ix_(block, positions, columns)] = result.layer_scores.numpy()
+            if number == 0:
+                chunk["grad_norms"][columns] = result.grad_norms.numpy()
+                if compressors:
+                    put_vectors(vectors, columns, result.vectors, vectors_dtype)
+                bar.update(len(columns))
+        rows += part.n_queries
     return {**chunk, **dict(zip(CHUNK_PARTS, vectors))}
 
 
@@ -114,26 +126,30 @@ def score_stage(run: rundir.RunDir, settings: Settings, corpus: Corpus, queries:
     from engine.distributed import shard
     from engine.precondition import QueryArguments
     from engine.query_stream import preconditioned_queries
+    from engine.scoring import within_budget
 
     started = time.perf_counter()
+    grid = module_grid(settings)
     if session.rank == 0:
         run.set_status("scoring")
     query_tokens = tokenize_queries(session, queries, settings)
     log.info("query gradients for %d queries; preconditioning (damping %s, rank %s)", len(queries),
              settings.damping, settings.query_rank or "full")
-    pq, nats = preconditioned_queries(session.model, session.tracked, query_tokens, factors,
+    pq, nats = preconditioned_queries(session.model, {n: session.tracked[n] for n in factors.local_modules},
+                                      query_tokens, factors,
                                       QueryArguments(damping=settings.damping, rank=settings.query_rank),
                                       settings.batch_size, progress=progress and session.rank == 0)
 
     built = index_in_scoring(run, settings, session, factors)
     store = rundir.ChunkStore(run)
     key = settings.score_key(settings.fit_key() | {
-        "factors_sha256": rundir.sha256_of_file(run.file(layout.FACTORS_DIR, layout.FACTOR_TENSORS))})
+        "factors_sha256": rundir.factors_sha256(run.file(layout.FACTORS_DIR))})
     if session.rank == 0 and store.open(key):
         log.info("resuming: %d score chunks already written", len(store.completed()))
     barrier(session)
     ranges = rundir.chunk_ranges(len(corpus), settings.documents_per_chunk)
-    mine = [ranges[i] for i in shard(len(ranges), session.rank, session.world)]
+    mine = [ranges[i] for i in shard(len(ranges), grid.data_group, grid.n_data_groups)]
+    query_batches = within_budget(pq, settings.memory_budget)
     todo = [(start, stop) for start, stop in mine if not store.has(start, stop)]
     exit_after = int(os.environ.get(EXIT_AFTER_CHUNKS_ENV, "0"))
     pause_after = int(os.environ.get(PAUSE_AFTER_CHUNKS_ENV, "0"))
@@ -141,8 +157,11 @@ def score_stage(run: rundir.RunDir, settings: Settings, corpus: Corpus, queries:
                unit="doc", disable=not progress, initial=sum(b - a for a, b in mine) - sum(b - a for a, b in todo))
     for number, (start, stop) in enumerate(todo, start=1):
         documents = tokenize_documents(session.tokenizer, corpus.texts[start:stop], settings.max_length)
-        store.write(start, stop, **score_chunk(session, pq, documents, settings.batch_size, len(queries), bar,
-                                               built[2], settings.index.dtype if settings.index else "float32"))
+        chunk = score_chunk(session, pq, documents, settings.batch_size, len(queries), bar, built[2],
+                            settings.index.dtype if settings.index else "float32", factors.modules, query_batches)
+        chunk = sum_partial_scores(chunk, grid)           # the other module shards' layers (--module-shards)
+        if grid.module_shard == 0:
+            store.write(start, stop, **chunk)
         if exit_after and number >= exit_after:
             log.warning("%s=%d: exiting abruptly after %d chunks (test hook)", EXIT_AFTER_CHUNKS_ENV, exit_after,
                         number)
@@ -152,6 +171,7 @@ def score_stage(run: rundir.RunDir, settings: Settings, corpus: Corpus, queries:
             time.sleep(3600)
     bar.close()
     barrier(session)
+    pq = gather_queries(pq, factors, grid)
     if session.rank == 0:
         write_score_files(run, store, ranges, corpus, queries, query_tokens, nats.numpy(), pq, settings)
         run.update_manifest(device=session.device)
@@ -207,7 +227,8 @@ def write_score_files(run, store, ranges, corpus: Corpus, queries: Queries, quer
 def token_scores_stage(run: rundir.RunDir, settings: Settings, corpus: Corpus, queries: Queries, session: Session,
                        pq, progress: bool) -> None:
     started = time.perf_counter()
-    token_stage(run, session, pq, corpus, queries, settings.max_length, settings.token_topk, progress)
+    token_stage(run, session, pq, corpus, queries, settings.max_length, settings.token_topk, settings.batch_size,
+                progress)
     run.record_timing("token_scores", time.perf_counter() - started)
     rundir.ChunkStore(run).remove()
 
