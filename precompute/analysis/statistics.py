@@ -90,13 +90,21 @@ def interval_p_value(distribution, null_value: float, n: int | None = None, max_
     excludes the null. With f the share of resamples on the null's far side (the smaller tail, ties half), the
     plain interval excludes the null iff f < alpha/2, so p = 2f; the expanded one reads its percentiles at
     alpha' = 2 Φ(−c t_{1−alpha/2, n−1}), c = sqrt(n/(n−1)), so p solves alpha'(p) = 2f:
-    p = 2 · T_{n−1}.sf(−Φ⁻¹(f) / c). NaN when more than `max_undefined` of the resamples are undefined."""
+    p = 2 · T_{n−1}.sf(−Φ⁻¹(f) / c). NaN when more than `max_undefined` of the resamples are undefined.
+
+    A finite number B of resamples cannot resolve a far tail (f = 0 would give p = 0): when no resample lies
+    beyond the null, f is the normal tail Φ(−|mean − null| / sd) of the distribution's own mean and sd, capped
+    at 1/(2B) so that p stays below every alpha whose interval the resamples resolve."""
     values = np.asarray(distribution, dtype=np.float64).ravel()
     finite = values[np.isfinite(values)]
     if len(values) == 0 or len(finite) < (1 - max_undefined) * len(values):
         return math.nan
     below = np.mean(finite < null_value) + 0.5 * np.mean(finite == null_value)
     tail = float(min(below, 1.0 - below))
+    if tail == 0:
+        spread = float(np.std(finite))
+        distance = abs(float(np.mean(finite)) - null_value)
+        tail = min(float(stats.norm.sf(distance / spread)) if spread > 0 else 0.0, 0.5 / len(finite))
     if n is None:
         return float(min(1.0, 2 * tail))
     if tail <= 0:
@@ -335,7 +343,8 @@ def finding_text(record: dict) -> str:
                      "exchangeable at all, not this contrast's size.")
         else:
             text += f" Chance p {_p_text(p_value)} ({method}): it tests the top documents against random ones."
-    return text
+    notes = [str(note) for note in record.get("notes") or []]
+    return text + (" Notes: " + "; ".join(notes) + "." if notes else "")
 
 
 @dataclass

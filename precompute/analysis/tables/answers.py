@@ -285,5 +285,8 @@ def occurrence_finding(ctx, kind, claim, sums, groups, k) -> Finding:
                "reasoning_enrichment": float(ratio_of(*weights[:-1])), "factual_enrichment": float(ratio_of(weights[-1])),
                "enrichment_ratio": ratio, "enrichment_ratio_ci_low": float(beside_low[0]),
                "enrichment_ratio_ci_high": float(beside_high[0])},
-        notes=[f"basis: what the model completed; k = {k}; the raw enrichment ratio (reasoning ÷ factual) is "
-               "descriptive only: each target's enrichment is capped at D/M"])
+        notes=[f"basis: what the model completed; k = {k}",
+               f"AUC (whole ranking), reasoning minus factual: {auc_difference:.3g} [{beside_low[1]:.3g}, "
+               f"{beside_high[1]:.3g}]",
+               f"raw enrichment ratio, reasoning ÷ factual: {ratio:.3g}× [{beside_low[0]:.3g}, {beside_high[0]:.3g}] "
+               "(descriptive only: each target's enrichment is capped at D/M)"])

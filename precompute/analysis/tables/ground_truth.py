@@ -106,7 +106,8 @@ def ground_truth_findings(ctx) -> list[Finding]:
         statistic = share_of(counts, k)
         weights = statistics.query_weights([rows], ctx.n_queries)
         name = f"ground_truth.{task}"
-        low, high = statistics.bootstrap_interval([rows], statistic, ctx.n_queries, ctx.rng(name), ctx.n_resamples)
+        low, high, interval_p = statistics.bootstrap_test([rows], statistic, ctx.n_queries, ctx.rng(name),
+                                                          ctx.n_resamples, null_value=base)
         share = float(statistic(*weights))
         found.append(Finding(
             name=name, claim=f"The top documents for {task} queries teach the {task} procedure more often than "
@@ -117,5 +118,5 @@ def ground_truth_findings(ctx) -> list[Finding]:
             p_value=statistics.hypergeometric_sum_two_sided(counts[rows].sum(), [k] * len(rows),
                                                             [int(masks[task].sum())] * len(rows), ctx.n_docs),
             p_value_method=f"two-sided, vs {k} random documents per query (hypergeometric)", n=len(rows),
-            parts={"share": share, "base_share": float(base)}))
+            parts={"share": share, "base_share": float(base)}, interval_p=interval_p))
     return found

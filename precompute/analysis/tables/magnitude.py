@@ -172,7 +172,8 @@ def magnitude_findings(ctx) -> list[Finding]:
             return mean(*w[:-1]) / mean(w[-1])
     weights = statistics.query_weights(groups, ctx.n_queries)
     name = "magnitude.per_nat_top1"
-    low, high = statistics.bootstrap_interval(groups, ratio, ctx.n_queries, ctx.rng(name), ctx.n_resamples)
+    low, high, interval_p = statistics.bootstrap_test(groups, ratio, ctx.n_queries, ctx.rng(name), ctx.n_resamples,
+                                                      null_value=1.0)
     involved = np.concatenate([ctx.task_rows[t] for t in ctx.task_rows if t == "factual" or t in ctx.reasoning_tasks])
     excluded = int(ctx.low_information[involved].sum())
     return [Finding(
@@ -183,6 +184,102 @@ def magnitude_findings(ctx) -> list[Finding]:
         paper_direction="less", measure="ratio", effect=float(ratio(*weights)), ci_low=float(low),
         ci_high=float(high), p_value=statistics.permutation_p_value(groups, ratio, ctx.n_queries,
                                                                      ctx.rng(name + "/permutation"), ctx.n_resamples),
-        p_value_method="task labels permuted", n=int(sum(len(g) for g in groups)),
+        p_value_method=statistics.PERMUTATION, n=int(sum(len(g) for g in groups)), interval_p=interval_p,
         parts={"reasoning": float(mean(*weights[:-1])), "factual": float(mean(weights[-1]))},
         notes=[f"{excluded} queries left out: completion carries < {ranking.MIN_NATS:g} nats"] if excluded else [])]
+
+
+def top_influence(ctx) -> np.ndarray:
+    """[Q] summed influence of each query's top FINDING_PERCENTILE% positive documents."""
+    column = int(np.flatnonzero(PERCENTILES == FINDING_PERCENTILE)[0])
+    return curves(ctx, "positive", "cumulative")[:, column]
+
+
+def information_regression(log_influence: np.ndarray, log_nats: np.ndarray):
+    """statistic(*weights) -> [3, ...]: the weighted least-squares fit ln influence = a + b·ln nats + c·reasoning
+    (rows: a, b, c), each query weighted by how often it is drawn; the last weights are the factual group's
+    (reasoning = 0), all others reasoning (= 1), so permuting queries between groups moves their indicator.
+    exp(c) is the reasoning ÷ factual ratio of top influence at equal information. Rows outside the fit must
+    carry no weight."""
+    x, y = np.nan_to_num(log_nats), np.nan_to_num(log_influence)
+    factual_design = np.stack([np.ones_like(x), x, np.zeros_like(x)], axis=1)
+    reasoning_design = np.stack([np.ones_like(x), x, np.ones_like(x)], axis=1)
+
+    def statistic(*weights):
+        reasoning, factual = sum(weights[:-1]), weights[-1]
+        gram = (np.einsum("...q,qi,qj->...ij", reasoning, reasoning_design, reasoning_design)
+                + np.einsum("...q,qi,qj->...ij", factual, factual_design, factual_design))
+        moment = (np.einsum("...q,qi,q->...i", reasoning, reasoning_design, y)
+                  + np.einsum("...q,qi,q->...i", factual, factual_design, y))
+        with np.errstate(invalid="ignore", divide="ignore"):
+            singular = np.abs(np.linalg.det(gram)) < 1e-12 * np.maximum(1.0, np.abs(gram).max(axis=(-1, -2))) ** 3
+            solved = np.linalg.solve(np.where(singular[..., None, None], np.eye(3), gram), moment[..., None])[..., 0]
+        return np.moveaxis(np.where(singular[..., None], np.nan, solved), -1, 0)
+    return statistic
+
+
+@table("magnitude_information", "per query: its top-1% positive influence against its completion's information "
+       "(the data of the information-adjusted magnitude finding)", {
+           "query_id": "query id", "task": "query task", "nats": "completion information (nats)",
+           "top_influence": "summed influence of the query's top 1% positive documents",
+           "log_nats": "ln(nats); NaN when nats ≤ 0 or unknown", "log_top_influence": "ln(top_influence); NaN when ≤ 0",
+           "fitted": "ln top influence predicted by the fit a + b·ln nats + c·reasoning (NaN outside the fit)",
+           "in_fit": "whether the query enters the fit (reasoning or factual task, both logs defined)"})
+def magnitude_information(ctx) -> pd.DataFrame:
+    data = information_data(ctx)
+    with np.errstate(invalid="ignore"):
+        coefficients = information_regression(data["log_influence"], data["log_nats"])(
+            (data["in_fit"] & data["reasoning"]).astype(np.float64), (data["in_fit"] & ~data["reasoning"]).astype(float))
+        fitted = coefficients[0] + coefficients[1] * data["log_nats"] + coefficients[2] * data["reasoning"]
+    return pd.DataFrame({"query_id": ctx.query_ids, "task": ctx.tasks, "nats": ctx.nats,
+                         "top_influence": data["influence"], "log_nats": data["log_nats"],
+                         "log_top_influence": data["log_influence"], "fitted": np.where(data["in_fit"], fitted, np.nan),
+                         "in_fit": data["in_fit"]})
+
+
+def information_data(ctx) -> dict:
+    influence = top_influence(ctx)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        log_nats = np.where(ctx.nats > 0, np.log(np.where(ctx.nats > 0, ctx.nats, 1.0)), np.nan)
+        log_influence = np.where(influence > 0, np.log(np.where(influence > 0, influence, 1.0)), np.nan)
+    reasoning = np.isin(ctx.tasks, ctx.reasoning_tasks)
+    compared = reasoning | (ctx.tasks == "factual")
+    return {"influence": influence, "log_nats": log_nats, "log_influence": log_influence, "reasoning": reasoning,
+            "in_fit": compared & np.isfinite(log_nats) & np.isfinite(log_influence)}
+
+
+@findings("magnitude_information", order=3)
+def information_adjusted_findings(ctx) -> list[Finding]:
+    data = information_data(ctx)
+    usable = data["in_fit"]
+    factual = ctx.task_rows.get("factual", np.zeros(0, np.int64))
+    factual = factual[usable[factual]]
+    reasoning = [rows[usable[rows]] for task, rows in ctx.task_rows.items() if task in ctx.reasoning_tasks]
+    reasoning = [rows for rows in reasoning if len(rows) >= 2]
+    if len(factual) < 2 or not reasoning:
+        return []
+    groups = reasoning + [factual]
+    fit = information_regression(data["log_influence"], data["log_nats"])
+
+    def adjusted_ratio(*w):
+        return np.exp(fit(*w)[2])
+    name = "magnitude.information_adjusted"
+    weights = statistics.query_weights(groups, ctx.n_queries)
+    intercept, slope, shift = (float(v) for v in fit(*weights))
+    low, high, interval_p = statistics.bootstrap_test(groups, adjusted_ratio, ctx.n_queries, ctx.rng(name),
+                                                      ctx.n_resamples, null_value=1.0)
+    nats_r = ctx.nats[np.concatenate(reasoning)]
+    overlap = int(np.sum((ctx.nats[factual] >= nats_r.min()) & (ctx.nats[factual] <= nats_r.max())))
+    return [Finding(
+        name=name, claim="Reasoning relies less on individual documents than factual recall: its top documents "
+                         "carry less influence than factual ones at equal completion information (Ruis et al.).",
+        effect_label=f"reasoning ÷ factual influence of the top {FINDING_PERCENTILE:g}% positive documents at equal "
+                     "nats (exp of the reasoning coefficient in ln influence = a + b·ln nats + c·reasoning)",
+        paper_direction="less", measure="ratio", effect=math.exp(shift), ci_low=float(low), ci_high=float(high),
+        p_value=statistics.permutation_p_value(groups, adjusted_ratio, ctx.n_queries, ctx.rng(name + "/permutation"),
+                                               ctx.n_resamples),
+        p_value_method=statistics.PERMUTATION, n=int(sum(len(g) for g in groups)), interval_p=interval_p,
+        parts={"slope_log_nats": slope, "intercept": intercept, "reasoning_coefficient": shift},
+        notes=[f"{overlap} of {len(factual)} factual queries lie within the reasoning queries' nats range "
+               f"[{nats_r.min():.3g}, {nats_r.max():.3g}]; outside it the adjustment extrapolates the fitted "
+               "slope"])]
