@@ -4,25 +4,29 @@ Conventions (as kronfluence 1.0.1): A = Σ a aᵀ / n_tokens and S = Σ g gᵀ /
 Λ = Σ_docs (Q_Sᵀ G_d Q_A)² / n_docs with G_d = Σ_t g_t a_tᵀ the gradient of document d's summed loss.
 """
 import json
+import math
 import os
 import tempfile
 from dataclasses import dataclass
 from typing import Iterable
 
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors import safe_open
+from safetensors.torch import save_file
 from torch import nn
 from tqdm.auto import tqdm
 
 from engine.arguments import FISHERS, STRATEGIES
 from engine.batches import Batch
-from engine.distributed import all_reduce_sum
+from engine.distributed import Grid, rank_and_world, sum_over
 from engine.errors import EngineInputError
 from engine.hooks import GradientCapture, forward_backward, work_dtype
 from engine.model import module_shape
 
 # per-module tensor names: Q_A, eigenvalues of A, Q_S, eigenvalues of S, Λ (ekfac) or E[G²] (diagonal)
 A_VECS, A_VALS, S_VECS, S_VALS, LAMBDA = "a_eigvecs", "a_eigvals", "s_eigvecs", "s_eigvals", "lambda"
+SINGLE_FILE, META_FILE = "factors.safetensors", "meta.json"   # precompute/rundir/layout.py names the shard files
+FACTOR_DTYPES = ("float32", "bfloat16", "float16")                # storage; the eigendecomposition is float64
 
 
 @dataclass
@@ -30,54 +34,140 @@ class FactorArguments:
     strategy: str = "ekfac"  # ekfac | kfac | diagonal | identity
     fisher: str = "sampled"  # sampled | empirical
     seed: int = 0
+    dtype: str | None = None  # storage dtype of the factors (FACTOR_DTYPES); None: the work dtype
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
             raise EngineInputError(f"unknown strategy {self.strategy!r} (choose from {', '.join(STRATEGIES)})")
         if self.fisher not in FISHERS:
             raise EngineInputError(f"unknown fisher {self.fisher!r} (choose from {', '.join(FISHERS)})")
+        if self.dtype is not None and self.dtype not in FACTOR_DTYPES:
+            raise EngineInputError(f"unknown factor dtype {self.dtype!r} (choose from {', '.join(FACTOR_DTYPES)})")
 
 
 class Factors:
-    """Per-module factor tensors on CPU (float32; float64 when fitted on a float64 model)."""
+    """Per-module factor tensors on CPU: float32 (float64 when fitted on a float64 model) unless stored in a
+    16-bit `--factor-dtype`. `modules` are all the fitted modules; `local_modules` those whose tensors this process
+    holds (all of them unless fitted or loaded as one module shard)."""
 
     def __init__(self, strategy: str, fisher: str, modules: list[str], n_documents: int = 0, n_tokens: int = 0,
                  tensors: dict[str, dict[str, torch.Tensor]] | None = None, damping: dict[str, float] | None = None,
-                 shapes: dict[str, list[int]] | None = None):
+                 shapes: dict[str, list[int]] | None = None, local_modules: list[str] | None = None):
         self.strategy, self.fisher, self.modules = strategy, fisher, list(modules)
         self.n_documents, self.n_tokens = int(n_documents), int(n_tokens)
         self.tensors = tensors or {}
         self.damping = dict(damping or {})  # read from older runs' meta.json only; scoring records its damping in the manifest
         self.shapes = dict(shapes or {})  # module -> [d_out, d_in(+1)]
+        self.local_modules = list(self.modules if local_modules is None else local_modules)
 
-    def save(self, directory: str) -> None:
-        """factors.safetensors + meta.json, each written to a temp file and os.replace'd."""
-        os.makedirs(directory, exist_ok=True)
-        flat = {f"{m}/{k}": t.contiguous() for m, d in self.tensors.items() for k, t in d.items()}
+    def meta(self, files: dict[str, list[str]] | None = None) -> dict:
         meta = {"strategy": self.strategy, "fisher": self.fisher, "modules": self.modules, "shapes": self.shapes,
                 "n_documents": self.n_documents, "n_tokens": self.n_tokens, "damping": self.damping}
-        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-        os.close(fd)
-        save_file(flat, tmp)
-        os.replace(tmp, os.path.join(directory, "factors.safetensors"))
-        fd, tmp = tempfile.mkstemp(dir=directory, suffix=".tmp")
-        with os.fdopen(fd, "w") as handle:
-            json.dump(meta, handle, indent=2)
-        os.replace(tmp, os.path.join(directory, "meta.json"))
+        return meta if files is None else {**meta, "files": files}
+
+    def save_tensors(self, directory: str, file_name: str = SINGLE_FILE) -> None:
+        """The local modules' tensors (keys `module/name`) into directory/file_name, atomically."""
+        flat = {f"{m}/{k}": t.contiguous() for m in self.local_modules for k, t in self.tensors.get(m, {}).items()}
+        write_atomically(directory, file_name, lambda path: save_file(flat, path))
+
+    def save_meta(self, directory: str, files: dict[str, list[str]] | None = None) -> None:
+        """meta.json; `files` (file name -> its modules) when the tensors are in module shards, else they are
+        all in factors.safetensors."""
+        def write(path: str) -> None:
+            with open(path, "w") as handle:
+                json.dump(self.meta(files), handle, indent=2)
+        write_atomically(directory, META_FILE, write)
+
+    def save(self, directory: str) -> None:
+        """factors.safetensors + meta.json (one process holding every module), each written atomically."""
+        self.save_tensors(directory)
+        self.save_meta(directory)
 
     @classmethod
-    def load(cls, directory: str) -> "Factors":
-        meta_path, tensor_path = os.path.join(directory, "meta.json"), os.path.join(directory, "factors.safetensors")
-        if not os.path.exists(meta_path) or not os.path.exists(tensor_path):
+    def load(cls, directory: str, modules: list[str] | None = None) -> "Factors":
+        """All factors, or only those of `modules` (read from whichever files hold them; [] reads meta.json only)."""
+        meta_path = os.path.join(directory, META_FILE)
+        if not os.path.exists(meta_path):
             raise EngineInputError(f"no factors in {directory} (need meta.json and factors.safetensors)")
         with open(meta_path) as handle:
             meta = json.load(handle)
+        wanted = list(meta["modules"] if modules is None else modules)
+        files = meta.get("files") or {SINGLE_FILE: meta["modules"]}
         tensors: dict[str, dict[str, torch.Tensor]] = {}
-        for key, tensor in load_file(tensor_path).items():
-            module, name = key.rsplit("/", 1)
-            tensors.setdefault(module, {})[name] = tensor
+        for file_name, held in files.items():
+            needed = set(held) & set(wanted)
+            if not needed:
+                continue
+            path = os.path.join(directory, file_name)
+            if not os.path.exists(path):
+                raise EngineInputError(f"no factors in {directory} (meta.json names {file_name}, which is missing)")
+            with safe_open(path, framework="pt") as handle:
+                for key in handle.keys():
+                    module, name = key.rsplit("/", 1)
+                    if module in needed:
+                        tensors.setdefault(module, {})[name] = handle.get_tensor(key)
         return cls(meta["strategy"], meta["fisher"], meta["modules"], meta["n_documents"], meta["n_tokens"],
-                   tensors, meta.get("damping"), meta.get("shapes"))
+                   tensors, meta.get("damping"), meta.get("shapes"), local_modules=wanted)
+
+
+def write_atomically(directory: str, file_name: str, write) -> None:
+    """write(temporary path) next to directory/file_name, then os.replace it into place."""
+    os.makedirs(directory, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=directory, prefix="." + file_name + ".", suffix=".tmp")
+    os.close(fd)
+    umask = os.umask(0)
+    os.umask(umask)
+    os.chmod(tmp, 0o666 & ~umask)   # mkstemp makes 0600; readers expect ordinary permissions
+    try:
+        write(tmp)
+        os.replace(tmp, os.path.join(directory, file_name))
+    except BaseException:
+        if os.path.exists(tmp):
+            os.remove(tmp)
+        raise
+
+
+def factor_tensor_shapes(strategy: str, d_out: int, d_in: int) -> dict[str, tuple[int, ...]]:
+    """The shapes of one module's stored factor tensors."""
+    shapes: dict[str, tuple[int, ...]] = {}
+    if strategy in ("kfac", "ekfac"):
+        shapes.update({A_VECS: (d_in, d_in), A_VALS: (d_in,), S_VECS: (d_out, d_out), S_VALS: (d_out,)})
+    if strategy in ("ekfac", "diagonal"):
+        shapes[LAMBDA] = (d_out, d_in)
+    return shapes
+
+
+def dtype_bytes(dtype: str | torch.dtype) -> int:
+    return torch.empty((), dtype=getattr(torch, dtype) if isinstance(dtype, str) else dtype).element_size()
+
+
+def factor_bytes(strategy: str, d_out: int, d_in: int, dtype: str | torch.dtype = "float32") -> int:
+    """Bytes of one module's stored factors (d_in counts the bias column): Q_A d_in² + a d_in + Q_S d_out² +
+    s d_out (kfac, ekfac) + Λ d_out·d_in (ekfac, diagonal), each element `dtype`. What a rank holds is the sum
+    over the modules partition_modules gives its shard; the one formula the memory plan uses."""
+    return sum(math.prod(shape) for shape in factor_tensor_shapes(strategy, d_out, d_in).values()) * dtype_bytes(dtype)
+
+
+def fit_statistics_bytes(strategy: str, d_out: int, d_in: int, dtype: str | torch.dtype = "float32") -> int:
+    """Bytes of one module's running sums while fitting (covariances A, S; then Λ), in the work dtype."""
+    covariances = d_in * d_in + d_out * d_out if strategy in ("kfac", "ekfac") else 0
+    lambdas = d_out * d_in if strategy in ("ekfac", "diagonal") else 0
+    return (covariances + lambdas) * dtype_bytes(dtype)
+
+
+def partition_modules(shapes: dict[str, list[int]], strategy: str, shards: int) -> list[list[str]]:
+    """Modules dealt to `shards` shards: largest factor bytes first, each to the least loaded shard (ties: the
+    lower shard). A shard then holds at most total/shards + the largest module's bytes; modules keep their order
+    within a shard."""
+    if shards > len(shapes):
+        raise EngineInputError(f"{shards} module shards but only {len(shapes)} tracked modules")
+    order = list(shapes)
+    size = {name: factor_bytes(strategy, *shapes[name]) or 1 for name in order}
+    loads, owner = [0] * shards, {}
+    for name in sorted(order, key=lambda n: (-size[n], order.index(n))):
+        shard = min(range(shards), key=lambda s: (loads[s], s))
+        owner[name], loads[shard] = shard, loads[shard] + size[name]
+    return [[name for name in order if owner[name] == shard] for shard in range(shards)]
 
 
 def run_pass(model, tracked, batches: list[Batch], args: FactorArguments, on_gradient, desc: str,
@@ -94,7 +184,7 @@ def run_pass(model, tracked, batches: list[Batch], args: FactorArguments, on_gra
     return n_docs, n_tokens
 
 
-def fit_covariances(model, tracked, batches, args, progress) -> tuple[dict, int]:
+def fit_covariances(model, tracked, batches, args, progress, peers: list[int]) -> tuple[dict, int]:
     dtype = work_dtype(model)
     sums: dict[str, list[torch.Tensor]] = {}
 
@@ -106,10 +196,10 @@ def fit_covariances(model, tracked, batches, args, progress) -> tuple[dict, int]
         sums[name][1].addmm_(g.t(), g)  # Σ g gᵀ (padding rows of g are zero: no loss flows there)
 
     _, n_tokens = run_pass(model, tracked, batches, args, on_gradient, "factors: covariances", progress)
-    n_tokens = int(all_reduce_sum(torch.tensor([n_tokens], dtype=torch.float64)).item())
+    n_tokens = int(sum_over(torch.tensor([n_tokens], dtype=torch.float64), peers).item())
     eigen = {}
     for name in tracked:
-        a_sum, s_sum = (all_reduce_sum(t.cpu()) for t in sums[name])
+        a_sum, s_sum = (sum_over(t.cpu(), peers) for t in sums[name])
         a_vals, a_vecs = torch.linalg.eigh(a_sum.double() / n_tokens)
         s_vals, s_vecs = torch.linalg.eigh(s_sum.double() / n_tokens)
         eigen[name] = {A_VECS: a_vecs.to(dtype), A_VALS: a_vals.to(dtype),
@@ -129,7 +219,7 @@ def eigenbasis_gradients(g: torch.Tensor, a: torch.Tensor, s_vecs: torch.Tensor,
     return s_vecs.t() @ torch.bmm(g.transpose(1, 2), a) @ a_vecs
 
 
-def fit_lambda(model, tracked, batches, args, eigen, progress) -> tuple[dict, int, int]:
+def fit_lambda(model, tracked, batches, args, eigen, progress, peers: list[int]) -> tuple[dict, int, int]:
     """ekfac: Σ_d (Q_Sᵀ G_d Q_A)² / n_docs; diagonal: Σ_d G_d² / n_docs (elementwise)."""
     device = next(model.parameters()).device
     on_device = {n: {k: t.to(device) for k, t in d.items()} for n, d in eigen.items()}
@@ -144,35 +234,44 @@ def fit_lambda(model, tracked, batches, args, eigen, progress) -> tuple[dict, in
         sums[name] = term if name not in sums else sums[name] + term
 
     n_docs, n_tokens = run_pass(model, tracked, batches, args, on_gradient, "factors: eigenvalue correction", progress)
-    counts = all_reduce_sum(torch.tensor([n_docs, n_tokens], dtype=torch.float64))
+    counts = sum_over(torch.tensor([n_docs, n_tokens], dtype=torch.float64), peers)
     n_docs, n_tokens = int(counts[0].item()), int(counts[1].item())
-    lambdas = {name: (all_reduce_sum(sums[name].cpu().double()) / n_docs).to(work_dtype(model)) for name in tracked}
+    lambdas = {name: (sum_over(sums[name].cpu().double(), peers) / n_docs).to(work_dtype(model)) for name in tracked}
     return lambdas, n_docs, n_tokens
 
 
 def fit_factors(model: nn.Module, tracked: dict[str, nn.Module], batches: Iterable[Batch], args: FactorArguments,
-                progress: bool = True) -> Factors:
+                progress: bool = True, grid: Grid | None = None) -> Factors:
+    """Factors of every tracked module, or under a `grid` with module shards only of this rank's shard
+    (partition_modules; statistics summed over its module peers, which see the other data groups' documents)."""
+    grid = grid or Grid(*rank_and_world())
     shapes = {name: list(module_shape(module)) for name, module in tracked.items()}
+    owned = partition_modules(shapes, args.strategy, grid.module_shards)[grid.module_shard]
     if args.strategy == "identity":
-        return Factors(args.strategy, args.fisher, list(tracked), 0, 0, {}, shapes=shapes)
+        return Factors(args.strategy, args.fisher, list(tracked), 0, 0, {}, shapes=shapes, local_modules=owned)
     batches = list(batches)
     if not batches:
         raise EngineInputError("no documents to fit factors on")
+    mine, peers = {name: tracked[name] for name in owned}, grid.module_peers
     was_training = model.training
     model.eval()
     try:
-        tensors: dict[str, dict[str, torch.Tensor]] = {name: {} for name in tracked}
+        tensors: dict[str, dict[str, torch.Tensor]] = {name: {} for name in mine}
         n_docs = n_tokens = 0
         if args.strategy in ("kfac", "ekfac"):
-            eigen, n_tokens = fit_covariances(model, tracked, batches, args, progress)
-            for name in tracked:
+            eigen, n_tokens = fit_covariances(model, mine, batches, args, progress, peers)
+            for name in mine:
                 tensors[name].update(eigen[name])
-            n_docs = int(all_reduce_sum(torch.tensor([sum(b.input_ids.shape[0] for b in batches)],
-                                                     dtype=torch.float64)).item())
+            n_docs = int(sum_over(torch.tensor([sum(b.input_ids.shape[0] for b in batches)],
+                                               dtype=torch.float64), peers).item())
         if args.strategy in ("ekfac", "diagonal"):
-            lambdas, n_docs, n_tokens = fit_lambda(model, tracked, batches, args, tensors, progress)
-            for name in tracked:
+            lambdas, n_docs, n_tokens = fit_lambda(model, mine, batches, args, tensors, progress, peers)
+            for name in mine:
                 tensors[name][LAMBDA] = lambdas[name]
     finally:
         model.train(was_training)
-    return Factors(args.strategy, args.fisher, list(tracked), n_docs, n_tokens, tensors, shapes=shapes)
+    if args.dtype is not None:
+        stored = getattr(torch, args.dtype)
+        tensors = {name: {key: t.to(stored) for key, t in d.items()} for name, d in tensors.items()}
+    return Factors(args.strategy, args.fisher, list(tracked), n_docs, n_tokens, tensors, shapes=shapes,
+                   local_modules=owned)

@@ -61,6 +61,11 @@ class PreconditionedQueries:
                                      .contiguous() for t in (u, v))
         return self._cache[key]
 
+    def bytes_per_query(self, element_size: int = 4) -> int:
+        """What one query's preconditioned gradients take (U and V, or dense P, over all modules)."""
+        tensors = [t for value in self.gradients.values() for t in (value if isinstance(value, tuple) else (value,))]
+        return sum(t[0].numel() for t in tensors) * element_size
+
     def rank(self, name: str) -> int | None:
         value = self.gradients[name]
         return value[0].shape[2] if isinstance(value, tuple) else None
@@ -131,13 +136,15 @@ def precondition(grads: dict[str, torch.Tensor], factors: Factors, args: QueryAr
         raise EngineInputError(f"rank must be a positive integer or None (full), got {args.rank}")
     out, used = {}, {}
     n_queries = 0
-    for name in factors.modules:
+    for name in factors.local_modules:
         if name not in grads:
             raise EngineInputError(f"query gradients lack module {name} that the factors were fitted on")
         grad = grads[name]
         n_queries = grad.shape[0]
         f = factors.tensors.get(name, {})
-        dtype = f[A_VECS].dtype if A_VECS in f else (f[LAMBDA].dtype if LAMBDA in f else grad.dtype)
+        stored = f[A_VECS].dtype if A_VECS in f else (f[LAMBDA].dtype if LAMBDA in f else grad.dtype)
+        dtype = torch.promote_types(stored, torch.float32)        # 16-bit stored factors are used in float32
+        f = {key: t.to(dtype) for key, t in f.items()}
         grad = grad.to(dtype)
         if factors.strategy == "identity":
             p, used[name] = grad, 0.0
@@ -159,4 +166,4 @@ def precondition(grads: dict[str, torch.Tensor], factors: Factors, args: QueryAr
             out[name] = truncate(p, args.rank)
         else:
             out[name] = p.contiguous()
-    return PreconditionedQueries(factors.modules, used, out, n_queries)
+    return PreconditionedQueries(factors.local_modules, used, out, n_queries)

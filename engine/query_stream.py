@@ -42,3 +42,18 @@ def preconditioned_queries(model: nn.Module, tracked: dict[str, nn.Module], quer
         nats.append(batch_nats)
         del grads
     return concatenate(parts), torch.cat(nats)
+
+
+def merge_modules(parts: list[PreconditionedQueries], modules: list[str]) -> PreconditionedQueries:
+    """The same queries' preconditioned gradients of disjoint module sets (module shards) as one, in `modules`
+    order, with every part's damping."""
+    gradients, damping = {}, {}
+    for part in parts:
+        gradients.update(part.gradients)
+        damping.update(part.damping)
+    missing = [name for name in modules if name not in gradients]
+    if missing:
+        raise ValueError(f"no module shard holds {missing[0]}")
+    return PreconditionedQueries(modules, {name: damping[name] for name in modules},
+                                 {name: gradients[name] for name in modules}, parts[0].n_queries,
+                                 parts[0].max_dense_cache_bytes)

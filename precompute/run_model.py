@@ -15,6 +15,7 @@ import pandas as pd
 from precompute import index_store, rundir
 from precompute.errors import UserInputError
 from precompute.rundir import layout
+from precompute.rundir.factor_files import missing_factor_files
 from precompute.session import Session, open_session
 from precompute.settings import Settings
 
@@ -68,9 +69,9 @@ def open_run_model(run_path: str, model: str | None = None, device: str = "auto"
                                  "finish it before indexing or asking")
     if manifest.get("synthetic") or manifest.get("imported"):
         raise rundir.RunDirError(f"{run_path}: a synthetic or imported run has no model to compute gradients with")
-    tensors = run.file(layout.FACTORS_DIR, layout.FACTOR_TENSORS)
-    if not os.path.exists(tensors):
-        raise rundir.RunDirError(f"{run_path}: the run has no factors ({tensors})")
+    missing = missing_factor_files(run.file(layout.FACTORS_DIR))
+    if missing:
+        raise rundir.RunDirError(f"{run_path}: the run has no factors ({os.path.join(run_path, missing[0])})")
     spec = resolve_model(model or manifest.get("model", ""))
     settings = Settings(model=spec, out=run_path, device=device, dtype=manifest.get("dtype", "float32"),
                         max_length=int(manifest.get("max_length", 256)),
@@ -85,8 +86,8 @@ def open_run_model(run_path: str, model: str | None = None, device: str = "auto"
 
 def run_hashes(run_path: str, model_spec: str, documents_ids=None) -> dict:
     """What an index records to be found stale later: the run's factors, the model files, the document ids."""
-    tensors = rundir.RunDir(run_path).file(layout.FACTORS_DIR, layout.FACTOR_TENSORS)
-    hashes = {"factors_sha256": rundir.sha256_of_file(tensors), "model_sha256": model_sha256(model_spec)}
+    factors_dir = rundir.RunDir(run_path).file(layout.FACTORS_DIR)
+    hashes = {"factors_sha256": rundir.factors_sha256(factors_dir), "model_sha256": model_sha256(model_spec)}
     if documents_ids is not None:
         hashes["documents_sha256"] = index_store.documents_sha256(documents_ids)
     return hashes

@@ -6,10 +6,12 @@
 - lock:      one writer per run directory (flock)
 - chunks:    resumable score chunks
 - writers:   the data files (scores, documents, queries, layers, token scores, factor files)
+- factor_files: which files hold the factors (one, or one per module shard) and their fingerprint
 - reader:    Run, read_run (what the dashboard uses)
 Every file and column: docs/run-directory.md.
 """
 from precompute.rundir.chunks import ChunkStore, chunk_ranges
+from precompute.rundir.factor_files import factor_tensor_files, factors_sha256, shard_file_names
 from precompute.rundir.directory import RunDir, RunDirError, new_manifest, package_versions, utc_now
 from precompute.rundir.files import (AtomicMemmap, atomic_path, read_json, read_jsonl, read_npy, sha256_of_file,
                                      write_json, write_jsonl, write_npy, write_parquet)
@@ -18,5 +20,5 @@ from precompute.rundir.lock import RunLock, writer_pid
 from precompute.rundir.reader import Run, RunError, read_run
 
 __all__ = ["AtomicMemmap", "ChunkStore", "Run", "RunDir", "RunDirError", "RunError", "RunLock", "atomic_path",
-           "chunk_ranges", "new_manifest", "package_versions", "read_json", "read_jsonl", "read_npy", "read_run",
-           "sha256_of_file", "utc_now", "write_json", "write_jsonl", "write_npy", "write_parquet", "writer_pid"]
+           "chunk_ranges", "factor_tensor_files", "factors_sha256", "new_manifest", "package_versions", "read_json", "read_jsonl", "read_npy", "read_run",
+           "sha256_of_file", "shard_file_names", "utc_now", "write_json", "write_jsonl", "write_npy", "write_parquet", "writer_pid"]

@@ -10,6 +10,7 @@ from dataclasses import dataclass
 
 from precompute.errors import UserInputError
 from precompute.rundir import layout
+from precompute.rundir.factor_files import missing_factor_files
 from precompute.rundir.files import read_json, write_json
 
 
@@ -118,5 +119,5 @@ class RunDir:
         os.makedirs(self.path, exist_ok=True)
 
     def missing_files(self, with_factors: bool = True) -> list[str]:
-        names = list(layout.SCORE_FILES) + (list(layout.FACTOR_FILES) if with_factors else [])
-        return [name for name in names if not os.path.exists(self.file(name))]
+        missing = [name for name in layout.SCORE_FILES if not os.path.exists(self.file(name))]
+        return missing + (missing_factor_files(self.file(layout.FACTORS_DIR)) if with_factors else [])

@@ -17,6 +17,7 @@ TOKEN_SCORES = "token_scores.parquet"
 FACTORS_DIR = "factors"
 FACTOR_TENSORS = "factors.safetensors"
 FACTOR_META = "meta.json"
+FACTOR_SHARD = "factors-{shard:05d}-of-{shards:05d}.safetensors"   # fit --module-shards K > 1: one file per shard
 CHUNKS_DIR = "chunks"
 ANALYSIS_DIR = "analysis"
 FINDINGS = "findings.json"
@@ -29,7 +30,7 @@ COMPLETE = "complete"
 
 # every file a complete run holds (factors only for runs made with a model, see RunDir.missing_files)
 SCORE_FILES = (QUERIES, DOCUMENTS, SCORES, LAYER_SCORES, LAYERS, GRAD_NORMS, NORMALIZED_SCORES, TOKEN_SCORES)
-FACTOR_FILES = (f"{FACTORS_DIR}/{FACTOR_TENSORS}", f"{FACTORS_DIR}/{FACTOR_META}")
+FACTOR_FILES = (f"{FACTORS_DIR}/{FACTOR_TENSORS}", f"{FACTORS_DIR}/{FACTOR_META}")   # sharded: meta.json's "files"
 
 # documents.parquet: these columns always; every other column is document metadata kept from the corpus
 DOCUMENT_COLUMNS = ("id", "source", "text", "n_tokens", "truncated")
