@@ -106,29 +106,28 @@ def top_list(run: Run, other: Run, query_id: str, k: int, texts: pd.Series) -> p
     })
 
 
+FINDING_FIELDS = {"effect": "effect", "ci_low": "low", "ci_high": "high", "n": "n", "verdict": "verdict"}
+
+
 def findings_side_by_side(a: dict | None, b: dict | None, name_a: str, name_b: str) -> pd.DataFrame:
-    """Both runs' findings in one table: one row per finding (records of `findings` when present: effect,
-    interval, verdict), else one row per scalar entry of findings.json."""
-    def rows(found: dict | None) -> dict[str, str]:
+    """Both runs' findings in one table, one row per finding and numbers in their own columns (`<run> effect`,
+    `<run> low`, `<run> high`, `<run> n`, `<run> verdict`): the records of `findings` when present, else each
+    scalar entry of an older findings.json as its effect."""
+    def rows(found: dict | None) -> dict[str, dict]:
         if not found:
             return {}
         if isinstance(found.get("findings"), list):
-            return {str(f.get("name")): _finding_text(f) for f in found["findings"] if isinstance(f, dict)}
-        return {key: _value_text(value) for key, value in found.items() if key not in ("notes", "seed")}
+            return {str(f.get("name")): {label: f.get(field) for field, label in FINDING_FIELDS.items()}
+                    for f in found["findings"] if isinstance(f, dict)}
+        return {key: {"effect": value} for key, value in found.items()
+                if key not in ("notes", "seed") and isinstance(value, (int, float, bool, str))}
 
-    left, right = rows(a), rows(b)
-    names = list(dict.fromkeys(list(left) + list(right)))
-    return pd.DataFrame({"finding": names, name_a: [left.get(n, "—") for n in names],
-                         name_b: [right.get(n, "—") for n in names]})
-
-
-def _value_text(value) -> str:
-    return f"{value:.3f}" if isinstance(value, float) else str(value)
-
-
-def _finding_text(finding: dict) -> str:
-    effect, low, high = finding.get("effect"), finding.get("ci_low"), finding.get("ci_high")
-    text = _value_text(effect) if effect is not None else "?"
-    if low is not None and high is not None:
-        text += f" [{_value_text(low)}, {_value_text(high)}]"
-    return f"{text} · {finding.get('verdict', '?')}"
+    sides = [(name_a, rows(a)), (name_b, rows(b))]
+    names = list(dict.fromkeys(name for _, found in sides for name in found))
+    table = pd.DataFrame({"finding": names})
+    for run_name, found in sides:
+        for label in FINDING_FIELDS.values():
+            values = [found.get(name, {}).get(label) for name in names]
+            table[f"{run_name} {label}"] = values if label == "verdict" else pd.to_numeric(
+                pd.Series(values, dtype=object), errors="coerce")
+    return table

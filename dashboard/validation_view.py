@@ -1,7 +1,7 @@
 """Counterfactual validation on the pages: did training on a query's top documents change its answer?
 
 Reads RUN/analysis/validation.parquet and validation_summary.parquet (written by `precompute validate`, see
-docs/validation.md); nothing here imports torch. `query_figure` and `summary_display` are pure; the three
+docs/validation.md); nothing here imports torch. `query_figure`, `summary_display` and `summary_export` are pure; the three
 render functions are what the queries, overview and compare pages call.
 """
 from __future__ import annotations
@@ -54,9 +54,21 @@ def query_figure(frame: pd.DataFrame, query_id: str) -> go.Figure:
     return charts._layout(fig, title, height=380)
 
 
+# (label on screen and in the CSV, summary column with `_low`/`_high` bounds, shown as a percentage)
+MEASURES = [("top-k Δ", "top_delta_mean", False), ("bottom-k Δ", "bottom_delta_mean", False),
+            ("top beats all random", "frac_top_beats_all", True),
+            ("bottom below all random", "frac_bottom_below_all", True),
+            ("standardised effect (median)", "top_z_median", False), ("win rate vs random", "top_win_rate", True)]
+
+
+def _number(row: pd.Series, name: str) -> float:
+    value = pd.to_numeric(row.get(name), errors="coerce")
+    return math.nan if value is None or pd.isna(value) else float(value)
+
+
 def _interval(row: pd.Series, name: str, percent: bool = False) -> str:
-    value, low, high = row.get(name), row.get(f"{name}_low"), row.get(f"{name}_high")
-    if value is None or (isinstance(value, float) and math.isnan(value)):
+    value, low, high = (_number(row, name + suffix) for suffix in ("", "_low", "_high"))
+    if math.isnan(value):
         return "–"
     if percent:
         return f"{value:.0%} [{low:.0%}, {high:.0%}]"
@@ -65,18 +77,32 @@ def _interval(row: pd.Series, name: str, percent: bool = False) -> str:
 
 def summary_display(summary: pd.DataFrame) -> pd.DataFrame:
     """Ranking method → top-k Δ, bottom-k Δ, random band, beats-every-random share, standardised effect and win
-    rate vs random, each with its 95% interval (as text)."""
+    rate vs random, each with its 95% interval (as text, for the screen; `summary_export` for the CSV)."""
     rows = []
     for _, row in summary.iterrows():
-        rows.append({
-            "method": row["method"], "queries": int(row["n_queries"]),
-            "top-k Δ": _interval(row, "top_delta_mean"), "bottom-k Δ": _interval(row, "bottom_delta_mean"),
-            "random Δ (mean, sd)": f"{row['random_delta_mean']:.3g} ± {row['random_sd_mean']:.3g}",
-            "top beats all random": _interval(row, "frac_top_beats_all", percent=True),
-            "bottom below all random": _interval(row, "frac_bottom_below_all", percent=True),
-            "chance": f"{row['chance_beats_all']:.0%}",
-            "standardised effect (median)": _interval(row, "top_z_median"),
-            "win rate vs random": _interval(row, "top_win_rate", percent=True)})
+        shown = {"method": row["method"], "queries": int(row["n_queries"]),
+                 "random Δ (mean, sd)": f"{_number(row, 'random_delta_mean'):.3g} ± "
+                                        f"{_number(row, 'random_sd_mean'):.3g}",
+                 "chance": f"{_number(row, 'chance_beats_all'):.0%}"}
+        shown.update({label: _interval(row, column, percent) for label, column, percent in MEASURES})
+        rows.append(shown)
+    columns = ["method", "queries", "top-k Δ", "bottom-k Δ", "random Δ (mean, sd)", "top beats all random",
+               "bottom below all random", "chance", "standardised effect (median)", "win rate vs random"]
+    return pd.DataFrame(rows, columns=columns)
+
+
+def summary_export(summary: pd.DataFrame) -> pd.DataFrame:
+    """The same table as numbers for the CSV: each measure's estimate, `low` and `high` in their own columns
+    (shares as fractions), the queries (n), the random band's mean and sd and the chance share."""
+    rows = []
+    for _, row in summary.iterrows():
+        exported = {"method": row["method"], "queries": int(row["n_queries"]),
+                    "random Δ mean": _number(row, "random_delta_mean"), "random Δ sd": _number(row, "random_sd_mean"),
+                    "chance": _number(row, "chance_beats_all")}
+        for label, column, _ in MEASURES:
+            exported.update({label: _number(row, column), f"{label} low": _number(row, column + "_low"),
+                             f"{label} high": _number(row, column + "_high")})
+        rows.append(exported)
     return pd.DataFrame(rows)
 
 
@@ -110,7 +136,7 @@ def summary_table(run: Run, key: str) -> bool:
     if summary is None or summary.empty:
         st.caption(f"No validation in this run ({HOW_TO}).")
         return False
-    widgets.table(summary_display(summary), key=key, name="validation_summary")
+    widgets.table(summary_display(summary), key=key, name="validation_summary", export=summary_export(summary))
     st.caption(settings_caption(run))
     return True
 

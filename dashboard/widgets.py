@@ -71,14 +71,16 @@ def chosen_row(event, key: str) -> int | None:
 
 
 def table(frame: pd.DataFrame, key: str, name: str, opens: tuple[str, str, str] | None = None,
-          **dataframe_args):
-    """A table with a CSV download (written only when clicked).
+          export: pd.DataFrame | None = None, **dataframe_args):
+    """A table with a CSV download (written only when clicked) of `frame`, or of `export` when the shown table
+    formats its numbers as text (e.g. "0.039 [0.031, 0.048]"): a CSV holds numbers, one column each.
 
     With `opens=(page, param, column)`, choosing a row opens `page` with `?param=` the row's `column`, in this tab."""
     selection = dict(on_select="rerun", selection_mode="single-row") if opens else {}
     event = st.dataframe(frame, key=key, width="stretch", hide_index=True, **selection, **dataframe_args)
     row = st.container(horizontal=True, gap="small", vertical_alignment="center")
-    row.download_button("CSV", data=lambda: frame.to_csv(index=False), file_name=f"{name}.csv", mime="text/csv",
+    exported = frame if export is None else export
+    row.download_button("CSV", data=lambda: exported.to_csv(index=False), file_name=f"{name}.csv", mime="text/csv",
                         key=f"{key}.csv", on_click="ignore", icon=":material/download:", type="tertiary")
     if opens:
         row.caption(f"Choose a row (the box at its left) to open its {_NOUNS.get(opens[0], 'page')}.")

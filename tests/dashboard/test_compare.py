@@ -1,5 +1,7 @@
 """Compare-runs numbers against direct recomputations: Pearson over shared documents, top-k overlap, each top
 document's rank in the other run, findings side by side."""
+import io
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -42,14 +44,17 @@ def test_ranks_in_the_other_run_match_a_full_sort(run_dir, second_run_dir):
     assert (ranks_in(b, b.query_row(query_id), np.array(order[:5], dtype=object)) == [1, 2, 3, 4, 5]).all()
 
 
-def test_findings_side_by_side_uses_records_with_intervals():
-    a = {"findings": [{"name": "correlation", "effect": 0.036, "ci_low": -0.025, "ci_high": 0.11,
+def test_findings_side_by_side_exports_numbers_in_their_own_columns():
+    a = {"findings": [{"name": "correlation", "effect": 0.036, "ci_low": -0.025, "ci_high": 0.11, "n": 24,
                        "verdict": "not supported"}], "seed": 0}
     b = {"reasoning_correlates_more": True, "factual_mean_corr": 0.059, "notes": ["x"]}
     table = findings_side_by_side(a, b, "runs/a", "runs/b")
-    assert table.set_index("finding").loc["correlation", "runs/a"] == "0.036 [-0.025, 0.110] · not supported"
-    assert table.set_index("finding").loc["factual_mean_corr", "runs/b"] == "0.059"
-    assert table.set_index("finding").loc["correlation", "runs/b"] == "—"
+    read = pd.read_csv(io.StringIO(table.to_csv(index=False))).set_index("finding")
+    assert read.loc["correlation", ["runs/a effect", "runs/a low", "runs/a high", "runs/a n"]].tolist() == [
+        0.036, -0.025, 0.11, 24]
+    assert read.loc["correlation", "runs/a verdict"] == "not supported"
+    assert read.loc["factual_mean_corr", "runs/b effect"] == 0.059 and np.isnan(read.loc["correlation", "runs/b effect"])
+    assert all(read[column].dtype.kind == "f" for column in read.columns if not column.endswith("verdict"))
 
 
 def test_overlap_sizes_stay_below_the_shared_documents_and_wrapped_prompts_are_counted():

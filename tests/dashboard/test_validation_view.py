@@ -1,9 +1,10 @@
 """The validation panel's figure and summary table carry the run's numbers (pure functions, no Streamlit run)."""
+import io
 import math
 
 import pandas as pd
 
-from dashboard.validation_view import query_figure, summary_display
+from dashboard.validation_view import query_figure, summary_display, summary_export
 
 
 def validation_frame() -> pd.DataFrame:
@@ -25,15 +26,29 @@ def test_query_figure_shows_the_query_rows():
     assert "k = 20" in fig.layout.title.text and "lr 0.5" in fig.layout.title.text
 
 
-def test_summary_display_formats_intervals():
-    summary = pd.DataFrame([{
+SUMMARY = [{
         "method": "bm25", "n_queries": 10, "chance_beats_all": 1 / 9, "random_delta_mean": 0.01,
         "random_sd_mean": 0.002, "top_delta_mean": 0.05, "top_delta_mean_low": 0.04, "top_delta_mean_high": 0.06,
         "bottom_delta_mean": math.nan, "frac_top_beats_all": 0.8, "frac_top_beats_all_low": 0.6,
         "frac_top_beats_all_high": 0.9, "frac_bottom_below_all": math.nan, "top_z_median": 3.0,
         "top_z_median_low": 2.0, "top_z_median_high": 4.0, "top_win_rate": 0.95, "top_win_rate_low": 0.9,
-        "top_win_rate_high": 1.0}])
+        "top_win_rate_high": 1.0}]
+
+
+def test_summary_display_formats_intervals():
+    summary = pd.DataFrame(SUMMARY)
     row = summary_display(summary).iloc[0]
     assert row["top-k Δ"] == "0.05 [0.04, 0.06]" and row["bottom-k Δ"] == "–"
     assert row["top beats all random"] == "80% [60%, 90%]" and row["chance"] == "11%"
     assert row["standardised effect (median)"] == "3 [2, 4]" and row["win rate vs random"] == "95% [90%, 100%]"
+
+
+def test_summary_export_reads_back_as_numbers():
+    """The CSV holds each estimate and its bounds in their own numeric columns, under the screen's labels."""
+    read = pd.read_csv(io.StringIO(summary_export(pd.DataFrame(SUMMARY)).to_csv(index=False))).iloc[0]
+    assert read[["top-k Δ", "top-k Δ low", "top-k Δ high"]].tolist() == [0.05, 0.04, 0.06]
+    assert read[["top beats all random", "top beats all random low", "top beats all random high"]].tolist() == [
+        0.8, 0.6, 0.9]
+    assert read["queries"] == 10 and read["method"] == "bm25" and abs(read["chance"] - 1 / 9) < 1e-15
+    assert math.isnan(read["bottom-k Δ"]) and read["random Δ sd"] == 0.002
+    assert set(summary_display(pd.DataFrame(SUMMARY)).columns) - {"random Δ (mean, sd)"} <= set(read.index)
