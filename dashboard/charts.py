@@ -165,6 +165,28 @@ def magnitude_curves(table: pd.DataFrame, value: str, title: str, log_y: bool, y
     return _layout(fig, title)
 
 
+def information_scatter(table: pd.DataFrame, title: str) -> go.Figure:
+    """ln top influence against ln nats, one point per query coloured by task (table: query_id, task, log_nats,
+    log_top_influence, fitted, in_fit), with each task's fitted line (the information-adjusted fit) where given."""
+    fig = go.Figure()
+    palette = ["#4c78a8", "#e45756", "#54a24b", "#f58518", "#b279a2", "#72b7b2", "#9d755d", "#eeca3b"]
+    shown = table[table["log_nats"].notna() & table["log_top_influence"].notna()]
+    for number, (task, part) in enumerate(shown.groupby("task", sort=True)):
+        colour = palette[number % len(palette)]
+        fig.add_trace(go.Scatter(x=part["log_nats"], y=part["log_top_influence"], mode="markers", name=str(task),
+                                 legendgroup=str(task), marker=dict(size=7, color=colour, opacity=0.8),
+                                 customdata=part["query_id"],
+                                 hovertemplate="%{customdata}<br>ln nats %{x:.3g}<br>ln influence %{y:.3g}"
+                                               "<extra></extra>"))
+        fitted = part[part["in_fit"].astype(bool)].sort_values("log_nats")
+        if len(fitted):
+            fig.add_trace(go.Scatter(x=fitted["log_nats"], y=fitted["fitted"], mode="lines", legendgroup=str(task),
+                                     showlegend=False, line=dict(color=colour, dash="dot"), hoverinfo="skip"))
+    fig.update_layout(xaxis_title="ln nats of the completion", yaxis_title="ln influence of the top 1% positive "
+                                                                           "documents")
+    return _layout(fig, title, height=460)
+
+
 def slope_boxes(power_law: pd.DataFrame) -> go.Figure:
     """Power-law slopes (log score vs log rank) per task, one point per query."""
     fig = go.Figure()

@@ -15,7 +15,8 @@ from dashboard import charts, widgets
 VERDICT_COLOURS = {"holds": "#2ca02c", "not supported": "#7f7f7f", "reversed": "#d62728"}
 VERDICT_BADGES = {"holds": "green", "not supported": "gray", "reversed": "red"}
 MARKDOWN_SPECIALS = "\\`*_[]{}()#+-!|~$<>"
-RECORD_COLUMNS = ["name", "verdict", "effect", "ci_low", "ci_high", "null_value", "p_value", "p_value_method", "n",
+RECORD_COLUMNS = ["name", "verdict", "adjusted_verdict", "primary", "primary_adjusted_verdict", "effect", "ci_low",
+                  "ci_high", "null_value", "interval_p", "holm_p", "primary_holm_p", "p_value", "p_value_method", "n",
                   "paper_direction", "effect_label", "claim"]
 
 
@@ -51,8 +52,10 @@ def forest_plot(records: list[dict]) -> go.Figure:
                 error_x=dict(type="data", symmetric=False, color=colour, thickness=2,
                              array=[_number(r.get("ci_high")) - e for e, r in zip(effect, chosen)],
                              arrayminus=[e - _number(r.get("ci_low")) for e, r in zip(effect, chosen)]),
-                customdata=[[r.get("effect_label", ""), r.get("n", "")] for r in chosen],
-                hovertemplate="%{y}<br>%{customdata[0]}: %{x:.3g}<br>n = %{customdata[1]} queries<extra></extra>"),
+                customdata=[[r.get("effect_label", ""), r.get("n", ""), r.get("adjusted_verdict") or "—"]
+                            for r in chosen],
+                hovertemplate="%{y}<br>%{customdata[0]}: %{x:.3g}<br>n = %{customdata[1]} queries<br>after Holm: "
+                              "%{customdata[2]}<extra></extra>"),
                 row=row, col=1)
             in_legend.add(verdict)
         fig.add_vline(x=0.0 if measure == "difference" else 1.0, line_dash="dot", line_color="grey", row=row, col=1)
@@ -63,14 +66,35 @@ def forest_plot(records: list[dict]) -> go.Figure:
     return charts._layout(fig, "Findings: effect and 95% interval", height=140 + 34 * sum(heights))
 
 
+def _badge(verdict, prefix: str = "") -> str:
+    verdict = str(verdict or "not supported")
+    return f":{VERDICT_BADGES.get(verdict, 'gray')}-badge[{prefix}{verdict}]"
+
+
 def finding_sentences(records: list[dict]) -> list[str]:
-    """One markdown line per finding: a verdict badge, then the record's sentence (escaped)."""
+    """One markdown line per finding: the verdict badge, the verdict after Holm (and among the headline claims,
+    for those) when the record has them, then the record's sentence (escaped)."""
     lines = []
     for record in records:
-        verdict = str(record.get("verdict", "not supported"))
-        badge = f":{VERDICT_BADGES.get(verdict, 'gray')}-badge[{verdict}]"
-        lines.append(f"- {badge} {plain_markdown(record.get('text', record.get('name', '')))}")
+        badges = [_badge(record.get("verdict"))]
+        if record.get("adjusted_verdict") is not None:
+            badges.append(_badge(record["adjusted_verdict"], "after Holm: "))
+        if record.get("primary"):
+            badges.append(_badge(record.get("primary_adjusted_verdict"), "headline claim, after Holm: "))
+        lines.append(f"- {' '.join(badges)} {plain_markdown(record.get('text', record.get('name', '')))}")
     return lines
+
+
+def survivors_line(records: list[dict]) -> str:
+    """Which findings keep their verdict after Holm's adjustment (over the run, and among the headline claims)."""
+    kept = [r["name"] for r in records if r.get("adjusted_verdict") not in (None, "not supported")]
+    headline = [r["name"] for r in records if r.get("primary")]
+    headline_kept = [r["name"] for r in records if r.get("primary_adjusted_verdict") not in (None, "not supported")]
+    family = next((r.get("family_size") for r in records if r.get("family_size") is not None), len(records))
+    return (f"After Holm over the run's {family} findings, {len(kept)} keep their verdict"
+            + (f": {', '.join(kept)}" if kept else "") + f". Headline claims ({', '.join(headline) or 'none'}): "
+            + (f"{len(headline_kept)} of {len(headline)} keep theirs" + (f" ({', '.join(headline_kept)})"
+                                                                         if headline_kept else "") + "."))
 
 
 def show_findings(run_key, findings: dict) -> None:
@@ -85,10 +109,16 @@ def show_findings(run_key, findings: dict) -> None:
         for note in findings.get("notes", []):
             st.markdown(f"- {plain_markdown(note)}")
         return
+    adjusted = any(r.get("adjusted_verdict") is not None for r in records)
     st.caption(plain_markdown(
         f"Each finding: effect with a 95% bootstrap interval over queries (seed {findings.get('seed', '?')}, "
         f"{findings.get('n_resamples', '?')} resamples). \"holds\" only when the interval excludes no effect on "
-        "the paper's side; each finding is a separate test (no multiple-comparison correction)."))
+        "the paper's side. " + ("The first badge is each finding on its own; the second keeps it only if it "
+                                f"survives {findings.get('multiplicity', 'a family-wise adjustment')}."
+                                if adjusted else "Each finding is a separate test (no multiple-comparison "
+                                                 "correction in this file).")))
+    if adjusted:
+        st.markdown(plain_markdown(survivors_line(records)))
     st.markdown("\n".join(finding_sentences(records)))
     widgets.chart(forest_plot(records), key="findings.forest", name=f"findings_forest_{run_name}")
     with st.expander("Finding records"):

@@ -134,7 +134,9 @@ def make_plan(path: str, options: ValidateOptions) -> Plan:
     texts = run.document_texts()
     if options.bm25:
         methods.append(validation_sets.bm25_sets(run, list(texts), query_ids, options.k))
-    random = validation_sets.random_sets(run.n_documents, options.k, options.random_draws, options.seed)
+    tokens = run.documents["n_tokens"].to_numpy(np.float64)
+    random = validation_sets.random_sets(run.n_documents, options.k, options.random_draws, options.seed, tokens,
+                                         validation_sets.ranked_set_tokens(methods[0], tokens))
     return Plan(run, options, query_ids, methods, random, texts)
 
 

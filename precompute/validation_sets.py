@@ -4,7 +4,8 @@ k-sets, and the queries validated. numpy only (no torch).
 Ranking methods: the run's own scores (named by its strategy, e.g. `ekfac`), the scores of other runs of the
 same model and corpus (`--strategy-runs`, e.g. an identity run), and BM25 between the query text and each
 document (top-k only: most documents share no term with a query, so BM25's bottom is an arbitrary tie).
-Random k-sets are drawn once per run (seeded) and applied to every query.
+Random k-sets are drawn once per run (seeded) and applied to every query; their token totals are matched (within
+TOKEN_TOLERANCE) to the mean token total of the run's own top-k sets, so "beats random" is not a length effect.
 """
 from __future__ import annotations
 
@@ -73,10 +74,52 @@ def select_queries(n_queries: int, spec: str, seed: int) -> np.ndarray:
     return np.sort(np.random.default_rng([seed, 1]).choice(n_queries, size=n, replace=False))
 
 
-def random_sets(n_documents: int, k: int, draws: int, seed: int) -> np.ndarray:
-    """[draws, k] document columns: draw r is k distinct documents, seeded by (seed, r)."""
-    return np.stack([np.sort(np.random.default_rng([seed, 2, r]).choice(n_documents, size=k, replace=False))
-                     for r in range(draws)]) if draws else np.zeros((0, k), dtype=np.int64)
+TOKEN_TOLERANCE = 0.05      # token-matched random sets: total tokens within 5% of the target
+MATCH_SWAPS = 20_000        # swap proposals per set before giving up on the tolerance
+
+
+def random_sets(n_documents: int, k: int, draws: int, seed: int, tokens: np.ndarray | None = None,
+                target: float | None = None) -> np.ndarray:
+    """[draws, k] document columns: draw r is k distinct documents, seeded by (seed, r). With `tokens` (per
+    document) and `target` (total tokens, e.g. the mean of the ranked top-k sets), each draw is then matched:
+    token_matched moves its total within TOKEN_TOLERANCE of the target."""
+    if not draws:
+        return np.zeros((0, k), dtype=np.int64)
+    sets = []
+    for r in range(draws):
+        rng = np.random.default_rng([seed, 2, r])
+        chosen = rng.choice(n_documents, size=k, replace=False)
+        if tokens is not None and target is not None and np.isfinite(target):
+            chosen = token_matched(chosen, np.asarray(tokens, dtype=np.float64), float(target), rng)
+        sets.append(np.sort(chosen))
+    return np.stack(sets)
+
+
+def token_matched(chosen: np.ndarray, tokens: np.ndarray, target: float, rng: np.random.Generator) -> np.ndarray:
+    """A random set moved towards `target` total tokens by random swaps (one member out, one random non-member
+    in), each kept only when it brings the total closer; stops within TOKEN_TOLERANCE of the target (or after
+    MATCH_SWAPS proposals, keeping the closest set: a target beyond the corpus's reach is not met)."""
+    chosen = chosen.copy()
+    member = np.zeros(len(tokens), dtype=bool)
+    member[chosen] = True
+    total = tokens[chosen].sum()
+    for _ in range(MATCH_SWAPS):
+        if abs(total - target) <= TOKEN_TOLERANCE * target:
+            break
+        position, candidate = int(rng.integers(len(chosen))), int(rng.integers(len(tokens)))
+        if member[candidate]:
+            continue
+        moved = total - tokens[chosen[position]] + tokens[candidate]
+        if abs(moved - target) < abs(total - target):
+            member[chosen[position]], member[candidate] = False, True
+            chosen[position], total = candidate, moved
+    return chosen
+
+
+def ranked_set_tokens(method: MethodSets, tokens: np.ndarray) -> float:
+    """Mean total tokens of a ranking method's top-k sets over the queries it has (NaN if none)."""
+    totals = [float(np.asarray(tokens)[sets["top"]].sum()) for sets in method.sets.values() if "top" in sets]
+    return float(np.mean(totals)) if totals else float("nan")
 
 
 def score_sets(name: str, source: rundir.Run, query_ids: list[str], k: int,

@@ -5,7 +5,7 @@ from __future__ import annotations
 import streamlit as st
 
 from dashboard import charts, score_help, url_state, widgets
-from dashboard.run import analysis_table, current_run, require_table
+from dashboard.run import analysis_table, current_run, findings, require_table
 
 SIGNS = ["positive", "negative"]
 SCALES = {  # label: (column, interval columns or None, y axis title)
@@ -46,6 +46,8 @@ def render() -> None:
                    + ", ".join(f"{task} {int(n)}" for task, n in left_out.items() if n))
     widgets.table(curves, key="magnitude.table", name=f"magnitude_by_task_{sign}")
 
+    information_section(run)
+
     st.subheader("Power-law slopes")
     st.caption("Fit of log score against log rank over each query's top positive scores; steeper = more concentrated.")
     power_law = require_table(run, "power_law")
@@ -54,6 +56,28 @@ def render() -> None:
     if summary is None:
         summary = power_law.groupby("task")["slope"].agg(["mean", "std", "count"]).reset_index()
     widgets.table(summary, key="magnitude.slope_summary", name="power_law_by_task")
+
+
+def information_section(run) -> None:
+    """Top influence against completion information per query, and the information-adjusted finding."""
+    table = analysis_table(run.key, "magnitude_information")
+    if table is None or not len(table):
+        return
+    st.subheader("Influence and information")
+    widgets.chart(charts.information_scatter(table, "Top-1% influence against completion information, per query"),
+                  key="magnitude.information", name="magnitude_information")
+    record = next((r for r in (findings(run.key) or {}).get("findings") or []
+                   if r.get("name") == "magnitude.information_adjusted"), None)
+    adjusted = ""
+    if record and record.get("effect") is not None and record.get("ci_low") is not None:
+        slope = (record.get("parts") or {}).get("slope_log_nats")
+        adjusted = (f" Fitted slope of ln influence on ln nats: {slope:.3g}; at equal nats reasoning ÷ factual = "
+                    f"{record['effect']:.3g}× (95% CI {record['ci_low']:.3g} to {record['ci_high']:.3g}; "
+                    f"{record.get('verdict')}, after Holm {record.get('adjusted_verdict', '—')})."
+                    if slope is not None else "")
+    st.caption("Dotted lines: the fit ln influence = a + b·ln nats + c·reasoning (factual queries c = 0). A slope b "
+               "other than 1 means dividing by nats does not remove the dependence on information, so the per-nat "
+               "comparison above mixes information content with reliance on documents." + adjusted)
 
 
 if __name__ == "__main__":

@@ -146,3 +146,15 @@ def test_profile_vectors_are_unit_rows():
     scores = np.array([[3.0, 0.0, 1.0], [4.0, 0.0, -1.0]], dtype=np.float32)
     vectors = similarity.profile_vectors(scores, 0, 3)
     np.testing.assert_allclose(vectors, [[0.6, 0.8], [0.0, 0.0], [2 ** -0.5, -(2 ** -0.5)]], rtol=1e-6)
+
+
+def test_information_scatter_plots_each_query_and_the_fitted_line():
+    table = pd.DataFrame({"query_id": ["a1", "a2", "f1", "f2", "x"], "task": ["arith", "arith", "factual", "factual",
+                                                                              "arith"],
+                          "log_nats": [0.1, 0.5, -3.0, -2.0, np.nan], "log_top_influence": [1.0, 1.5, -2.0, -1.0, 2.0],
+                          "fitted": [1.1, 1.4, -2.1, -0.9, np.nan], "in_fit": [True, True, True, True, False]})
+    fig = charts.information_scatter(table, "t")
+    points = {trace.name: trace for trace in fig.data if trace.mode == "markers"}
+    assert set(points) == {"arith", "factual"} and list(points["arith"].customdata) == ["a1", "a2"]   # no NaN point
+    lines = [trace for trace in fig.data if trace.mode == "lines"]
+    assert [list(line.y) for line in lines] == [[1.1, 1.4], [-2.1, -0.9]]

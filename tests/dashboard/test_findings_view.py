@@ -1,7 +1,7 @@
 """The findings view: forest plot numbers equal the records, sentences are escaped text without HTML entities."""
 import numpy as np
 
-from dashboard.findings_view import finding_sentences, forest_plot, plain_markdown
+from dashboard.findings_view import finding_sentences, forest_plot, plain_markdown, survivors_line
 
 RECORDS = [
     {"name": "correlation.reasoning_vs_factual", "measure": "difference", "effect": 0.036, "ci_low": -0.025,
@@ -35,3 +35,18 @@ def test_sentences_are_escaped_markdown_without_html_entities():
     assert "&#" not in "".join(lines) and "\\[x\\_1\\]" in lines[1] and "\\<b\\>" in lines[2]
     assert lines[1].startswith("- :green-badge[holds]") and lines[2].startswith("- :red-badge[reversed]")
     assert plain_markdown("a*b $c$") == "a\\*b \\$c\\$"
+
+
+def test_adjusted_verdicts_show_as_second_badges_and_survivors():
+    adjusted = [dict(RECORDS[0], adjusted_verdict="not supported", primary=True,
+                     primary_adjusted_verdict="not supported", family_size=3),
+                dict(RECORDS[1], adjusted_verdict="holds", primary=True, primary_adjusted_verdict="holds",
+                     family_size=3),
+                dict(RECORDS[2], adjusted_verdict="not supported", primary=False, family_size=3)]
+    lines = finding_sentences(adjusted)
+    assert lines[1].startswith("- :green-badge[holds] :green-badge[after Holm: holds] "
+                               ":green-badge[headline claim, after Holm: holds] Ratio")
+    assert lines[2].startswith("- :red-badge[reversed] :gray-badge[after Holm: not supported] Reversed")
+    assert survivors_line(adjusted) == (
+        "After Holm over the run's 3 findings, 1 keep their verdict: occurrence.answer. Headline claims "
+        "(correlation.reasoning_vs_factual, occurrence.answer): 1 of 2 keep theirs (occurrence.answer).")

@@ -134,6 +134,12 @@ def test_summaries_and_findings(validated):
     assert top["effect"] == pytest.approx(ekfac["top_beats_all"].mean() - 1 / 5)
     assert "validation.bm25.bottom_below_random" not in records and "validation.identity.bottom_below_random" in records
     assert any(name.startswith("occurrence.") for name in records)           # the other findings are kept
+    assert all("adjusted_verdict" in record for record in records.values())   # Holm over the refreshed records
+    # random sets are token-matched to the run's own top-k sets (precompute.validation_sets.TOKEN_TOLERANCE)
+    from precompute.validation_sets import TOKEN_TOLERANCE
+    target = frame.query("method == 'ekfac' and set == 'top'")["set_tokens"].mean()
+    random_tokens = frame[frame["set"] == "random"].groupby("draw")["set_tokens"].first()
+    assert (abs(random_tokens - target) <= TOKEN_TOLERANCE * target + 1).all(), (random_tokens.tolist(), target)
 
 
 def test_analyze_recomputes_the_validation_summaries(validated, tmp_path):

@@ -98,3 +98,32 @@ def test_method_summary_point_values_and_empty_input():
     assert math.isnan(summary.loc["b", "frac_bottom_below_all"]) and summary.loc["b", "n_queries"] == 1
     empty = vs.summarize(None)
     assert empty["validation_summary"].empty and list(empty["validation_summary"].columns) == vs.SUMMARY_COLUMNS
+
+
+def test_per_token_win_rates_and_exact_intervals():
+    table = vs.per_query(example()).set_index(["method", "query_id"])
+    # per set-token: q1 0.5/12 beats 0.01, 0.02, 0.03; q2 0.4/12 beats 0.0 and 0.0 but not 0.04
+    assert table.loc[("a", "q1"), "top_win_rate_per_token"] == 1.0
+    assert table.loc[("a", "q2"), "top_win_rate_per_token"] == pytest.approx(2 / 3)
+    summary = vs.method_summary(example(), n_boot=200).set_index("method")
+    assert summary.loc["a", "top_win_rate_per_token"] == pytest.approx(5 / 6)
+    # 5 of 6 (query, draw) pairs: Clopper–Pearson from the beta quantiles
+    low, high = summary.loc["a", ["top_win_rate_per_token_exact_low", "top_win_rate_per_token_exact_high"]]
+    assert low == pytest.approx(stats.beta.ppf(0.025, 5, 2)) and high == pytest.approx(stats.beta.ppf(0.975, 6, 1))
+    # the example: 136 of 136 is [97.3%, 100%], not a collapsed [100, 100]
+    assert vs.exact_interval(136, 136) == pytest.approx((0.0 + stats.beta.ppf(0.025, 136, 1), 1.0))
+    assert round(vs.exact_interval(136, 136)[0], 3) == 0.973
+    assert vs.exact_p_value(10, 10, 0.25) == pytest.approx(2 * 0.25 ** 10)
+    assert 0 <= summary.loc["a", "frac_top_beats_all_p"] <= 1
+
+
+def test_share_finding_interval_holds_the_exact_interval():
+    from precompute.analysis.tables.validation import build_findings
+    summary = vs.method_summary(example(), n_boot=200)
+    records = {f.name: f for f in build_findings({"validation_summary": summary,
+                                                  "settings": {"k": 3, "steps": 1, "lr": 0.1}})}
+    top = records["validation.a.top_beats_random"]
+    a = summary.set_index("method").loc["a"]
+    assert top.ci_low == pytest.approx(min(a["frac_top_beats_all_low"], a["frac_top_beats_all_exact_low"]) - 0.25)
+    assert top.ci_high == pytest.approx(max(a["frac_top_beats_all_high"], a["frac_top_beats_all_exact_high"]) - 0.25)
+    assert "exact" in top.text() and top.interval_p >= vs.exact_p_value(1, 2, 0.25)

@@ -32,7 +32,8 @@ QUERY_DOCS = {
     "top_win_rate": "share of random sets the top Δ exceeds (ties ½)",
     "bottom_win_rate": "share of random sets the bottom Δ is below (ties ½)",
     "top_tokens": "tokens in the top-k set", "bottom_tokens": "tokens in the bottom-k set",
-    "random_tokens_mean": "mean tokens in a random k-set"}
+    "random_tokens_mean": "mean tokens in a random k-set",
+    "top_win_rate_per_token": "share of random sets whose Δ per set-token the top Δ per set-token exceeds (ties ½)"}
 STATISTIC_DOCS = {
     "top_delta_mean": "mean top-k Δ over queries", "bottom_delta_mean": "mean bottom-k Δ over queries",
     "random_delta_mean": "mean random Δ over queries and draws",
@@ -41,15 +42,24 @@ STATISTIC_DOCS = {
     "top_win_rate": "mean share of random draws the top-k Δ beats (chance ½)",
     "bottom_win_rate": "mean share of random draws the bottom-k Δ is below (chance ½)",
     "top_z_median": "median over queries of the top-k standardised effect",
-    "bottom_z_median": "median over queries of the bottom-k standardised effect"}
+    "bottom_z_median": "median over queries of the bottom-k standardised effect",
+    "top_win_rate_per_token": "top_win_rate with Δ divided by each set's tokens (a length-free comparison)"}
 SUMMARY_DOCS = {"method": "ranking method", "n_queries": "queries validated with this method",
                 "n_random": "random k-sets (R)", "chance_beats_all": "1 / (R + 1): chance of beating every draw",
                 "random_sd_mean": "mean over queries of the random sets' sd of Δ"}
 for _name, _doc in STATISTIC_DOCS.items():
     SUMMARY_DOCS.update({_name: _doc, f"{_name}_low": f"{_name}: 95% interval, low (crossed bootstrap over "
                          "queries and random draws)", f"{_name}_high": f"{_name}: 95% interval, high"})
+for _name, _null in validation_statistics.NULLS.items():
+    SUMMARY_DOCS[f"{_name}_p"] = (f"{_name}: interval p of no effect ({'chance_beats_all' if _null == 'chance' else _null}"
+                                  "), from the crossed bootstrap")
+for _name, _unit in validation_statistics.EXACT.items():
+    SUMMARY_DOCS.update({f"{_name}_exact_low": f"{_name}: exact Clopper–Pearson 95% interval, low (successes over "
+                         f"{'queries' if _unit == 'queries' else '(query, random set) pairs, ties ½ rounded down'})",
+                         f"{_name}_exact_high": f"{_name}: exact Clopper–Pearson 95% interval, high"})
 SUMMARY_DOCS.update({"top_tokens_mean": "mean tokens in a top-k set",
-                     "random_tokens_mean": "mean tokens in a random set"})
+                     "random_tokens_mean": "mean tokens in a random set (matched to the run's own top-k sets, see "
+                                           "precompute/validation_sets.py)"})
 assert list(QUERY_DOCS) == validation_statistics.QUERY_COLUMNS
 assert list(SUMMARY_DOCS) == validation_statistics.SUMMARY_COLUMNS
 
@@ -88,35 +98,60 @@ def method_findings(row: pd.Series, settings: dict) -> list[Finding]:
     method, k, r = row["method"], settings["k"], int(row["n_random"])
     step = f"{settings['steps']} SGD step(s) at lr {settings['lr']:.3g}"
     chance = float(row["chance_beats_all"])
-    common = dict(paper_direction="greater", measure="difference", p_value=math.nan,
-                  p_value_method="none (interval: crossed bootstrap over queries and random sets)",
+    common = dict(paper_direction="greater", measure="difference", p_value=math.nan, p_value_method="none",
                   n=int(row["n_queries"]))
-    out = [Finding(
-        name=f"{FINDING_PREFIX}{method}.top_beats_random",
-        claim=f"Training ({step}) on a query's top-{k} documents by {method} raises log p(completion) more than "
-              f"all {r} random {k}-document sets, more often than chance.",
-        effect_label=f"share of queries beating every random set minus chance {chance:.3f}",
-        effect=row["frac_top_beats_all"] - chance, ci_low=row["frac_top_beats_all_low"] - chance,
-        ci_high=row["frac_top_beats_all_high"] - chance,
-        parts={"share": row["frac_top_beats_all"], "chance": chance, "win_rate": row["top_win_rate"],
-               "mean_top_delta": row["top_delta_mean"], "mean_random_delta": row["random_delta_mean"]}, **common),
+    tokens = (f"top sets {row['top_tokens_mean']:.0f} tokens on average, random sets {row['random_tokens_mean']:.0f}; "
+              f"win rate per set-token {percent(row, 'top_win_rate_per_token')}")
+    out = [share_finding(
+        row, "top", f"{FINDING_PREFIX}{method}.top_beats_random", chance,
+        f"Training ({step}) on a query's top-{k} documents by {method} raises log p(completion) more than all {r} "
+        f"random {k}-document sets, more often than chance.",
+        {"win_rate": row["top_win_rate"], "win_rate_exact_low": row["top_win_rate_exact_low"],
+         "win_rate_exact_high": row["top_win_rate_exact_high"], "win_rate_per_token": row["top_win_rate_per_token"],
+         "mean_top_delta": row["top_delta_mean"], "mean_random_delta": row["random_delta_mean"],
+         "top_tokens_mean": row["top_tokens_mean"], "random_tokens_mean": row["random_tokens_mean"]},
+        [f"win rate {percent(row, 'top_win_rate')}", tokens], common),
         Finding(
         name=f"{FINDING_PREFIX}{method}.standardised_effect",
         claim=f"A query's top-{k} documents by {method} move its log p(completion) further up than random sets do.",
         effect_label="median (top Δ − mean random Δ) / sd random Δ", effect=row["top_z_median"],
-        ci_low=row["top_z_median_low"], ci_high=row["top_z_median_high"],
-        parts={"bottom_z_median": row["bottom_z_median"]}, **common)]
+        ci_low=row["top_z_median_low"], ci_high=row["top_z_median_high"], interval_p=row["top_z_median_p"],
+        parts={"bottom_z_median": row["bottom_z_median"]}, notes=["interval: crossed bootstrap over queries and "
+                                                                  "random sets"], **common)]
     if not math.isnan(row["frac_bottom_below_all"]):
-        out.append(Finding(
-            name=f"{FINDING_PREFIX}{method}.bottom_below_random",
-            claim=f"Training on a query's bottom-{k} documents by {method} leaves log p(completion) below all {r} "
-                  "random sets, more often than chance.",
-            effect_label=f"share of queries below every random set minus chance {chance:.3f}",
-            effect=row["frac_bottom_below_all"] - chance, ci_low=row["frac_bottom_below_all_low"] - chance,
-            ci_high=row["frac_bottom_below_all_high"] - chance,
-            parts={"share": row["frac_bottom_below_all"], "chance": chance, "win_rate": row["bottom_win_rate"],
-                   "mean_bottom_delta": row["bottom_delta_mean"]}, **common))
+        out.append(share_finding(
+            row, "bottom", f"{FINDING_PREFIX}{method}.bottom_below_random", chance,
+            f"Training on a query's bottom-{k} documents by {method} leaves log p(completion) below all {r} random "
+            "sets, more often than chance.",
+            {"win_rate": row["bottom_win_rate"], "win_rate_exact_low": row["bottom_win_rate_exact_low"],
+             "win_rate_exact_high": row["bottom_win_rate_exact_high"], "mean_bottom_delta": row["bottom_delta_mean"]},
+            [f"win rate {percent(row, 'bottom_win_rate')}"], common))
     return out
+
+
+def percent(row: pd.Series, name: str) -> str:
+    """A share with its exact interval, e.g. "100% [97.3, 100] (exact)"."""
+    return (f"{100 * row[name]:.1f}% [{100 * row[f'{name}_exact_low']:.1f}, {100 * row[f'{name}_exact_high']:.1f}] "
+            "(exact)")
+
+
+def share_finding(row, side, name, chance, claim, parts, notes, common) -> Finding:
+    """Share of queries beating (or below) every random set minus chance. Interval: the crossed bootstrap's,
+    widened to hold the exact Clopper–Pearson interval (a bootstrap of 17/17 collapses to [1, 1]); interval p:
+    the larger of the bootstrap's and the exact binomial one."""
+    column = "frac_top_beats_all" if side == "top" else "frac_bottom_below_all"
+    share, n = float(row[column]), int(row["n_queries"])
+    low = min(row[f"{column}_low"], row[f"{column}_exact_low"])
+    high = max(row[f"{column}_high"], row[f"{column}_exact_high"])
+    exact_p = validation_statistics.exact_p_value(int(round(share * n)), n, chance)
+    return Finding(
+        name=name, claim=claim, effect_label=f"share of queries {'beating' if side == 'top' else 'below'} every "
+                                             f"random set minus chance {chance:.3f}",
+        effect=share - chance, ci_low=low - chance, ci_high=high - chance,
+        interval_p=max(float(row[f"{column}_p"]), exact_p),
+        parts={"share": share, "chance": chance, **parts},
+        notes=["interval: crossed bootstrap over queries and random sets, widened to the exact binomial interval",
+               *notes], **common)
 
 
 def build_findings(tables: dict) -> list[Finding]:
