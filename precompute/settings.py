@@ -70,6 +70,11 @@ class Settings:
             raise UserInputError(f"--token-topk must be >= 0, got {self.token_topk}")
         if self.index is not None and self.module_shards > 1:
             raise UserInputError("--index needs every module's factors on one rank: use --module-shards 1")
+        if self.module_shards > 1:
+            from engine.distributed import rank_and_world
+            world = rank_and_world()[1]
+            if world % self.module_shards:
+                raise UserInputError(f"--module-shards {self.module_shards} must divide the number of ranks ({world})")
         budget = None if self.memory_budget is None else parse_bytes(self.memory_budget, "--memory-budget")
         return replace(self, damping=damping, query_rank=parse_query_rank(self.query_rank), memory_budget=budget)
 

@@ -4,6 +4,7 @@ import json
 import os
 
 import numpy as np
+import pandas as pd
 import pytest
 import torch
 
@@ -13,6 +14,7 @@ from engine.factors import (FactorArguments, Factors, factor_bytes, fit_factors,
 from engine.model import find_tracked_modules, load_model
 from engine.precondition import QueryArguments, precondition, query_gradients
 from engine.scoring import score_documents, within_budget
+from precompute.errors import UserInputError
 from precompute.settings import Settings
 from tests.precompute.conftest import corpus_rows, query_rows
 
@@ -113,7 +115,17 @@ def test_query_batches_within_the_memory_budget_give_the_same_scores(world):
         within_budget(pq, per_query - 1)
 
 
-def run_sharded(rank: int, world_size: int, init_file: str, settings: Settings) -> None:
+def test_module_shards_that_do_not_divide_the_ranks_are_one_line(world, tmp_path):
+    from precompute.__main__ import main
+
+    assert main(["fit", "--model", world["model"], "--corpus", world["corpus"], "--out", str(tmp_path / "run"),
+                 "--module-shards", "2"]) == 2                   # one process: 2 shards cannot divide 1 rank
+    assert not os.path.exists(tmp_path / "run" / "manifest.json")   # refused before anything was written
+    with pytest.raises(UserInputError, match="--memory-budget"):
+        Settings(memory_budget="lots").checked()
+
+
+def run_sharded(rank: int, world_size: int, init_file: str, values: dict) -> None:
     """Child process: `run` under gloo with the factors split over all ranks."""
     import torch.distributed as dist
 
@@ -121,7 +133,7 @@ def run_sharded(rank: int, world_size: int, init_file: str, settings: Settings) 
 
     torch.set_num_threads(1)                                      # forked: no OpenMP pool shared with the parent
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
-    run_command(settings, "test", progress=False)                 # destroys the process group at the end
+    run_command(Settings(**values).checked(), "test", progress=False)   # destroys the process group at the end
 
 
 @pytest.mark.slow
@@ -131,12 +143,13 @@ def test_module_sharded_runs_on_two_and_three_gloo_ranks_equal_one_process(world
     from precompute.commands import run_command
 
     def settings(out, **extra):
-        return Settings(model=world["model"], corpus=world["corpus"], queries=world["queries"], out=str(out),
-                        **SHARD_SETTINGS, **extra).checked()
+        return dict(model=world["model"], corpus=world["corpus"], queries=world["queries"], out=str(out),
+                    **SHARD_SETTINGS, **extra)
 
-    run_command(settings(tmp_path / "single"), "test", progress=False)
+    run_command(Settings(**settings(tmp_path / "single")).checked(), "test", progress=False)
     single = {name: np.load(tmp_path / "single" / name) for name in ("scores.npy", "doc_grad_norms.npy")}
     manifest = json.load(open(tmp_path / "single" / "manifest.json"))
+    single_tokens = pd.read_parquet(tmp_path / "single" / "token_scores.parquet")
     for n in (2, 3):
         out = tmp_path / f"shards{n}"
         mp.start_processes(run_sharded, args=(n, str(tmp_path / f"init{n}"), settings(out, module_shards=n)),
@@ -147,6 +160,9 @@ def test_module_sharded_runs_on_two_and_three_gloo_ranks_equal_one_process(world
         for name, expected in single.items():
             got = np.load(out / name)
             assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max(), name
+        tokens = pd.read_parquet(out / "token_scores.parquet")            # rank 0 gathered every module's queries
+        pd.testing.assert_frame_equal(tokens.drop(columns="score"), single_tokens.drop(columns="score"))
+        np.testing.assert_allclose(tokens.score, single_tokens.score, rtol=1e-4, atol=1e-6 * single_tokens.score.abs().max())
         meta = json.load(open(out / "factors" / "meta.json"))
         sizes = {name: os.path.getsize(out / "factors" / name) for name in meta["files"]}
         assert len(sizes) == n and not os.path.exists(out / "factors" / "factors.safetensors")
