@@ -5,9 +5,10 @@ document range into RUN/chunks/ (atomically); the same command run again re-uses
 chunk, and ends with the same scores. Streaming: a chunk's documents are tokenized only when that chunk is
 scored; the chunk keeps their token counts and truncation flags, which rank 0 assembles for documents.parquet,
 the manifest counts and the one truncation warning. Distributed: chunks are dealt to ranks in contiguous blocks,
-factor statistics are all-reduced by the engine, rank 0 writes the files. With --index (settings.index) the
-same forward+backward also compresses every document's gradient: the chunks carry the vectors and rank 0
-finishes RUN/index/ from them (precompute/index.py) right after the score files.
+factor statistics are all-reduced by the engine, rank 0 writes the files; with --module-shards K the ranks also
+split the factors by module and K ranks score each chunk for their modules (precompute/factor_shards.py). With
+--index (settings.index) the same forward+backward also compresses every document's gradient: the chunks carry
+the vectors and rank 0 finishes RUN/index/ from them (precompute/index.py) right after the score files.
 """
 from __future__ import annotations
 
