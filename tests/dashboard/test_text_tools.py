@@ -2,6 +2,7 @@
 the query table, verbatim spans, highlights."""
 import itertools
 import json
+import time
 from pathlib import Path
 
 import numpy as np
@@ -74,6 +75,28 @@ def test_filter_expressions_match_pandas(table, expression, expected):
 def test_filter_expressions_refuse_anything_else(table, expression, message):
     with pytest.raises(FilterError, match=message):
         filter_rows(table, expression)
+
+
+@pytest.mark.parametrize("expression, message", [
+    ('contains(prompt, "a" * 9999999999)', "arithmetic needs numbers"),
+    ("+".join(["1"] * 200_000) + " > nats", "longer than 2,000 characters"),
+    ("+".join(["nats"] * 300) + " > 1", "nests deeper than 40 levels"),
+    ("not " * 60 + "nats", "nests deeper than 40 levels"),
+    ('prompt * 100000 == "a"', "arithmetic needs numbers"), ("[1] * 999999999 == nats", "arithmetic needs numbers"),
+    ("nats > 1e400", "a number larger than"), ("nats < -99999999999999999999", "a number larger than"),
+    ('contains(prompt, "' + "a" * 501 + '")', "a text longer than 500"),
+    ("nats in [" + ", ".join(["1"] * 201) + "]", "a list of more than 200 items"),
+])
+def test_hostile_shared_url_expressions_are_refused_without_work(table, expression, message):
+    started = time.perf_counter()
+    with pytest.raises(FilterError, match=message):
+        filter_rows(table, expression)
+    assert time.perf_counter() - started < 0.5
+
+
+def test_expressions_within_the_limits_still_work(table):
+    assert filter_rows(table, "+".join(["nats"] * 30) + " >= 30")["id"].tolist() == ["b", "c"]
+    assert filter_rows(table, 'contains(prompt, "' + "x" * 10 + '") or nats * 2 > 3.5')["id"].tolist() == ["b"]
 
 
 def test_query_table_filters_and_sorts(table):
