@@ -20,6 +20,8 @@ import threading
 import time
 import traceback
 
+from precompute.threads import add_threads_flag, use_threads
+
 log = logging.getLogger("precompute.ask_worker")
 PARENT_POLL_S = 1.0
 
@@ -104,14 +106,16 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cpu", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--model", default=None)
     parser.add_argument("--parent", type=int, default=None, help="also exit when this PID ends")
+    add_threads_flag(parser, default=1)   # one thread: the worker runs beside the dashboard and other jobs
     args = parser.parse_args(argv)
+    threads = use_threads(args.threads)
     channel = Channel()
     watch_parent(args.parent)
     logging.basicConfig(level=logging.INFO, stream=sys.stderr, format="%(asctime)s %(name)s: %(message)s")
     from engine.errors import EngineInputError
     from precompute.errors import UserInputError
 
-    channel.send({"event": "progress", "message": "starting (loading torch)"})
+    channel.send({"event": "progress", "message": f"starting (loading torch; {threads} intra-op thread(s))"})
     try:
         from precompute.ask import Asker
         asker = Asker(args.run, args.model, args.device,

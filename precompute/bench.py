@@ -24,6 +24,7 @@ from engine.model import find_tracked_modules, load_model, resolve_device
 from engine.precondition import QueryArguments
 from engine.query_stream import preconditioned_queries
 from engine.scoring import low_rank_flops, materialise_flops, score_documents
+from precompute.threads import add_threads_flag, use_threads
 
 DEFAULT_MODEL = os.path.join("data", "model")
 
@@ -46,6 +47,7 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--unsorted", action="store_true", help="batch in corpus order (default: sorted by length)")
     parser.add_argument("--peak-tflops", type=float, default=None,
                         help="the device's peak TFLOP/s in this dtype: also print the achieved fraction of it")
+    add_threads_flag(parser)
     return parser.parse_args(argv)
 
 
@@ -214,6 +216,7 @@ def throughput_line(params: int, n_tokens: int, base_s: float, score_s: float, p
 
 def main(argv: list[str]) -> int:
     args = parse_args(argv)
+    use_threads(args.threads)
     try:
         run(args)
     except EngineInputError as error:
