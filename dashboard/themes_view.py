@@ -122,6 +122,10 @@ def _terms_chart(run: Run, scope: str, key: str, kind: str, comparison: str, dep
                           key="queries.terms", name=f"terms_{scope}_{key}_{COMPARISONS[comparison]}_{depth}",
                           selectable=True)
     _chosen_term(event, terms_shown)
+    with st.expander("Terms as a table"):
+        widgets.table(found.head(200), key="queries.terms_table",
+                      name=f"terms_{scope}_{key}_{COMPARISONS[comparison]}_{depth}",
+                      column_config={c: st.column_config.NumberColumn(format="%.3f") for c in ("log_odds", "z")})
     return terms_shown
 
 
