@@ -62,12 +62,25 @@ def _segments(text: str):
     yield start, len(text)
 
 
+SHORT_VALUE_CHARS = 2  # values this short ("1", "22") occur almost anywhere: marked only where stated as a result
+STATED_RESULT = re.compile(r"(?:=|≈|\banswer(?: is)?:?|\b(?:is|equals|was|are))\s*\**\s*$", re.IGNORECASE)
+
+
+def stated_as_result(text: str, start: int) -> bool:
+    """Does the text right before `start` state a result ("= ", "answer is ", "is ", "equals ")?"""
+    return STATED_RESULT.search(text[max(0, start - 20):start]) is not None
+
+
 def target_marks(text: str, targets: list[tuple[str, str]], context: list[str]) -> list[Mark]:
-    """Where each (name, value) target occurs in `text`. name: `answer`, `step_N` or `model_answer`."""
+    """Where each (name, value) target occurs in `text`. name: `answer`, `step_N` or `model_answer`. A value of
+    at most SHORT_VALUE_CHARS characters is marked only where stated as a result (`stated_as_result`): a bare
+    "1" in a document says nothing about the query."""
     marks = []
     context_segments = [(a, b) for a, b in _segments(text) if all(contains_value(text[a:b], t) for t in context)]
     for name, value in targets:
         for found in value_pattern(value).finditer(text):
+            if len(value) <= SHORT_VALUE_CHARS and not stated_as_result(text, found.start()):
+                continue
             if name == "answer":
                 inside = any(a <= found.start() and found.end() <= b for a, b in context_segments)
                 kind, title = ("answer", f"answer {value} in the query's context") if inside else (

@@ -161,16 +161,28 @@ def test_a_span_repeating_itself_links_each_document_window_once():
 
 
 def test_target_marks_tell_in_context_from_bare_answers():
-    text = "Line 5 + 3 = 8 here.\nAlso 8 apples and 58 pears; 5 and 8."
-    marks = highlight.target_marks(text, [("answer", "8"), ("step_1", "5")], context=["5", "3"])
+    text = "Line 5 + 3 = 8 here.\nAlso 8 apples and 58 pears; the total is 8. Then y = 5 and 5 more; 1844 and 1844."
+    marks = highlight.target_marks(text, [("answer", "8"), ("step_1", "5"), ("model_answer", "1844")],
+                                   context=["5", "3"])
     answers = [(m.start, m.kind) for m in marks if m.kind.startswith("answer")]
-    assert answers == [(13, "answer"), (26, "answer-bare"), (55, "answer-bare")]  # "58" is not an 8
-    assert [text[m.start:m.end] for m in marks if m.kind == "step"] == ["5", "5"]
-    assert highlight.badges(marks) == ["answer in context", "answer (anywhere)", "step 1"]
+    # "= 8" in context; "Also 8 apples" not stated as a result (a one-character value), "58" is not an 8
+    assert answers == [(text.index("= 8") + 2, "answer"), (text.index("is 8") + 3, "answer-bare")]
+    assert [m.start for m in marks if m.kind == "step"] == [text.index("y = 5") + 4]     # not "Line 5", "5 more"
+    assert [m.start for m in marks if m.kind == "model"] == [text.index("1844"), text.rindex("1844")]  # 4 chars
+    assert highlight.badges(marks) == ["answer in context", "answer (anywhere)", "model answer", "step 1"]
+
+
+def test_short_values_are_marked_only_where_stated_as_a_result():
+    for before, stated in [("x = ", True), ("The answer is ", True), ("answer: ", True), ("slope is **", True),
+                           ("page ", False), ("(", False), ("", False), ("chapter 1, ", False)]:
+        text = before + "12 and more"
+        found = highlight.target_marks(text, [("answer", "12")], context=[])
+        assert bool(found) is stated, before
+        assert highlight.stated_as_result(text, len(before)) is stated
 
 
 def test_render_escapes_and_shades_tokens():
-    tokens = ["<b>", "8", " ok"]
+    tokens = ["<b>", "= 8", " ok"]
     text, layout = highlight.token_layout(tokens, np.array([2.0, -1.0, 0.0]))
     marks = highlight.target_marks(text, [("answer", "8")], context=[])
     rendered = highlight.render(text, marks, layout, scale=2.0)
