@@ -38,7 +38,8 @@ FINDING_FIELDS = {
                "`not supported` (interval contains the null, or undefined)",
     "interval_p": "two-sided p of no effect read off the bootstrap distribution: the smallest α at which the "
                   "verdict's interval excludes the null (so `verdict` is not `not supported` exactly when "
-                  "interval_p < 0.05); what the multiplicity adjustment uses",
+                  "interval_p < 0.05); what the multiplicity adjustment uses. For a producer that gives none, a "
+                  "normal approximation read off its interval (statistics.p_from_interval)",
     "primary": "whether the record is one of the paper's headline claims (the primary family: "
                + ", ".join(f"`{name}`" for name in statistics.PRIMARY_FINDINGS) + ")",
     "family_size": "findings with an interval p in the run: the Holm family",

@@ -283,11 +283,13 @@ def adjust_for_multiplicity(records: list[dict], alpha: float = ALPHA) -> list[d
     once over all the run's records (`holm_p`, `adjusted_verdict`) and once within the primary family of the
     paper's headline claims (PRIMARY_FINDINGS: `primary_holm_p`, `primary_adjusted_verdict`; null for other
     records). Records without an interval p (undefined interval) count as not supported and stay out of the
-    family; a record from a producer that sets no `interval_p` enters with its `p_value`. Returns new records with
-    the fields set and `text` rewritten."""
+    family; a record from a producer that sets no `interval_p` gets p_from_interval. Returns new records with the
+    fields set and `text` rewritten."""
     records = [dict(record) for record in records]
-    interval_p = [_float(record.get("interval_p") if record.get("interval_p") is not None else record.get("p_value"))
-                  for record in records]
+    for record in records:
+        if record.get("interval_p") is None:
+            record["interval_p"] = _json_number(p_from_interval(record))
+    interval_p = [_float(record.get("interval_p")) for record in records]
     primary = [record.get("name") in PRIMARY_FINDINGS for record in records]
     everything = holm_adjusted(interval_p)
     among_primary = holm_adjusted([p if chosen else math.nan for p, chosen in zip(interval_p, primary)])
@@ -302,6 +304,26 @@ def adjust_for_multiplicity(records: list[dict], alpha: float = ALPHA) -> list[d
                       if chosen else None)
         record["text"] = finding_text(record)
     return records
+
+
+def p_from_interval(record: dict, alpha: float = ALPHA) -> float:
+    """A record's interval p when its producer gives none: a normal approximation read off the interval itself
+    (Altman & Bland 2011, "How to obtain the P value from a confidence interval"), with the standard error from
+    the half of the interval that faces the null (ratios on the log scale), so p < alpha exactly when the
+    interval excludes the null."""
+    effect, low, high = (_float(record.get(key)) for key in ("effect", "ci_low", "ci_high"))
+    null = 1.0 if record.get("measure") == "ratio" else 0.0
+    if record.get("measure") == "ratio":
+        if not (effect > 0 and low > 0 and high > 0):
+            return math.nan
+        effect, low, high, null = math.log(effect), math.log(low), math.log(high), 0.0
+    if not all(np.isfinite(v) for v in (effect, low, high)):
+        return math.nan
+    half = (effect - low) if effect >= null else (high - effect)
+    if half <= 0:
+        return 1.0 if effect == null else 0.0
+    z = abs(effect - null) / (half / stats.norm.ppf(1 - alpha / 2))
+    return float(2 * stats.norm.sf(z))
 
 
 def _float(value) -> float:

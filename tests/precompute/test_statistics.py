@@ -224,3 +224,19 @@ def test_adjusted_verdicts_follow_holm_over_the_run_and_the_primary_family():
     assert by_name["other.b"]["adjusted_verdict"] == "not supported" and by_name["other.b"]["primary"] is False
     assert by_name["other.b"]["primary_holm_p"] is None and by_name[primary[0]]["family_size"] == 4
     assert "After Holm over the run's 4 findings: holds" in by_name[primary[0]]["text"]
+
+
+def test_p_from_interval_matches_the_interval_and_a_normal_mean():
+    # a symmetric normal interval: mean 0.3, se 0.1 -> z = 3, p = 2 Φ(-3)
+    record = {"effect": 0.3, "ci_low": 0.3 - 1.959964 * 0.1, "ci_high": 0.5, "measure": "difference"}
+    assert statistics.p_from_interval(record) == pytest.approx(2 * stats.norm.sf(3.0), rel=1e-5)
+    for low, high in ((0.01, 0.9), (-0.01, 0.9), (-0.5, -0.02)):
+        p = statistics.p_from_interval({"effect": (low + high) / 2, "ci_low": low, "ci_high": high,
+                                        "measure": "difference"})
+        assert (p < 0.05) == (low > 0 or high < 0)
+    ratio = statistics.p_from_interval({"effect": 2.0, "ci_low": 1.0, "ci_high": 5.0, "measure": "ratio"})
+    assert ratio == pytest.approx(0.05)                  # the interval touches the null: p = alpha
+    adjusted = statistics.adjust_for_multiplicity([{**record, "name": "lds.x", "claim": "C.", "effect_label": "e",
+                                                    "n": 5, "verdict": "holds", "p_value": None}])[0]
+    assert adjusted["interval_p"] == pytest.approx(2 * stats.norm.sf(3.0), rel=1e-5)
+    assert adjusted["adjusted_verdict"] == "holds"
