@@ -330,12 +330,13 @@ def _float(value) -> float:
     return math.nan if value is None else float(value)
 
 
-def _number(value) -> str:
+def number_text(value) -> str:
+    """A number to 3 significant digits for sentences; "undefined" for None or NaN."""
     return "undefined" if value is None or not np.isfinite(value) else f"{value:.3g}"
 
 
 def _p_text(value) -> str:
-    return f"< {P_FLOOR:.0e}" if value <= P_FLOOR else f"= {_number(value)}"
+    return f"< {P_FLOOR:.0e}" if value <= P_FLOOR else f"= {number_text(value)}"
 
 
 def finding_text(record: dict) -> str:
@@ -344,8 +345,8 @@ def finding_text(record: dict) -> str:
     tests."""
     effect = _float(record.get("effect"))
     unit = "×" if record.get("measure") == "ratio" and np.isfinite(effect) else ""
-    text = (f"{record['claim']} Measured: {record['effect_label']} = {_number(effect)}{unit} (95% CI "
-            f"{_number(_float(record.get('ci_low')))} to {_number(_float(record.get('ci_high')))}; "
+    text = (f"{record['claim']} Measured: {record['effect_label']} = {number_text(effect)}{unit} (95% CI "
+            f"{number_text(_float(record.get('ci_low')))} to {number_text(_float(record.get('ci_high')))}; "
             f"{record.get('n')} queries). Verdict: {record['verdict']}")
     interval_p = _float(record.get("interval_p"))
     text += f" (p {_p_text(interval_p)} for no effect, from the bootstrap)." if np.isfinite(interval_p) else "."

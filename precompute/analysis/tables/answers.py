@@ -20,6 +20,7 @@ from scipy import stats
 from precompute.analysis import occurrence, statistics
 from precompute.analysis.registry import findings, row_statistic, table
 from precompute.analysis.statistics import Finding
+from precompute.analysis.statistics import number_text as number
 
 OCCURRENCE_KS = (50, 100, 500)
 KINDS = ("answer", "answer_in_context", "step")
@@ -286,7 +287,7 @@ def occurrence_finding(ctx, kind, claim, sums, groups, k) -> Finding:
                "enrichment_ratio": ratio, "enrichment_ratio_ci_low": float(beside_low[0]),
                "enrichment_ratio_ci_high": float(beside_high[0])},
         notes=[f"basis: what the model completed; k = {k}",
-               f"AUC (whole ranking), reasoning minus factual: {auc_difference:.3g} [{beside_low[1]:.3g}, "
-               f"{beside_high[1]:.3g}]",
-               f"raw enrichment ratio, reasoning ÷ factual: {ratio:.3g}× [{beside_low[0]:.3g}, {beside_high[0]:.3g}] "
-               "(descriptive only: each target's enrichment is capped at D/M)"])
+               f"AUC (whole ranking), reasoning minus factual: {number(auc_difference)} [{number(beside_low[1])}, "
+               f"{number(beside_high[1])}]",
+               f"raw enrichment ratio, reasoning ÷ factual: {number(ratio)}× [{number(beside_low[0])}, "
+               f"{number(beside_high[0])}] (descriptive only: each target's enrichment is capped at D/M)"])

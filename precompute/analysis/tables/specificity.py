@@ -16,6 +16,7 @@ import pandas as pd
 from precompute.analysis import ranking, statistics
 from precompute.analysis.registry import findings, table
 from precompute.analysis.statistics import Finding
+from precompute.analysis.statistics import number_text as number
 from precompute.analysis.tables.ground_truth import counts_of, ground_truth_ks, procedure_masks
 
 INFLUENCE, BM25 = "influence", "bm25"
@@ -129,9 +130,9 @@ def specificity_finding(ctx, task, rows, counts, bases) -> Finding:
         parts = {"bm25_specificity": float(point[1]), "bm25_specificity_ci_low": float(side_low[1]),
                  "bm25_specificity_ci_high": float(side_high[1]), "influence_over_bm25": float(point[2]),
                  "influence_over_bm25_ci_low": float(side_low[2]), "influence_over_bm25_ci_high": float(side_high[2])}
-        notes = [f"BM25 (prompt + completion): own ÷ mean-other {point[1]:.3g} [{side_low[1]:.3g}, "
-                 f"{side_high[1]:.3g}]; influence ÷ BM25 specificity {point[2]:.3g} [{side_low[2]:.3g}, "
-                 f"{side_high[2]:.3g}] (above 1: influence is more procedure-specific than text overlap)"]
+        notes = [f"BM25 (prompt + completion): own ÷ mean-other {number(point[1])} [{number(side_low[1])}, "
+                 f"{number(side_high[1])}]; influence ÷ BM25 specificity {number(point[2])} [{number(side_low[2])}, "
+                 f"{number(side_high[2])}] (above 1: influence is more procedure-specific than text overlap)"]
     own_point = by_ranking[INFLUENCE](*weights)
     parts.update({f"ratio_{procedure}": float(value) for procedure, value in zip(counts[INFLUENCE], own_point)})
     return Finding(
