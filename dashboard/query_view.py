@@ -15,6 +15,7 @@ from dashboard.correctness import is_correct, model_answer, reference_answer, sa
 from dashboard.query_table import correctness_label
 from dashboard.run import SCORE_KINDS, token_scores
 from dashboard.text_match import context_terms, query_targets
+from precompute.analysis.tables.ground_truth import KIND_COLUMN
 
 
 @st.cache_data(show_spinner=False, max_entries=32)
@@ -216,6 +217,15 @@ def token_note(run, tokens) -> str:
             "documents by raw score only.")
 
 
+def ground_truth_kind(run, column: int) -> str:
+    """The document's ground-truth `kind` (the demo corpus: e.g. `procedure:slope`, `distractor:...`), "" when the
+    corpus has no such column or no value for the document."""
+    if KIND_COLUMN not in run.documents.columns:
+        return ""
+    value = run.documents[KIND_COLUMN].iloc[column]
+    return "" if pd.isna(value) or not str(value).strip() else str(value)
+
+
 def document_cards(run, query: dict, shown: list[Card], kind_label: str, tokens, linking: Linking,
                    extra_marks=None, footer=None) -> None:
     """Cards for ranked documents of one query; `extra_marks(text)` adds highlights (e.g. a chosen term),
@@ -234,6 +244,7 @@ def document_cards(run, query: dict, shown: list[Card], kind_label: str, tokens,
         widgets.document_card(rank=card.rank, doc_id=card.doc_id, score=card.score, score_label=kind_label,
                               source=str(run.doc_sources[card.column]), text=card.text, marks_for=marks_for,
                               tokens=card.tokens, token_note=note, key=f"queries.{card.side}.{card.rank}",
-                              corpus_rank=published_view.rank_note(run, row, card.column, kind))
+                              corpus_rank=published_view.rank_note(run, row, card.column, kind),
+                              ground_truth=ground_truth_kind(run, card.column))
         if footer is not None:
             footer(card)

@@ -125,8 +125,10 @@ def score_definitions(kind_label: str | None = None) -> None:
 
 
 def document_card(*, rank: int, doc_id: str, score: float, score_label: str, source: str, text: str,
-                  marks_for, tokens: Tokens | None, token_note: str, key: str, corpus_rank: str = "") -> None:
-    """A bordered card for one ranked document: rank, score, source, badges, text with highlights.
+                  marks_for, tokens: Tokens | None, token_note: str, key: str, corpus_rank: str = "",
+                  ground_truth: str = "") -> None:
+    """A bordered card for one ranked document: rank, score, source, ground-truth kind (the documents' `kind`
+    column, when the corpus has one), badges, text with highlights.
 
     `marks_for(text)` gives the highlights of a shown text; with `tokens` the text is the per-token heatmap
     (with its colour legend), else the text's first PREVIEW_CHARS characters and `token_note` says why."""
@@ -144,14 +146,20 @@ def document_card(*, rank: int, doc_id: str, score: float, score_label: str, sou
             marks = highlight.clipped(full_marks, len(shown_text))
             body = highlight.render(shown_text + ("…" if long else ""), marks) + (
                 f'<div class="ie-key">{html.escape(token_note)}</div>')
-        badge_text = " ".join(f":green-badge[{markdown_text(b)}]" for b in highlight.badges(full_marks))
-        st.markdown(f"**#{rank}** · {score_label} **{score:+.4g}** · :gray-badge[{markdown_text(source)}] "
-                    f"{badge_text}" + (f" · {markdown_text(corpus_rank)}" if corpus_rank else ""))  # imported runs
+        st.markdown(f"**#{rank}** · {score_label} **{score:+.4g}** · {card_badges(source, full_marks, ground_truth)}"
+                    + (f" · {markdown_text(corpus_rank)}" if corpus_rank else ""))  # imported runs
         st.markdown(body, unsafe_allow_html=True)
         if shown_text.strip() != text.strip():  # the card shows less (long or truncated document) or other text
             with st.expander("Full text"):
                 st.markdown(highlight.render(text, full_marks), unsafe_allow_html=True)
         pages.link("documents", f"document {doc_id}", doc=doc_id)
+
+
+def card_badges(source: str, marks: list, ground_truth: str = "") -> str:
+    """A card's badges: its source, its ground-truth kind when known, then what the marks found."""
+    found = " ".join(f":green-badge[{markdown_text(b)}]" for b in highlight.badges(marks))
+    kind = f":blue-badge[kind {markdown_text(ground_truth)}] " if ground_truth else ""
+    return f":gray-badge[{markdown_text(source)}] {kind}{found}"
 
 
 def markdown_text(text: str) -> str:

@@ -12,6 +12,7 @@ from dashboard.query_filter import FilterError
 from dashboard.run import current_run, document_texts
 from dashboard import validation_view
 
+CHOSEN = "queries.q_chosen"  # a query was chosen this run (row or select box): it stays open whatever the filter
 SORTABLE = ["id", "task", "correct", "nats", "n_completion_tokens", "answer", "model_answer"]
 FILTER_HELP = ("Over the table's columns, e.g. `task == \"slope\" and not correct`, `nats > 2`, "
                "`answer in [\"3\", \"5\"]`, `contains(completion, \"slope\")`, `len(prompt) > 40`. "
@@ -62,7 +63,26 @@ def _query_list(table, shown) -> None:
     chosen = widgets.chosen_row(event, "queries.table")
     if chosen is not None:
         st.session_state["queries.q"] = str(shown["id"].iloc[chosen])
+        st.session_state[CHOSEN] = True
         st.session_state.pop("queries.span", None)
+
+
+def _opened_query(table, shown) -> str:
+    """The query shown below the table: the one chosen (a row, the select box, or `?q=` in the URL), else the first
+    row of the filtered table, so that the table and the opened query agree; a chosen query outside the filter
+    says so."""
+    ids = table["id"].tolist()
+    first = str(shown["id"].iloc[0]) if len(shown) else ids[0]
+    if "q" not in st.query_params and not st.session_state.pop(CHOSEN, False):
+        st.session_state["queries.q"] = first        # nothing chosen: follow the filter
+    labels = dict(zip(table["id"], table["task"] + " · " + table["id"] + " · " + table["prompt"].str[:90]))
+    query_id = url_state.bound(st.selectbox, "Query", key="queries.q", param="q", default=first, options=ids,
+                               what="query", format_func=labels.get,
+                               on_change=lambda: st.session_state.update({CHOSEN: True}))
+    if len(shown) and query_id not in set(shown["id"]):
+        st.info(f"The opened query {widgets.markdown_text(query_id)} is outside the filter above ({len(shown):,} "
+                f"rows); choose a row to open one of them.", icon=":material/filter_alt:")
+    return query_id
 
 
 def render() -> None:
@@ -73,10 +93,7 @@ def render() -> None:
     shown = _filters(table)
     _query_list(table, shown)
 
-    ids = table["id"].tolist()
-    labels = dict(zip(table["id"], table["task"] + " · " + table["id"] + " · " + table["prompt"].str[:90]))
-    query_id = url_state.bound(st.selectbox, "Query", key="queries.q", param="q", default=ids[0], options=ids,
-                               what="query", format_func=labels.get)
+    query_id = _opened_query(table, shown)
     kinds = list(score_help.SCORE_KINDS)
     left, right = st.columns([2, 1])
     kind_label = url_state.bound(left.radio, "Score", key="queries.score", param="score", default=kinds[0],

@@ -117,6 +117,24 @@ def test_queries_page_follows_url_and_switches(app_args, run_dir):
     assert "score" not in at.query_params  # defaults stay out of the URL
 
 
+def test_the_opened_query_agrees_with_the_filtered_table(app_args, run_dir):
+    """Without a chosen query the first filtered row opens; a chosen one outside the filter says so."""
+    app_args(run_dir)
+    at = open_page("queries")
+    tasks = at.dataframe[0].value["task"]
+    task = sorted(set(tasks))[-1]
+    by_key(at.selectbox, "queries.task").set_value(task).run()
+    assert_clean(at)
+    listed = at.dataframe[0].value
+    assert set(listed["task"]) == {task} and by_key(at.selectbox, "queries.q").value == listed["id"].iloc[0]
+    assert "q" not in at.query_params and not at.info
+    outside, other_task = listed["id"].iloc[0], sorted(set(tasks))[0]
+    assert other_task != task
+    other = open_page("queries", task=other_task, q=outside)
+    assert by_key(other.selectbox, "queries.q").value == outside
+    assert any(f"opened query {outside} is outside the filter" in i.value for i in other.info)
+
+
 def test_cards_without_token_scores_are_named(app_args, run_dir):
     """The synthetic run has token scores for each query's raw top and bottom 50: every raw card has its heatmap;
     a gradient-normalised ranking shows other documents too, and the page says which cards lack them."""
