@@ -3,8 +3,8 @@
 The question's completion gradient is preconditioned exactly as the run's scoring did (its factors, damping and
 query rank), projected with the index's Π, and the index is searched for the most positive and most negative
 documents (faiss candidates re-scored against the stored vectors). The first few documents per side are then
-re-run to get their exact score and per-token split (engine.scoring.token_scores), as the run's
-token_scores.parquet holds for its own queries. `Asker` keeps everything loaded; the dashboard's worker
+re-run, in one batched pass, for their exact score and per-token split (engine.scoring.split_by_token), as the
+run's token_scores.parquet holds for its own queries. `Asker` keeps everything loaded; the dashboard's worker
 (precompute/ask_worker.py) uses it for every question.
 """
 from __future__ import annotations
@@ -23,7 +23,7 @@ from precompute.run_model import open_run_model, read_documents
 log = logging.getLogger("precompute")
 DEFAULT_TOP = 50
 DEFAULT_TOKEN_DOCS = 10
-DEFAULT_NEW_TOKENS = 32
+DEFAULT_NEW_TOKENS = 256     # the cap of a generated completion; it ends earlier at eos or a blank line
 PREVIEW = 60
 
 
@@ -32,7 +32,8 @@ def add_ask_flags(parser) -> None:
     parser.add_argument("--prompt", required=True, help="the question's prompt")
     parser.add_argument("--completion", default=None, help="the completion whose likelihood is explained")
     parser.add_argument("--generate", action="store_true", help="use the model's greedy completion of the prompt")
-    parser.add_argument("--max-new-tokens", type=int, default=DEFAULT_NEW_TOKENS, help="with --generate")
+    parser.add_argument("--max-new-tokens", type=int, default=DEFAULT_NEW_TOKENS,
+                        help="with --generate: the cap; the completion ends earlier at eos or a blank line")
     parser.add_argument("--top", type=int, default=DEFAULT_TOP, help="documents per side")
     parser.add_argument("--token-docs", type=int, default=DEFAULT_TOKEN_DOCS,
                         help="documents per side re-run for their exact score and per-token split")
@@ -66,14 +67,16 @@ class Asker:
     def count_tokens(self, text: str, special: bool) -> int:
         return len(self.context.session.tokenizer(text, add_special_tokens=special)["input_ids"])
 
-    def generate(self, prompt: str, max_new_tokens: int) -> str:
-        """The model's greedy completion (engine.generate), within the run's max_length."""
-        from engine.generate import greedy_completions
+    def generate(self, prompt: str, max_new_tokens: int) -> tuple[str, dict]:
+        """The model's greedy completion (engine.generate) to the end of its answer — eos, a blank line, or the cap
+        of `max_new_tokens` within the run's max_length — and {"ended": which, "cap": tokens}."""
+        from engine.generate import greedy_answers
 
-        room = self.max_length - self.count_tokens(prompt, special=True)
+        cap = max(1, min(max_new_tokens, self.max_length - self.count_tokens(prompt, special=True)))
         session = self.context.session
-        return greedy_completions(session.model, session.tokenizer, [prompt], max(1, min(max_new_tokens, room)),
-                                  batch_size=1, progress=False)[0]
+        answer = greedy_answers(session.model, session.tokenizer, [prompt], cap, batch_size=1, progress=False,
+                                stop_at_blank_line=True)[0]
+        return answer.text, {"ended": answer.ended, "cap": cap}
 
     def check_question(self, prompt: str, completion: str | None, generate: bool) -> None:
         if not isinstance(prompt, str) or not prompt.strip():
@@ -100,15 +103,19 @@ class Asker:
         n_completion = sum(label != -100 for label in tokens[0].labels)
         return pq, float(nats[0]), int(n_completion)
 
-    def token_split(self, pq, doc_index: int) -> tuple[list[str], np.ndarray]:
+    def token_splits(self, pq, doc_indices: list[int]) -> dict[int, tuple[list[str], np.ndarray]]:
+        """doc index -> (its tokens, their scores): every document in one batched pass (split_by_token)."""
         from engine.batches import tokenize_documents
-        from engine.scoring import token_scores
+        from engine.scoring import split_by_token
 
-        session = self.context.session
-        item = tokenize_documents(session.tokenizer, [str(self.documents["text"].iloc[doc_index])],
-                                  self.max_length)[0]
-        scores = token_scores(session.model, session.tracked, pq, item)[0].numpy()
-        return [session.tokenizer.decode([token]) for token in item.input_ids], scores
+        session, doc_indices = self.context.session, sorted(set(doc_indices))
+        items = tokenize_documents(session.tokenizer, [str(self.documents["text"].iloc[d]) for d in doc_indices],
+                                   self.max_length)
+        return {doc_indices[j]: ([session.tokenizer.decode([token]) for token in items[j].input_ids],
+                                 scores[0].numpy())
+                for j, scores in split_by_token(session.model, session.tracked, pq, items,
+                                                batch_size=self.context.settings.batch_size,
+                                                pad_id=session.tokenizer.pad_token_id)}
 
     def ask(self, prompt: str, completion: str | None = None, generate: bool = False, top: int = DEFAULT_TOP,
             token_docs: int = DEFAULT_TOKEN_DOCS, max_new_tokens: int = DEFAULT_NEW_TOKENS) -> dict:
@@ -116,8 +123,9 @@ class Asker:
             raise UserInputError(f"top must be at least 1 and token_docs at least 0 (got {top}, {token_docs})")
         self.check_question(prompt, completion, generate)
         started = time.perf_counter()
+        generation = None
         if generate:
-            completion = self.generate(prompt, max_new_tokens)
+            completion, generation = self.generate(prompt, max_new_tokens)
             if not completion.strip():
                 raise UserInputError("the model's completion of this prompt is empty; type a completion instead")
         generated_s = time.perf_counter() - started
@@ -125,29 +133,40 @@ class Asker:
         found = self.index.top_and_bottom(pq, top)
         searched_s = time.perf_counter() - started
         result = {"run": self.path, "prompt": prompt, "completion": completion, "generated": bool(generate),
-                  "nats": nats, "n_completion_tokens": n_completion,
+                  "generation": generation, "nats": nats, "n_completion_tokens": n_completion,
                   "index": {k: self.manifest.get(k) for k in ("method", "rank", "dim", "dtype")}}
+        splits = self.token_splits(pq, [int(doc) for indices, _ in found.values() for doc in indices[:token_docs]])
         for side, (indices, scores) in found.items():
-            result[side] = [self.document_entry(pq, rank, int(doc), float(score), rank <= token_docs)
+            result[side] = [self.document_entry(rank, int(doc), float(score),
+                                                splits.get(int(doc)) if rank <= token_docs else None)
                             for rank, (doc, score) in enumerate(zip(indices, scores), start=1)]
         total_s = time.perf_counter() - started
         result["seconds"] = {"generate": round(generated_s, 3), "search": round(searched_s - generated_s, 3),
                              "token_scores": round(total_s - searched_s, 3), "total": round(total_s, 3)}
         return result
 
-    def document_entry(self, pq, rank: int, doc: int, score: float, with_tokens: bool) -> dict:
+    def document_entry(self, rank: int, doc: int, score: float, split: tuple | None) -> dict:
         entry = {"rank": rank, "doc_index": doc, "doc_id": str(self.documents["id"].iloc[doc]),
                  "source": str(self.documents["source"].iloc[doc]), "score": score, "exact_score": None,
                  "tokens": None, "token_scores": None}
-        if with_tokens:
-            tokens, scores = self.token_split(pq, doc)
+        if split is not None:
+            tokens, scores = split
             entry.update(exact_score=float(scores.sum()), tokens=tokens,
                          token_scores=[float(x) for x in scores])
         return entry
 
 
+def generated_note(result: dict) -> str:
+    """' (generated, ended at a blank line)' for a generated completion, '' for a given one."""
+    generation = result.get("generation")
+    if not result.get("generated") or not generation:
+        return ""
+    ended = generation["ended"]
+    return f" (generated, ended at {'the cap of ' + str(generation['cap']) + ' tokens' if ended == 'cap' else ended})"
+
+
 def print_table(result: dict, documents) -> None:
-    print(f"prompt: {result['prompt']!r}\ncompletion{' (generated)' if result['generated'] else ''}: "
+    print(f"prompt: {result['prompt']!r}\ncompletion{generated_note(result)}: "
           f"{result['completion']!r}   ({result['nats']:.3f} nats)")
     for side, title in (("top", "most positive (helps the completion)"), ("bottom", "most negative")):
         print(f"\n{title}\n{'rank':>4}  {'index score':>12}  {'exact':>12}  {'doc id':<16} {'source':<12} text")
