@@ -127,3 +127,24 @@ def test_share_finding_interval_holds_the_exact_interval():
     assert top.ci_low == pytest.approx(min(a["frac_top_beats_all_low"], a["frac_top_beats_all_exact_low"]) - 0.25)
     assert top.ci_high == pytest.approx(max(a["frac_top_beats_all_high"], a["frac_top_beats_all_exact_high"]) - 0.25)
     assert "exact" in top.text() and top.interval_p >= vs.exact_p_value(1, 2, 0.25)
+
+
+def simulated(seed: int, shift: float, n_queries: int = 20, n_draws: int = 8) -> pd.DataFrame:
+    """Top Δ and random Δ i.i.d. normal (plus `shift` on the top sets); equal token counts."""
+    rng = np.random.default_rng(seed)
+    rows = [(f"q{q}", "t", "random", "random", d, rng.normal(), 100) for q in range(n_queries) for d in range(n_draws)]
+    rows += [(f"q{q}", "t", "m", side, 0, rng.normal() + (shift if side == "top" else -shift), 100)
+             for q in range(n_queries) for side in ("top", "bottom")]
+    return frame(rows)
+
+
+def test_validation_findings_calibrated_on_noise_and_hold_when_planted():
+    from precompute.analysis.tables.validation import build_findings
+    settings = {"k": 3, "steps": 1, "lr": 0.1}
+    verdicts = [f.verdict for seed in range(20)
+                for f in build_findings({"validation_summary": vs.method_summary(simulated(seed, 0.0), n_boot=100,
+                                                                                 seed=seed), "settings": settings})]
+    assert len(verdicts) == 60 and verdicts.count("holds") <= 0.05 * len(verdicts), verdicts.count("holds")
+    planted = build_findings({"validation_summary": vs.method_summary(simulated(99, 3.0), n_boot=200),
+                              "settings": settings})
+    assert all(f.verdict == "holds" and f.interval_p < 0.05 for f in planted), [f.text() for f in planted]
