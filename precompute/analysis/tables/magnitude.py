@@ -269,6 +269,8 @@ def information_adjusted_findings(ctx) -> list[Finding]:
     low, high, interval_p = statistics.bootstrap_test(groups, adjusted_ratio, ctx.n_queries, ctx.rng(name),
                                                       ctx.n_resamples, null_value=1.0)
     nats_r = ctx.nats[np.concatenate(reasoning)]
+    compared = np.isin(ctx.tasks, ctx.reasoning_tasks) | (ctx.tasks == "factual")
+    left_out = int(np.sum(compared & ~usable))
     overlap = int(np.sum((ctx.nats[factual] >= nats_r.min()) & (ctx.nats[factual] <= nats_r.max())))
     return [Finding(
         name=name, claim="Reasoning relies less on individual documents than factual recall: its top documents "
@@ -282,4 +284,4 @@ def information_adjusted_findings(ctx) -> list[Finding]:
         parts={"slope_log_nats": slope, "intercept": intercept, "reasoning_coefficient": shift},
         notes=[f"{overlap} of {len(factual)} factual queries lie within the reasoning queries' nats range "
                f"[{nats_r.min():.3g}, {nats_r.max():.3g}]; outside it the adjustment extrapolates the fitted "
-               "slope"])]
+               "slope"] + ([f"{left_out} queries left out: nats or top influence not positive"] if left_out else []))]
