@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pandas as pd
+from tqdm.auto import tqdm
 
 from precompute.analysis import terms
 from precompute.analysis.registry import table
@@ -27,9 +28,14 @@ COLUMNS = {
 }
 
 
+def _count_corpus(ctx) -> terms.CorpusTerms:
+    with tqdm(total=ctx.n_docs, desc="corpus terms", unit="doc", disable=not ctx.progress) as bar:
+        table = terms.corpus_terms(ctx.search.texts, progress=lambda done: bar.update(done - bar.n))
+    return terms.CorpusTerms(table, ctx.n_docs)
+
+
 def corpus(ctx) -> terms.CorpusTerms:
-    return ctx.shared("terms/corpus", lambda c: terms.CorpusTerms(terms.corpus_terms(c.search.texts),
-                                                                  c.n_docs))
+    return ctx.shared("terms/corpus", _count_corpus)
 
 
 @table("corpus_terms", "per term (1–3-gram) occurring at least twice in the corpus: its counts", CORPUS_COLUMNS)
