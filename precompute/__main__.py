@@ -20,7 +20,6 @@ from precompute.errors import UserInputError
 from precompute.index_options import add_index_options
 from precompute.rundir import RunLock
 from precompute.settings import Settings, positive_int
-from precompute.threads import add_threads_flag, use_threads
 
 EXIT_BAD_INPUT = 2
 
@@ -43,6 +42,9 @@ def add_fit_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default=default("dtype"), choices=["float32", "bfloat16"])
     parser.add_argument("--seed", type=int, default=default("seed"))
     parser.add_argument("--overwrite", action="store_true", help="replace a complete run in --out")
+    parser.add_argument("--memory-per-rank", default=default("memory_per_rank"),
+                        help="refuse up front when the memory plan (python -m precompute plan) needs more per rank "
+                             "than this (GPU memory on cuda, RAM on cpu; e.g. 80GiB)")
     parser.add_argument("--module-shards", type=positive_int, default=default("module_shards"),
                         help="under torchrun: split the factors by module over this many ranks (each holds and "
                              "writes only its shard; must divide the number of ranks; the rest split the documents)")
@@ -132,7 +134,6 @@ class Command:
     run: object                  # (args, command_line, progress) -> None, or "module:function"
     writes: str | None = "out"   # the args attribute naming the run directory it writes (locked), or None
     creates: bool = True         # False: the run directory must exist already (analyze, validate, index)
-    threads: bool = True         # takes --threads (torch-side work; precompute.threads)
 
     def resolve(self, attribute: str):
         value = getattr(self, attribute)
@@ -151,18 +152,17 @@ COMMANDS = (
     Command("run", "fit + score + token scores + analyze (with --index also RUN/index)", add_score_flags,
             run_model_command("run")),
     Command("analyze", "(re)compute RUN/analysis from the scores, without rescoring", add_analyze_flags, run_analyze,
-            creates=False, threads=False),
+            creates=False),
     Command("demo", "the demo world end to end (re-uses a complete run)", add_demo_flags, run_demo),
-    Command("synth", "a synthetic run directory (no model) for dashboard work", add_synth_flags, run_synth,
-            threads=False),
+    Command("synth", "a synthetic run directory (no model) for dashboard work", add_synth_flags, run_synth),
     Command("validate", "tail-patch validation: does training on the top documents change the answer?",
             "precompute.validate:add_validate_flags", "precompute.validate:validate_main", creates=False),
+    Command("plan", "predicted memory per rank, disk and work of a run, from a model config alone",
+            "precompute.plan_command:add_plan_flags", "precompute.plan_command:run_plan", writes=None),
     Command("import-published", "the published scores of Ruis et al. (2024) as a run directory (no model)",
-            "precompute.published:add_import_flags", "precompute.published:run_import", writes=None,
-            threads=False),
+            "precompute.published:add_import_flags", "precompute.published:run_import", writes=None),
     Command("export-published", "a published file's documents and prompts as corpus / queries inputs",
-            "precompute.published:add_export_flags", "precompute.published:run_export", writes=None,
-            threads=False),
+            "precompute.published:add_export_flags", "precompute.published:run_export", writes=None),
     Command("index", "compressed document gradients of a complete run for `ask` (RUN/index)",
             "precompute.index:add_index_flags", "precompute.index:run_index", creates=False),
     Command("ask", "a new question against RUN's index: top and bottom documents", "precompute.ask:add_ask_flags",
@@ -175,10 +175,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quiet", action="store_true", help="warnings and errors only, no progress bars")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
-        subparser = subparsers.add_parser(command.name, help=command.help)
-        command.resolve("add_flags")(subparser)
-        if command.threads:
-            add_threads_flag(subparser)
+        command.resolve("add_flags")(subparsers.add_parser(command.name, help=command.help))
     subparsers.add_parser("bench", help="the engine benchmark (flags: python -m precompute bench --help)",
                           add_help=False)
     return parser
@@ -194,8 +191,6 @@ def configure_logging(quiet: bool) -> None:
 def dispatch(args: argparse.Namespace, command_line: str) -> None:
     """Run the command; one that writes a run directory holds its lock meanwhile (rank 0 under torchrun)."""
     command = next(c for c in COMMANDS if c.name == args.command)
-    if command.threads:
-        use_threads(args.threads)
     run = command.resolve("run")
     if command.writes is None or int(os.environ.get("RANK", "0")) != 0:
         run(args, command_line, not args.quiet)

@@ -13,6 +13,7 @@ from precompute.corpus_shards import corpus_sha256
 from precompute.inputs import read_corpus, read_queries
 from precompute.factor_shards import load_factors
 from precompute.pipeline import analyze_stage, fit_stage, score_stage, token_scores_stage
+from precompute.plan_command import check_plan
 from precompute.rundir import layout
 from precompute.rundir.factor_files import missing_factor_files
 from precompute.session import finish_distributed, open_session
@@ -80,6 +81,7 @@ def guarded(run: rundir.RunDir, body) -> None:
 
 def fit_command(settings: Settings, command_line: str, progress: bool = True) -> None:
     corpus = read_corpus(settings.corpus)
+    check_plan(settings, corpus.texts, None, "fit")
     run = begin(settings, command_line, fresh_fit=True)
 
     def body():
@@ -106,6 +108,7 @@ def score_command(settings: Settings, command_line: str, progress: bool = True) 
     from engine.factors import Factors
 
     corpus, queries = read_corpus(settings.corpus), read_queries(settings.queries)
+    check_plan(settings, corpus.texts, queries.records, "score")
     run = rundir.RunDir(settings.out)
     if not os.path.exists(run.file(layout.FACTORS_DIR, layout.FACTOR_META)):
         raise rundir.RunDirError(f"{run.path}: no factors; run `python -m precompute fit` with --out {run.path} first")
@@ -121,6 +124,7 @@ def score_command(settings: Settings, command_line: str, progress: bool = True) 
 
 def run_command(settings: Settings, command_line: str, progress: bool = True) -> None:
     corpus, queries = read_corpus(settings.corpus), read_queries(settings.queries)
+    check_plan(settings, corpus.texts, queries.records, "run")
     run = rundir.RunDir(settings.out)
     factors = None if (settings.overwrite and run.is_complete()) else reusable_factors(run, settings)
     run = begin(settings, command_line, fresh_fit=factors is None)

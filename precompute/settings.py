@@ -40,6 +40,7 @@ class Settings:
     top_k: int = 100
     validate: bool = False               # run the tail-patch validation (precompute.validate) after analysis
     index: IndexOptions | None = None    # build RUN/index/ in the scoring pass (score / run --index)
+    memory_per_rank: str | None = None   # refuse up front when the plan (precompute.plan) needs more
     module_shards: int = 1               # factors split by module over this many ranks (must divide the world size)
     factor_dtype: str = "float32"        # storage of the factors (the eigendecomposition is float64 regardless)
     memory_budget: int | None = None     # bytes per rank for the queries in scoring (None: an 8 GiB dense cache)

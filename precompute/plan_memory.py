@@ -1,0 +1,202 @@
+"""Byte counts of what one rank's process allocates, per stage, following the code that allocates it.
+
+Every function names the code it mirrors; the numbers are the live tensors at each stage's high point, plus a
+measured constant for the Python runtime. Assumptions the code cannot tell us are constants here, stated in the
+plan's output and in BENCHMARKS.md. Factor bytes live in `factor_bytes_per_rank` only (module-sharded factors and
+their storage dtype change them there).
+"""
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from precompute.plan_model import ModelShape
+
+GiB = 2**30
+MiB = 2**20
+FLOAT32 = 4
+DTYPE_BYTES = {"float32": 4, "bfloat16": 2, "float16": 2, "float64": 8}
+RUNTIME_BYTES = 470 * MiB           # measured (CPU): Python, torch 2.13, transformers, pandas, pyarrow, scipy and
+                                    # the engine imported, a model's classes and tokenizer loaded (weights excluded)
+CUDA_CONTEXT_BYTES = 600 * MiB      # assumption: CUDA context and allocator reserve on the device
+DOCUMENT_OVERHEAD_BYTES = 300       # assumption: Python objects per document (id, text, source strings, list slots)
+DENSE_CACHE_BYTES = 8 * GiB         # engine.precondition.PreconditionedQueries.max_dense_cache_bytes
+GROUP_DOCS, GROUP_BYTES = 64, 512 * MiB   # engine.scoring: materialised G_d buffered up to these before a flush
+LOGIT_COPIES = 4                    # logits, log-softmax saved for backward, its gradient, the gradient of logits
+
+
+@dataclass
+class Workload:
+    """One run's sizes as the plan sees them (one rank: documents and queries are the whole run's)."""
+    n_docs: int
+    tokens_per_doc: float          # mean tokens per document after truncation
+    batch_tokens: int              # T of the longest batch (padded): min(longest document, --max-length)
+    text_bytes: int                # corpus text in memory (UTF-8 bytes)
+    n_queries: int
+    query_tokens: int              # T of a query batch
+    factor_docs: int
+    batch_size: int
+    query_rank: int | None
+    strategy: str = "ekfac"
+    dtype: str = "float32"         # the model's (--dtype); statistics and contractions are float32
+    factor_dtype: str = "float32"  # factor storage
+    token_topk: int = 50
+    device: str = "cpu"
+    nproc: int = 1
+    module_shards: int = 1
+
+
+def element_bytes(dtype: str) -> int:
+    return DTYPE_BYTES[dtype]
+
+
+def module_factor_bytes(strategy: str, d_out: int, d_in: int, dtype: str) -> int:
+    """engine.factors: Q_A d_in², its eigenvalues d_in, Q_S d_out², its eigenvalues d_out (kfac, ekfac) and
+    Λ d_out·d_in (ekfac, diagonal)."""
+    count = 0
+    if strategy in ("kfac", "ekfac"):
+        count += d_in * d_in + d_in + d_out * d_out + d_out
+    if strategy in ("ekfac", "diagonal"):
+        count += d_out * d_in
+    return count * element_bytes(dtype)
+
+
+def owned_modules(shape: ModelShape, strategy: str, shards: int) -> list[list[str]]:
+    """Modules dealt to `shards` shards, largest factor bytes first, each to the least loaded shard (as
+    engine.factors deals them under module sharding); one shard holds every module when shards == 1."""
+    order = list(shape.modules)
+    size = {name: module_factor_bytes(strategy, *shape.modules[name], "float32") or 1 for name in order}
+    loads, owner = [0] * shards, {}
+    for name in sorted(order, key=lambda n: (-size[n], order.index(n))):
+        shard = min(range(shards), key=lambda s: (loads[s], s))
+        owner[name], loads[shard] = shard, loads[shard] + size[name]
+    return [[name for name in order if owner[name] == shard] for shard in range(shards)]
+
+
+def factor_bytes_per_rank(shape: ModelShape, strategy: str, dtype: str, shards: int) -> tuple[int, list[str]]:
+    """(bytes of the factors the most loaded rank holds, its modules): the one place the plan counts factors."""
+    if strategy == "identity":
+        return 0, list(shape.modules)
+    best = (-1, [])
+    for modules in owned_modules(shape, strategy, shards):
+        total = sum(module_factor_bytes(strategy, *shape.modules[name], dtype) for name in modules)
+        best = max(best, (total, modules), key=lambda item: item[0])
+    return best
+
+
+def activation_bytes(shape: ModelShape, w: Workload, batch: int, tokens: int) -> int:
+    """Tensors autograd keeps for one forward+backward of `batch` × `tokens` (parameters frozen, so a linear keeps
+    only its input): per layer and token about 9·hidden + 2·kv width + 4·MLP width (two RMSNorms, q/k/v after
+    rotary, attention output, o_proj input, gate, SiLU, up, their product) in the model dtype, plus the logits
+    path (LOGIT_COPIES × vocab, float32). Attention weights are not kept: sdpa's fused kernels (assumption)."""
+    head_dim = shape.hidden_size // max(shape.n_heads, 1)
+    per_token_layer = 9 * shape.hidden_size + 2 * shape.n_kv_heads * head_dim + 4 * shape.intermediate_size
+    layers = batch * tokens * shape.n_layers * per_token_layer * element_bytes(w.dtype)
+    logits = batch * tokens * shape.vocab_size * FLOAT32 * LOGIT_COPIES
+    return layers + logits + captured_input_bytes(shape, w, batch, tokens)
+
+
+def captured_input_bytes(shape: ModelShape, w: Workload, batch: int, tokens: int) -> int:
+    """engine.hooks.GradientCapture keeps each tracked module's input a until its backward: a new tensor only when
+    converted to float32 (a bfloat16 model) or extended by the bias column; otherwise the saved input itself."""
+    if w.dtype == "float32":
+        return 0
+    return batch * tokens * sum(d_in for _, d_in in shape.modules.values()) * FLOAT32
+
+
+def query_storage_bytes(shape: ModelShape, modules: list[str], n_queries: int, rank: int | None) -> int:
+    """engine.precondition: rank-r (U [d_out, r], V [d_in', r]) per query and module where r < min(d_out, d_in'),
+    else the dense P [d_out, d_in'], float32."""
+    total = 0
+    for name in modules:
+        d_out, d_in = shape.modules[name]
+        low = rank is not None and rank < min(d_out, d_in)
+        total += n_queries * (rank * (d_out + d_in) if low else d_out * d_in) * FLOAT32
+    return total
+
+
+def contraction_choice(shape: ModelShape, modules: list[str], w: Workload, batch: int) -> dict[str, str]:
+    """engine.scoring.use_low_rank at batch × batch_tokens, modules in backward order (last layer first, as the
+    hooks fire), the dense cache filling up to DENSE_CACHE_BYTES: 'materialised' or 'low-rank' per module."""
+    from engine.scoring import low_rank_flops, materialise_flops
+
+    cached, choice = 0, {}
+    b, t, q, r = batch, w.batch_tokens, w.n_queries, w.query_rank
+    for name in reversed(modules):
+        d_out, d_in = shape.modules[name]
+        if r is None or r >= min(d_out, d_in):
+            choice[name] = "materialised"
+            continue
+        dense = q * d_out * d_in * FLOAT32
+        fits = cached + dense <= DENSE_CACHE_BYTES
+        cheaper = not low_rank_flops(b, t, q, r, d_out, d_in) < materialise_flops(b, t, q, d_out, d_in)
+        choice[name] = "materialised" if fits and cheaper else "low-rank"
+        cached += dense if choice[name] == "materialised" and r is not None else 0
+    return {name: choice[name] for name in modules}
+
+
+def scoring_buffers(shape: ModelShape, w: Workload, batch: int, choice: dict[str, str]) -> dict[str, int]:
+    """engine.scoring.BatchScorer: the dense P cache of materialised low-rank modules, the pending G_d of up to
+    GROUP_DOCS documents / GROUP_BYTES (checked after each batch) plus one module's concatenation at the flush,
+    and on the low-rank path (g U) and (a V) [B, T, Q·r] with their product, and the token Grams [B, T, T]."""
+    b, t, q, r = batch, w.batch_tokens, w.n_queries, w.query_rank or 0
+    materialised = [n for n, how in choice.items() if how == "materialised"]
+    low = [n for n, how in choice.items() if how == "low-rank"]
+    dense_cache = sum(q * math.prod(shape.modules[n]) * FLOAT32 for n in materialised if r)
+    per_batch = sum(b * math.prod(shape.modules[n]) * FLOAT32 for n in materialised)
+    groups = 0
+    if per_batch:
+        groups = min(math.ceil(GROUP_DOCS / b), math.ceil(GROUP_BYTES / per_batch))
+    largest = max((math.prod(shape.modules[n]) for n in materialised), default=0)
+    pending = groups * per_batch + groups * b * largest * FLOAT32 + (q * groups * b * FLOAT32 if materialised else 0)
+    projections = (3 * b * t * q * r + 3 * b * t * t) * FLOAT32 if low else 0
+    return {"dense_cache": dense_cache, "pending": pending, "projections": projections}
+
+
+def fit_bytes(shape: ModelShape, modules: list[str], w: Workload, batch: int) -> dict[str, int]:
+    """engine.factors.fit_covariances / fit_lambda: the float32 sums A, S of every owned module plus, while one
+    module is decomposed, its float64 copy, eigenvectors and eigenvalues; then the eigenbases (float32) with the
+    Λ sums and one module's per-document Q_Sᵀ G_d Q_A [B, d_out, d_in'] and its square."""
+    if w.strategy == "identity":
+        return {"covariances": 0, "eigen_transient": 0, "lambda": 0, "lambda_transient": 0, "eigen": 0}
+    shapes = [shape.modules[n] for n in modules]
+    kron = w.strategy in ("kfac", "ekfac")
+    covariances = sum(i * i + o * o for o, i in shapes) * FLOAT32 if kron else 0
+    widest = max(max(o, i) for o, i in shapes)
+    eigen_transient = 3 * widest * widest * 8 if kron else 0
+    eigen = sum(i * i + i + o * o + o for o, i in shapes) * FLOAT32 if kron else 0
+    has_lambda = w.strategy in ("ekfac", "diagonal")
+    lam = sum(o * i for o, i in shapes) * FLOAT32 if has_lambda else 0
+    lambda_transient = 2 * batch * max(o * i for o, i in shapes) * FLOAT32 if has_lambda else 0
+    return {"covariances": covariances, "eigen_transient": eigen_transient, "lambda": lam,
+            "lambda_transient": lambda_transient, "eigen": eigen}
+
+
+def query_bytes(shape: ModelShape, modules: list[str], w: Workload, query_batch: int) -> dict[str, int]:
+    """engine.query_stream / engine.precondition: one batch of dense query gradients [q, d_out, d_in'] of every
+    owned module (float32), one module's rotation intermediates (3 × [q, d_out, d_in']) and float64 Gram with its
+    eigenvectors, and the preconditioned queries twice while the batches are concatenated."""
+    dense = sum(query_batch * math.prod(shape.modules[n]) for n in modules) * FLOAT32
+    largest = max(math.prod(shape.modules[n]) for n in modules)
+    short = max(min(shape.modules[n]) for n in modules)
+    transient = 3 * query_batch * largest * FLOAT32 + 2 * query_batch * short * short * 8
+    stored = query_storage_bytes(shape, modules, w.n_queries, w.query_rank)
+    return {"gradients": dense, "transient": transient, "stored": stored}
+
+
+def corpus_bytes(w: Workload) -> int:
+    """precompute.inputs.Corpus keeps every text, id and source: the UTF-8 bytes plus Python objects per document."""
+    return w.text_bytes + w.n_docs * DOCUMENT_OVERHEAD_BYTES
+
+
+def contraction_flops_per_token(shape: ModelShape, w: Workload, batch: int, choice: dict[str, str]) -> float:
+    """engine.scoring's FLOPs of the chosen contractions per document token, beyond the forward+backward."""
+    from engine.scoring import low_rank_flops, materialise_flops
+
+    b, t, q, r = batch, w.batch_tokens, w.n_queries, w.query_rank
+    total = 0
+    for name, how in choice.items():
+        d_out, d_in = shape.modules[name]
+        total += (low_rank_flops(b, t, q, r, d_out, d_in) if how == "low-rank"
+                  else materialise_flops(b, t, q, d_out, d_in))
+    return total / (b * t)
