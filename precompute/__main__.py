@@ -20,6 +20,7 @@ from precompute.errors import UserInputError
 from precompute.index_options import add_index_options
 from precompute.rundir import RunLock
 from precompute.settings import Settings, positive_int
+from precompute.threads import add_threads_flag, use_threads
 
 EXIT_BAD_INPUT = 2
 
@@ -134,6 +135,7 @@ class Command:
     run: object                  # (args, command_line, progress) -> None, or "module:function"
     writes: str | None = "out"   # the args attribute naming the run directory it writes (locked), or None
     creates: bool = True         # False: the run directory must exist already (analyze, validate, index)
+    threads: bool = True         # takes --threads (torch-side work; precompute.threads)
 
     def resolve(self, attribute: str):
         value = getattr(self, attribute)
@@ -152,17 +154,21 @@ COMMANDS = (
     Command("run", "fit + score + token scores + analyze (with --index also RUN/index)", add_score_flags,
             run_model_command("run")),
     Command("analyze", "(re)compute RUN/analysis from the scores, without rescoring", add_analyze_flags, run_analyze,
-            creates=False),
+            creates=False, threads=False),
     Command("demo", "the demo world end to end (re-uses a complete run)", add_demo_flags, run_demo),
-    Command("synth", "a synthetic run directory (no model) for dashboard work", add_synth_flags, run_synth),
+    Command("synth", "a synthetic run directory (no model) for dashboard work", add_synth_flags, run_synth,
+            threads=False),
     Command("validate", "tail-patch validation: does training on the top documents change the answer?",
             "precompute.validate:add_validate_flags", "precompute.validate:validate_main", creates=False),
     Command("plan", "predicted memory per rank, disk and work of a run, from a model config alone",
-            "precompute.plan_command:add_plan_flags", "precompute.plan_command:run_plan", writes=None),
+            "precompute.plan_command:add_plan_flags", "precompute.plan_command:run_plan", writes=None,
+            threads=False),
     Command("import-published", "the published scores of Ruis et al. (2024) as a run directory (no model)",
-            "precompute.published:add_import_flags", "precompute.published:run_import", writes=None),
+            "precompute.published:add_import_flags", "precompute.published:run_import", writes=None,
+            threads=False),
     Command("export-published", "a published file's documents and prompts as corpus / queries inputs",
-            "precompute.published:add_export_flags", "precompute.published:run_export", writes=None),
+            "precompute.published:add_export_flags", "precompute.published:run_export", writes=None,
+            threads=False),
     Command("index", "compressed document gradients of a complete run for `ask` (RUN/index)",
             "precompute.index:add_index_flags", "precompute.index:run_index", creates=False),
     Command("ask", "a new question against RUN's index: top and bottom documents", "precompute.ask:add_ask_flags",
@@ -175,7 +181,10 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--quiet", action="store_true", help="warnings and errors only, no progress bars")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
-        command.resolve("add_flags")(subparsers.add_parser(command.name, help=command.help))
+        subparser = subparsers.add_parser(command.name, help=command.help)
+        command.resolve("add_flags")(subparser)
+        if command.threads:
+            add_threads_flag(subparser)
     subparsers.add_parser("bench", help="the engine benchmark (flags: python -m precompute bench --help)",
                           add_help=False)
     return parser
@@ -191,6 +200,8 @@ def configure_logging(quiet: bool) -> None:
 def dispatch(args: argparse.Namespace, command_line: str) -> None:
     """Run the command; one that writes a run directory holds its lock meanwhile (rank 0 under torchrun)."""
     command = next(c for c in COMMANDS if c.name == args.command)
+    if command.threads:
+        use_threads(args.threads)
     run = command.resolve("run")
     if command.writes is None or int(os.environ.get("RANK", "0")) != 0:
         run(args, command_line, not args.quiet)
