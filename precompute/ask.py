@@ -23,7 +23,7 @@ from precompute.run_model import open_run_model, read_documents
 log = logging.getLogger("precompute")
 DEFAULT_TOP = 50
 DEFAULT_TOKEN_DOCS = 10
-DEFAULT_NEW_TOKENS = 32
+DEFAULT_NEW_TOKENS = 256     # the cap of a generated completion; it ends earlier at eos or a blank line
 PREVIEW = 60
 
 
@@ -32,7 +32,8 @@ def add_ask_flags(parser) -> None:
     parser.add_argument("--prompt", required=True, help="the question's prompt")
     parser.add_argument("--completion", default=None, help="the completion whose likelihood is explained")
     parser.add_argument("--generate", action="store_true", help="use the model's greedy completion of the prompt")
-    parser.add_argument("--max-new-tokens", type=int, default=DEFAULT_NEW_TOKENS, help="with --generate")
+    parser.add_argument("--max-new-tokens", type=int, default=DEFAULT_NEW_TOKENS,
+                        help="with --generate: the cap; the completion ends earlier at eos or a blank line")
     parser.add_argument("--top", type=int, default=DEFAULT_TOP, help="documents per side")
     parser.add_argument("--token-docs", type=int, default=DEFAULT_TOKEN_DOCS,
                         help="documents per side re-run for their exact score and per-token split")
@@ -66,14 +67,19 @@ class Asker:
     def count_tokens(self, text: str, special: bool) -> int:
         return len(self.context.session.tokenizer(text, add_special_tokens=special)["input_ids"])
 
-    def generate(self, prompt: str, max_new_tokens: int) -> str:
-        """The model's greedy completion (engine.generate), within the run's max_length."""
-        from engine.generate import greedy_completions
+    def generate(self, prompt: str, max_new_tokens: int) -> tuple[str, dict]:
+        """The model's greedy completion (engine.generate) to the end of its answer — eos, a blank line, or the cap
+        of `max_new_tokens` within the run's max_length — and {"ended": which, "cap": tokens, "note": a sentence}."""
+        from engine.generate import greedy_answers
 
-        room = self.max_length - self.count_tokens(prompt, special=True)
+        cap = max(1, min(max_new_tokens, self.max_length - self.count_tokens(prompt, special=True)))
         session = self.context.session
-        return greedy_completions(session.model, session.tokenizer, [prompt], max(1, min(max_new_tokens, room)),
-                                  batch_size=1, progress=False)[0]
+        answer = greedy_answers(session.model, session.tokenizer, [prompt], cap, batch_size=1, progress=False,
+                                stop_at_blank_line=True)[0]
+        ended = {"eos": "the model's end-of-sequence token", "blank line": "a blank line",
+                 "cap": f"the cap of {cap} tokens"}[answer.ended]
+        note = f"the model's greedy completion, ended at {ended}"
+        return answer.text, {"ended": answer.ended, "cap": cap, "note": note}
 
     def check_question(self, prompt: str, completion: str | None, generate: bool) -> None:
         if not isinstance(prompt, str) or not prompt.strip():
@@ -120,8 +126,9 @@ class Asker:
             raise UserInputError(f"top must be at least 1 and token_docs at least 0 (got {top}, {token_docs})")
         self.check_question(prompt, completion, generate)
         started = time.perf_counter()
+        generation = None
         if generate:
-            completion = self.generate(prompt, max_new_tokens)
+            completion, generation = self.generate(prompt, max_new_tokens)
             if not completion.strip():
                 raise UserInputError("the model's completion of this prompt is empty; type a completion instead")
         generated_s = time.perf_counter() - started
@@ -129,7 +136,7 @@ class Asker:
         found = self.index.top_and_bottom(pq, top)
         searched_s = time.perf_counter() - started
         result = {"run": self.path, "prompt": prompt, "completion": completion, "generated": bool(generate),
-                  "nats": nats, "n_completion_tokens": n_completion,
+                  "generation": generation, "nats": nats, "n_completion_tokens": n_completion,
                   "index": {k: self.manifest.get(k) for k in ("method", "rank", "dim", "dtype")}}
         splits = self.token_splits(pq, [int(doc) for indices, _ in found.values() for doc in indices[:token_docs]])
         for side, (indices, scores) in found.items():
@@ -153,7 +160,8 @@ class Asker:
 
 
 def print_table(result: dict, documents) -> None:
-    print(f"prompt: {result['prompt']!r}\ncompletion{' (generated)' if result['generated'] else ''}: "
+    note = f" ({result['generation']['note']})" if result.get("generation") else ""
+    print(f"prompt: {result['prompt']!r}\ncompletion{note}: "
           f"{result['completion']!r}   ({result['nats']:.3f} nats)")
     for side, title in (("top", "most positive (helps the completion)"), ("bottom", "most negative")):
         print(f"\n{title}\n{'rank':>4}  {'index score':>12}  {'exact':>12}  {'doc id':<16} {'source':<12} text")

@@ -117,7 +117,8 @@ def _cards(run, side: str, entries: list[dict], texts) -> None:
 
 def _result(run, result: dict) -> None:
     with st.container(border=True):
-        tag = " (the model's greedy completion)" if result["generated"] else ""
+        note = (result.get("generation") or {}).get("note", "the model's greedy completion")
+        tag = f" ({note})" if result["generated"] else ""
         st.markdown(f"completion loss **{result['nats']:.3f}** nats over {result['n_completion_tokens']} "
                     f"tokens · answered in {result['seconds']['total']:.2f} s")
         prompt_column, completion_column = st.columns(2)

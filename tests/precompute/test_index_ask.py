@@ -157,7 +157,11 @@ def test_bad_questions_and_stale_or_missing_index_are_one_line_errors(full_index
                                                   ("a", " b", True, "not both")):
         with pytest.raises(UserInputError, match=message):
             asker.ask(prompt, completion, generate)
-    assert asker.ask("The capital of", generate=True, top=2, token_docs=0)["generated"]
+    generated = asker.ask("The capital of", generate=True, top=2, token_docs=0)
+    room = 24 - asker.count_tokens("The capital of", special=True)        # the run's max_length is 24
+    assert generated["generated"] and generated["generation"]["cap"] == room
+    assert generated["generation"]["ended"] in ("eos", "blank line", "cap")
+    assert generated["generation"]["note"].startswith("the model's greedy completion, ended at")
 
     stale = tmp_path / "stale"
     shutil.copytree(full_index, stale, ignore=shutil.ignore_patterns(".lock"))
