@@ -137,7 +137,7 @@ def run_sharded(rank: int, world_size: int, init_file: str, values: dict) -> Non
 
 
 @pytest.mark.slow
-def test_module_sharded_runs_on_two_and_three_gloo_ranks_equal_one_process(world, tmp_path):
+def test_module_sharded_runs_on_two_three_and_four_gloo_ranks_equal_one_process(world, tmp_path):
     import torch.multiprocessing as mp
 
     from precompute.commands import run_command
@@ -150,11 +150,12 @@ def test_module_sharded_runs_on_two_and_three_gloo_ranks_equal_one_process(world
     single = {name: np.load(tmp_path / "single" / name) for name in ("scores.npy", "doc_grad_norms.npy")}
     manifest = json.load(open(tmp_path / "single" / "manifest.json"))
     single_tokens = pd.read_parquet(tmp_path / "single" / "token_scores.parquet")
-    for n in (2, 3):
-        out = tmp_path / f"shards{n}"
-        mp.start_processes(run_sharded, args=(n, str(tmp_path / f"init{n}"), settings(out, module_shards=n)),
-                           nprocs=n, join=True, start_method="fork")
+    for ranks, n in ((2, 2), (3, 3), (4, 2)):        # (4, 2): 2 data groups x 2 module shards
+        out = tmp_path / f"shards{ranks}"
+        mp.start_processes(run_sharded, args=(ranks, str(tmp_path / f"init{ranks}"), settings(out, module_shards=n)),
+                           nprocs=ranks, join=True, start_method="fork")
         sharded = json.load(open(out / "manifest.json"))
+        assert sharded["world_size"] == ranks and sharded["module_shards"] == n
         assert sharded["status"] == "complete" and sharded["damping_used"] == pytest.approx(manifest["damping_used"],
                                                                                              rel=1e-6)
         for name, expected in single.items():
