@@ -64,6 +64,8 @@ def stage_parts(shape: ModelShape, w: pm.Workload, batch: int, shards: int) -> d
     buffers = pm.scoring_buffers(shape, w, batch, choice)
     low = [n for n, how in choice.items() if how == "low-rank"]
     stored = ("preconditioned queries", queries["stored"], "host")
+    _, passes, _ = pm.scoring_query_batches(shape, modules, w)
+    gathered = pm.query_storage_bytes(shape, list(shape.modules), w.n_queries, w.query_rank)
     score_files = w.n_queries * w.n_docs * (len(shape.modules) + 2) * pm.FLOAT32 + w.n_docs * 12
     stages = {
         "load": base + ([("weights while loading (host copy)", weights, "host")] if on == "device" else []),
@@ -81,17 +83,19 @@ def stage_parts(shape: ModelShape, w: pm.Workload, batch: int, shards: int) -> d
             ("preconditioned queries (+ copy while concatenated)", 2 * queries["stored"], "host")],
         "scoring": base + [
             ("factors", factors, "host"), stored,
+            ("query batches of --memory-budget (copies)", queries["stored"] if passes > 1 else 0, "host"),
             ("low-rank query cache", pm.query_storage_bytes(shape, low, w.n_queries, w.query_rank), on),
             ("dense query cache (materialised modules)", buffers["dense_cache"], on),
             ("activations (scoring batch)", pm.activation_bytes(shape, w, batch, w.batch_tokens), on),
             ("pending document gradients", buffers["pending"], on),
             ("low-rank projections and Grams", buffers["projections"], on)],
         "writing results (rank 0)": base + [
-            ("factors", factors, "host"), stored, ("score files (memory-mapped, evictable)", score_files, "mapped"),
+            ("factors", factors, "host"), ("preconditioned queries (every module's, gathered)", gathered, "host"),
+            ("score files (memory-mapped, evictable)", score_files, "mapped"),
             ("documents.parquet (texts copied to Arrow)", 2 * w.text_bytes, "host"),
             ("analysis (4 copies of the scores)", 4 * w.n_queries * w.n_docs * pm.FLOAT32, "host")],
     }
-    return stages, choice, factors, modules
+    return stages, choice, factors, modules, passes
 
 
 def summarise(stages: dict, device: str) -> tuple[dict, int, int, str]:
@@ -123,10 +127,11 @@ def disk_bytes(shape: ModelShape, w: pm.Workload) -> dict[str, int]:
 
 
 def work_units(shape: ModelShape, w: pm.Workload, tokens_per_second: float | None, contraction_flops: float,
-               shards: int) -> dict:
+               shards: int, passes: int = 1) -> dict:
     """Work in units of one plain forward+backward over the corpus (all ranks together); the parts beyond it are
     counted in FLOPs (`contraction_flops`: scoring's contractions per document token). With module shards every
-    rank of a data group runs the forward+backward of the group's documents, so those passes count `shards` times."""
+    rank of a data group runs the forward+backward of the group's documents, so those passes count `shards` times;
+    --memory-budget's query batches (`passes`) each cost one more forward+backward over the documents."""
     corpus_tokens = w.n_docs * w.tokens_per_doc
     unit_flops = FLOPS_PER_TOKEN_PARAMETER * shape.n_parameters * max(corpus_tokens, 1)
     passes = {"ekfac": 2, "kfac": 1, "diagonal": 1, "identity": 0}[w.strategy]
@@ -136,7 +141,7 @@ def work_units(shape: ModelShape, w: pm.Workload, tokens_per_second: float | Non
              "query gradients + preconditioning": (w.n_queries * w.query_tokens * FLOPS_PER_TOKEN_PARAMETER
                                                    * shape.n_parameters + w.n_queries * precondition_flops)
              / unit_flops,
-             "scoring": shards + contraction_flops * corpus_tokens / unit_flops,
+             "scoring": shards * passes + contraction_flops * corpus_tokens / unit_flops,
              "token scores (top and bottom documents, one at a time)":
                  min(w.n_docs, 2 * w.token_topk * w.n_queries) / max(w.n_docs, 1)}
     total = sum(parts.values())
@@ -149,11 +154,12 @@ def work_units(shape: ModelShape, w: pm.Workload, tokens_per_second: float | Non
 
 
 def evaluate(shape: ModelShape, w: pm.Workload, batch: int, shards: int, only: tuple[str, ...] | None) -> dict:
-    stages, choice, factors, modules = stage_parts(shape, w, batch, shards)
+    w = pm.Workload(**{**w.__dict__, "module_shards": shards})
+    stages, choice, factors, modules, passes = stage_parts(shape, w, batch, shards)
     stages = {name: parts for name, parts in stages.items() if only is None or name.split(":")[0] in only}
     table, peak, host, peak_stage = summarise(stages, w.device)
     return {"batch": batch, "shards": shards, "stages": table, "peak": peak, "host": host, "peak_stage": peak_stage,
-            "choice": choice, "factors": factors, "modules": modules,
+            "choice": choice, "factors": factors, "modules": modules, "passes": passes,
             "contraction_flops": pm.contraction_flops_per_token(shape, w, batch, choice) * shards}
 
 
@@ -172,7 +178,8 @@ def make_plan(shape: ModelShape, w: pm.Workload, memory_per_rank: int | None = N
     whose name starts with one of these (e.g. ("load", "fit") for the fit command)."""
     tried = []
     chosen = None
-    for shards, batch in candidates(w) if memory_per_rank or host_memory_per_rank else [(1, w.batch_size)]:
+    limited = memory_per_rank or host_memory_per_rank
+    for shards, batch in candidates(w) if limited else [(w.module_shards, w.batch_size)]:
         if shards > len(shape.modules):
             continue
         result = evaluate(shape, w, batch, shards, only)
@@ -185,14 +192,16 @@ def make_plan(shape: ModelShape, w: pm.Workload, memory_per_rank: int | None = N
     result = chosen or min(tried, key=lambda r: r["peak"])
     reason = None if fits else refusal(result, memory_per_rank, host_memory_per_rank, w)
     settings = {"batch_size": result["batch"], "query_batch": result["batch"], "module_shards": result["shards"],
+                "scoring_passes": result["passes"],
                 "modules_per_rank": len(result["modules"]),
                 "contraction": {how: sum(1 for v in result["choice"].values() if v == how)
                                 for how in ("low-rank", "materialised")},
                 "contraction_per_module": result["choice"],
-                "dense_cache_limit_bytes": pm.DENSE_CACHE_BYTES}
+                "dense_cache_limit_bytes": pm.scoring_query_batches(shape, result["modules"], w)[2]}
     return Plan(shape.source, shape.summary(), asdict(w), settings, result["stages"], result["peak"],
                 result["host"], result["peak_stage"], disk_bytes(shape, w),
-                work_units(shape, w, tokens_per_second, result["contraction_flops"], result["shards"]),
+                work_units(shape, w, tokens_per_second, result["contraction_flops"], result["shards"],
+                           result["passes"]),
                 fits, memory_per_rank, reason)
 
 

@@ -9,31 +9,22 @@ from __future__ import annotations
 import argparse
 import logging
 import os
-import re
 
 from precompute import plan_memory as pm
 from precompute.errors import UserInputError
 from precompute.plan import Plan, format_bytes, make_plan
 from precompute.plan_model import model_shape
-from precompute.settings import Settings, parse_query_rank, positive_int
+from precompute.settings import Settings, parse_bytes, parse_query_rank, positive_int
 
 log = logging.getLogger("precompute")
 CHARS_PER_TOKEN = 4.0            # assumption when no tokenizer is at hand (English text, BPE vocabularies)
 TOKENIZER_SAMPLE = 256
-SIZE_UNITS = {"": 1, "b": 1, "k": 2**10, "kib": 2**10, "kb": 10**3, "m": 2**20, "mib": 2**20, "mb": 10**6,
-              "g": 2**30, "gib": 2**30, "gb": 10**9, "t": 2**40, "tib": 2**40, "tb": 10**12}
 STAGES_OF = {"fit": ("load", "fit"), "score": ("load", "query preconditioning", "scoring", "writing results (rank 0)"),
              "run": None}
 
 
-def parse_size(text: str | None, flag: str = "--memory-per-rank") -> int | None:
-    """'80GiB', '80G' (binary), '80GB' (decimal), '512MiB' or a number of bytes."""
-    if text is None:
-        return None
-    match = re.fullmatch(r"\s*([0-9]*\.?[0-9]+)\s*([a-zA-Z]*)\s*", str(text))
-    if not match or match.group(2).lower() not in SIZE_UNITS or float(match.group(1)) <= 0:
-        raise UserInputError(f"{flag}: expected a size such as 80GiB, 80GB or 512MiB, got {text!r}")
-    return int(float(match.group(1)) * SIZE_UNITS[match.group(2).lower()])
+def optional_bytes(value: str | None, flag: str) -> int | None:
+    return None if value is None else parse_bytes(value, flag)
 
 
 def chars_per_token(model: str, texts: list[str]) -> float:
@@ -84,7 +75,9 @@ def workload_from_args(args) -> tuple[pm.Workload, dict]:
                     text_bytes=sizes["text_bytes"], n_queries=n_queries, query_tokens=query_tokens,
                     factor_docs=min(args.factor_docs or sizes["n_docs"], sizes["n_docs"]), batch_size=args.batch_size,
                     query_rank=parse_query_rank(args.query_rank), strategy=args.strategy, dtype=args.dtype,
-                    factor_dtype=args.factor_dtype, token_topk=args.token_topk, device=args.device, nproc=args.nproc)
+                    factor_dtype=args.factor_dtype, token_topk=args.token_topk, device=args.device, nproc=args.nproc,
+                    module_shards=args.module_shards,
+                    memory_budget=optional_bytes(args.memory_budget, "--memory-budget"))
     return w, sizes
 
 
@@ -125,13 +118,17 @@ def add_plan_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--modules", default=default("modules"), help="mlp | all | a regex on module names")
     parser.add_argument("--strategy", default=default("strategy"), choices=["ekfac", "kfac", "diagonal", "identity"])
     parser.add_argument("--dtype", default=default("dtype"), choices=["float32", "bfloat16"])
-    parser.add_argument("--factor-dtype", default="float32", choices=["float32", "bfloat16", "float16"])
+    parser.add_argument("--factor-dtype", default=default("factor_dtype"), choices=["float32", "bfloat16", "float16"])
     parser.add_argument("--max-length", type=positive_int, default=default("max_length"))
     parser.add_argument("--batch-size", type=positive_int, default=default("batch_size"))
     parser.add_argument("--factor-docs", type=positive_int, default=default("factor_docs"))
     parser.add_argument("--token-topk", type=int, default=default("token_topk"))
     parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"])
     parser.add_argument("--nproc", type=positive_int, default=1, help="ranks (torchrun --nproc-per-node x nodes)")
+    parser.add_argument("--module-shards", type=positive_int, default=default("module_shards"),
+                        help="factors split by module over this many ranks (without --memory-per-rank; with it the "
+                             "plan chooses)")
+    parser.add_argument("--memory-budget", help="as run's --memory-budget: bytes for the queries in scoring")
     parser.add_argument("--memory-per-rank", help="memory of one rank: GPU memory on cuda, RAM on cpu (80GiB)")
     parser.add_argument("--host-memory-per-rank", help="host RAM of one rank on cuda")
     parser.add_argument("--tokens-per-s", type=float, help="measured plain forward+backward tokens/s of one rank")
@@ -143,8 +140,8 @@ def run_plan(args, command_line: str, progress: bool) -> None:
 
     w, _ = workload_from_args(args)
     shape = model_shape(args.model, args.modules)
-    plan = make_plan(shape, w, parse_size(args.memory_per_rank),
-                     parse_size(args.host_memory_per_rank, "--host-memory-per-rank"), args.tokens_per_s)
+    plan = make_plan(shape, w, optional_bytes(args.memory_per_rank, "--memory-per-rank"),
+                     optional_bytes(args.host_memory_per_rank, "--host-memory-per-rank"), args.tokens_per_s)
     print("\n".join(plan_lines(plan)))
     if args.json:
         write_json(args.json, plan.to_json())
@@ -166,13 +163,14 @@ def check_plan(settings: Settings, texts: list[str], queries: list[dict] | None,
                     query_tokens=min(settings.max_length, max(2, round(longest / sizes["chars_per_token"]))),
                     factor_docs=min(settings.factor_docs or sizes["n_docs"], sizes["n_docs"]),
                     batch_size=settings.batch_size, query_rank=settings.query_rank, strategy=settings.strategy,
-                    dtype=settings.dtype, token_topk=settings.token_topk, device=device.split(":")[0],
-                    nproc=int(os.environ.get("WORLD_SIZE", "1")))
+                    dtype=settings.dtype, factor_dtype=settings.factor_dtype, token_topk=settings.token_topk,
+                    device=device.split(":")[0], nproc=int(os.environ.get("WORLD_SIZE", "1")),
+                    module_shards=settings.module_shards, memory_budget=settings.memory_budget)
     shape = model_shape(settings.model, settings.modules)
     plan = make_plan(shape, w, only=STAGES_OF[command])
     for line in plan_lines(plan):
         log.info("plan: %s", line)
-    limit = parse_size(settings.memory_per_rank)
+    limit = optional_bytes(settings.memory_per_rank, "--memory-per-rank")
     if limit is not None and plan.peak_bytes_per_rank > limit:
         fitting = make_plan(shape, w, limit, only=STAGES_OF[command])
         hint = (f"; batch size {fitting.settings['batch_size']} would fit" if fitting.fits else

@@ -44,6 +44,7 @@ class Workload:
     device: str = "cpu"
     nproc: int = 1
     module_shards: int = 1
+    memory_budget: int | None = None   # --memory-budget: bytes for the queries in scoring (engine.scoring.within_budget)
 
 
 def element_bytes(dtype: str) -> int:
@@ -51,34 +52,21 @@ def element_bytes(dtype: str) -> int:
 
 
 def module_factor_bytes(strategy: str, d_out: int, d_in: int, dtype: str) -> int:
-    """engine.factors: Q_A d_in², its eigenvalues d_in, Q_S d_out², its eigenvalues d_out (kfac, ekfac) and
-    Λ d_out·d_in (ekfac, diagonal)."""
-    count = 0
-    if strategy in ("kfac", "ekfac"):
-        count += d_in * d_in + d_in + d_out * d_out + d_out
-    if strategy in ("ekfac", "diagonal"):
-        count += d_out * d_in
-    return count * element_bytes(dtype)
+    """One module's stored factors: engine.factors.factor_bytes (the engine's one formula)."""
+    from engine.factors import factor_bytes
 
-
-def owned_modules(shape: ModelShape, strategy: str, shards: int) -> list[list[str]]:
-    """Modules dealt to `shards` shards, largest factor bytes first, each to the least loaded shard (as
-    engine.factors deals them under module sharding); one shard holds every module when shards == 1."""
-    order = list(shape.modules)
-    size = {name: module_factor_bytes(strategy, *shape.modules[name], "float32") or 1 for name in order}
-    loads, owner = [0] * shards, {}
-    for name in sorted(order, key=lambda n: (-size[n], order.index(n))):
-        shard = min(range(shards), key=lambda s: (loads[s], s))
-        owner[name], loads[shard] = shard, loads[shard] + size[name]
-    return [[name for name in order if owner[name] == shard] for shard in range(shards)]
+    return factor_bytes(strategy, d_out, d_in, dtype) if strategy != "identity" else 0
 
 
 def factor_bytes_per_rank(shape: ModelShape, strategy: str, dtype: str, shards: int) -> tuple[int, list[str]]:
-    """(bytes of the factors the most loaded rank holds, its modules): the one place the plan counts factors."""
+    """(bytes of the factors the most loaded rank holds, its modules), modules dealt as the engine deals them
+    (engine.factors.partition_modules): the one place the plan counts factors."""
+    from engine.factors import partition_modules
+
     if strategy == "identity":
         return 0, list(shape.modules)
     best = (-1, [])
-    for modules in owned_modules(shape, strategy, shards):
+    for modules in partition_modules({n: list(d) for n, d in shape.modules.items()}, strategy, shards):
         total = sum(module_factor_bytes(strategy, *shape.modules[name], dtype) for name in modules)
         best = max(best, (total, modules), key=lambda item: item[0])
     return best
@@ -115,20 +103,32 @@ def query_storage_bytes(shape: ModelShape, modules: list[str], n_queries: int, r
     return total
 
 
+def scoring_query_batches(shape: ModelShape, modules: list[str], w: Workload) -> tuple[int, int, int]:
+    """engine.scoring.within_budget: (queries per scoring pass, passes over the documents, dense cache limit of
+    each pass). Without --memory-budget: all queries in one pass with the 8 GiB cache."""
+    if w.memory_budget is None or w.n_queries == 0:
+        return w.n_queries, 1, DENSE_CACHE_BYTES
+    per_query = query_storage_bytes(shape, modules, 1, w.query_rank)
+    size = max(1, min(w.n_queries, w.memory_budget // max(per_query, 1)))
+    return size, math.ceil(w.n_queries / size), max(0, w.memory_budget - size * per_query)
+
+
 def contraction_choice(shape: ModelShape, modules: list[str], w: Workload, batch: int) -> dict[str, str]:
-    """engine.scoring.use_low_rank at batch × batch_tokens, modules in backward order (last layer first, as the
-    hooks fire), the dense cache filling up to DENSE_CACHE_BYTES: 'materialised' or 'low-rank' per module."""
+    """engine.scoring.use_low_rank at batch × batch_tokens for one scoring pass's queries, modules in backward
+    order (last layer first, as the hooks fire), the dense cache filling up to its limit: 'materialised' or
+    'low-rank' per module."""
     from engine.scoring import low_rank_flops, materialise_flops
 
     cached, choice = 0, {}
-    b, t, q, r = batch, w.batch_tokens, w.n_queries, w.query_rank
+    q, _, limit = scoring_query_batches(shape, modules, w)
+    b, t, r = batch, w.batch_tokens, w.query_rank
     for name in reversed(modules):
         d_out, d_in = shape.modules[name]
         if r is None or r >= min(d_out, d_in):
             choice[name] = "materialised"
             continue
         dense = q * d_out * d_in * FLOAT32
-        fits = cached + dense <= DENSE_CACHE_BYTES
+        fits = cached + dense <= limit
         cheaper = not low_rank_flops(b, t, q, r, d_out, d_in) < materialise_flops(b, t, q, d_out, d_in)
         choice[name] = "materialised" if fits and cheaper else "low-rank"
         cached += dense if choice[name] == "materialised" and r is not None else 0
@@ -136,13 +136,15 @@ def contraction_choice(shape: ModelShape, modules: list[str], w: Workload, batch
 
 
 def scoring_buffers(shape: ModelShape, w: Workload, batch: int, choice: dict[str, str]) -> dict[str, int]:
-    """engine.scoring.BatchScorer: the dense P cache of materialised low-rank modules, the pending G_d of up to
+    """engine.scoring.BatchScorer: the dense P cache of materialised low-rank modules (one per scoring pass, all kept
+    for the whole scoring), the pending G_d of up to
     GROUP_DOCS documents / GROUP_BYTES (checked after each batch) plus one module's concatenation at the flush,
     and on the low-rank path (g U) and (a V) [B, T, Q·r] with their product, and the token Grams [B, T, T]."""
-    b, t, q, r = batch, w.batch_tokens, w.n_queries, w.query_rank or 0
+    (q, passes, _), r = scoring_query_batches(shape, list(choice), w), w.query_rank or 0
+    b, t = batch, w.batch_tokens
     materialised = [n for n, how in choice.items() if how == "materialised"]
     low = [n for n, how in choice.items() if how == "low-rank"]
-    dense_cache = sum(q * math.prod(shape.modules[n]) * FLOAT32 for n in materialised if r)
+    dense_cache = passes * sum(q * math.prod(shape.modules[n]) * FLOAT32 for n in materialised if r)
     per_batch = sum(b * math.prod(shape.modules[n]) * FLOAT32 for n in materialised)
     groups = 0
     if per_batch:
@@ -193,10 +195,11 @@ def contraction_flops_per_token(shape: ModelShape, w: Workload, batch: int, choi
     """engine.scoring's FLOPs of the chosen contractions per document token, beyond the forward+backward."""
     from engine.scoring import low_rank_flops, materialise_flops
 
-    b, t, q, r = batch, w.batch_tokens, w.n_queries, w.query_rank
+    (q, passes, _), r = scoring_query_batches(shape, list(choice), w), w.query_rank
+    b, t = batch, w.batch_tokens
     total = 0
     for name, how in choice.items():
         d_out, d_in = shape.modules[name]
         total += (low_rank_flops(b, t, q, r, d_out, d_in) if how == "low-rank"
                   else materialise_flops(b, t, q, d_out, d_in))
-    return total / (b * t)
+    return passes * total / (b * t)

@@ -9,6 +9,7 @@ from engine.batches import make_batches, tokenize_documents, tokenize_queries
 from engine.factors import FactorArguments, fit_factors
 from engine.model import find_tracked_modules, load_model
 from engine.precondition import QueryArguments, precondition, query_gradients
+from engine.scoring import within_budget
 from precompute import plan_memory as pm
 from precompute.__main__ import main
 from precompute.plan import make_plan
@@ -44,6 +45,10 @@ def test_factor_and_query_bytes_equal_what_the_engine_allocates(world, strategy)
     assert pm.query_storage_bytes(shape, list(tracked), 2, 4) == stored
     assert pm.query_bytes(shape, list(tracked), workload(), 2)["gradients"] == \
         sum(g.numel() * g.element_size() for g in grads.values())
+    budget = stored // 2 + 100                        # one query and a 100-byte dense cache per scoring pass
+    parts = within_budget(pq, budget)
+    assert pm.scoring_query_batches(shape, list(tracked), workload(n_queries=2, memory_budget=budget)) == \
+        (parts[0].n_queries, len(parts), parts[0].max_dense_cache_bytes) == (1, 2, 100)
 
 
 def test_shards_split_the_factors(world):
