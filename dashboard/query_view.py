@@ -4,6 +4,7 @@ and bottom documents as cards with answer / step / span highlights and per-token
 Used by the Queries page; `document_cards` serves any page that shows a ranking of documents for a query."""
 from __future__ import annotations
 
+import zlib
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -118,8 +119,9 @@ def query_header(query: dict, linking: Linking) -> None:
                                    unsafe_allow_html=True)
 
 
-def choose_span(linking: Linking, shown: list[Card]) -> None:
-    """Pills of the completion's shared spans (?span=N); lists the shown documents that repeat the chosen one."""
+def choose_span(linking: Linking, shown: list[Card], random_texts: tuple[str, ...] = ()) -> None:
+    """Pills of the completion's shared spans (?span=N); says how many top, bottom and random documents repeat the
+    chosen one (`span_occurrence`)."""
     if not linking.found:
         st.caption(f"No run of {spans.DEFAULT_MIN_WORDS}+ words of the completion occurs verbatim in the shown "
                    "documents.")
@@ -133,9 +135,33 @@ def choose_span(linking: Linking, shown: list[Card]) -> None:
     if linking.chosen is None:  # a caption either way: the page keeps its layout, so the cards update in place
         st.caption("Choose a span to outline its copies in the shown documents.")
         return
-    holders = [card.label for card in shown if any(linking.holds(text, linking.chosen) for text in card.shown_texts)]
-    st.caption(f"Span {chosen} occurs in {len(holders)} of the {len(shown)} shown documents: "
-               + ", ".join(holders))
+    st.caption(span_occurrence(linking, shown, random_texts))
+
+
+def span_occurrence(linking: Linking, shown: list[Card], random_texts: tuple[str, ...]) -> str:
+    """How often the chosen span occurs in the shown top vs bottom documents vs as many random ones (the chance
+    level: a span every document repeats says nothing about the ranking), and which cards hold it."""
+    def holding(side: str) -> list[str]:
+        return [card.label for card in shown if card.side == side
+                and any(linking.holds(text, linking.chosen) for text in card.shown_texts)]
+
+    span = linking.found[linking.chosen]
+    top, bottom = holding("top"), holding("bottom")
+    drawn = sum(spans.repeats(linking.completion, span, text) for text in random_texts)
+    counts = [f"{len(top)} of the {sum(c.side == 'top' for c in shown)} top",
+              f"{len(bottom)} of the {sum(c.side == 'bottom' for c in shown)} bottom"]
+    if random_texts:
+        counts.append(f"{drawn} of {len(random_texts)} random documents")
+    return (f"Span {linking.chosen + 1} occurs in " + ", ".join(counts[:-1]) + " and " + counts[-1]
+            + (": " + ", ".join(top + bottom) if top or bottom else ""))
+
+
+def random_document_texts(texts: pd.Series, query_id: str, k: int) -> tuple[str, ...]:
+    """k documents drawn uniformly at random, seeded by the query id (a link shows the same draw): the chance
+    level for how often a completion span occurs."""
+    rng = np.random.default_rng(zlib.crc32(str(query_id).encode("utf-8")))
+    columns = rng.choice(len(texts), size=min(k, len(texts)), replace=False)
+    return tuple(str(texts.iloc[int(column)]) for column in columns)
 
 
 @st.cache_data(show_spinner=False, max_entries=64)

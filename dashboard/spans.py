@@ -86,6 +86,12 @@ def shared_spans(completion: str, documents: list[str], n: int = DEFAULT_MIN_WOR
     return SharedSpans(tuple(_span(offsets, first, stop) for first, stop in ranges), tuple(linked))
 
 
+def repeats(completion: str, span: Span, text: str, n: int = DEFAULT_MIN_WORDS) -> bool:
+    """Does `text` repeat the completion's `span`: holds one of its n-word windows (as `shared_spans` links them)."""
+    grams = set(_windows(words(completion)[0][span.first_word:span.stop_word], n))
+    return any(gram in grams for gram in _windows(words(text)[0], n))
+
+
 def span_label(text: str, span: Span, limit: int = 60) -> str:
     """The span's text on one line, shortened to `limit` characters."""
     shown = " ".join(text[span.start:span.end].split())

@@ -119,7 +119,7 @@ def render() -> None:
     shown = top_cards + bottom_cards
     linking = query_view.Linking(str(query["completion"]), tuple(t for card in shown for t in card.shown_texts))
     with span_choice:
-        query_view.choose_span(linking, shown)
+        query_view.choose_span(linking, shown, query_view.random_document_texts(texts, query_id, k))
     with header:
         query_view.query_header(query, linking)
 
