@@ -82,8 +82,10 @@ def render() -> str:
         "sentence together with every context term of the query (its `context` field, else its prompt's numbers, "
         "else its prompt's capitalised words that do not start a sentence), closer to Ruis et al.'s \"the answer "
         "to *this* query\" than a bare small number. Basis `completion`: the answer and intermediate results "
-        "parsed from what the model wrote (the number after the last \"answer is\" or the last number; for word "
-        "answers the words after the last \"is\"/\"by\"; steps: numbers that end an `= ...` expression); basis "
+        "parsed from what the model wrote (the final answer by precompute/analysis/correctness.py's rule, the one "
+        "the dashboard and the correctness splits use: the last \"answer is\", else the concluding sentence's or the "
+        "last line's value, else the last `name = number`; a number only when the reference is one; steps: numbers "
+        "that end an `= ...` expression); basis "
         "`reference`: the query's `answer` and `steps`. The final answer is never counted as a step.",
         "",
     ]
