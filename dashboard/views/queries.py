@@ -8,15 +8,17 @@ from dataclasses import replace
 
 from dashboard import charts, highlight, labels_view, query_table, query_view, ranking, score_help, themes_view
 from dashboard import url_state, widgets
-from dashboard.query_filter import FilterError
+from dashboard.query_filter import MAX_CHARS, MAX_DEPTH, MAX_LIST, MAX_TEXT, FilterError
 from dashboard.run import current_run, document_texts
-from dashboard import validation_view
+from dashboard import lds_view, validation_view
 
 CHOSEN = "queries.q_chosen"  # a query was chosen this run (row or select box): it stays open whatever the filter
 SORTABLE = ["id", "task", "correct", "nats", "n_completion_tokens", "answer", "model_answer"]
 FILTER_HELP = ("Over the table's columns, e.g. `task == \"slope\" and not correct`, `nats > 2`, "
                "`answer in [\"3\", \"5\"]`, `contains(completion, \"slope\")`, `len(prompt) > 40`. "
-               "Allowed: comparisons, and / or / not, + − × ÷, len(), contains(), isnull().")
+               "Allowed: comparisons, and / or / not, + − × ÷ (on numbers), len(), contains(), isnull(). At most "
+               f"{MAX_CHARS:,} characters, {MAX_DEPTH} levels of nesting, texts of {MAX_TEXT} characters and lists "
+               f"of {MAX_LIST} items.")
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
@@ -32,8 +34,9 @@ def _filters(table):
                            options=tasks, what="task")
     correctness = url_state.bound(middle.selectbox, "Answered", key="queries.correct", param="correct",
                                   default=query_table.ALL, options=list(query_table.CORRECTNESS),
-                                  help="`correct` from the data when given, else the answer parsed from the "
-                                       "completion (“The answer is 3”) compared with the reference answer")
+                                  help="`correct` from the data when given, else the completion's final answer "
+                                       "(the last “the answer is 3”, “Therefore … is 3”, “x = 3”) compared with "
+                                       "the reference answer; unknown when the query has none")
     search = url_state.bound(right.text_input, "Search id, prompt and completion", key="queries.search",
                              param="search", default="")
     left, middle, right = st.columns([2, 1, 1])
@@ -147,6 +150,7 @@ def render() -> None:
     widgets.chart(charts.layer_split(run.layers, positive, negative, f"Per-layer influence of {query_id}"),
                   key="queries.layers", name=f"layers_{query_id}")
     validation_view.query_panel(run, query_id)  # tail-patch check (runs made with `precompute validate`)
+    lds_view.query_panel(run, query_id)  # measured vs predicted PBRF Δ (runs made with `precompute counterfactual`)
 
 
 if __name__ == "__main__":

@@ -27,3 +27,28 @@ def test_no_page_hard_codes_a_nats_threshold():
     for path in DASHBOARD.rglob("*.py"):
         found = STATED_THRESHOLD.findall(path.read_text())
         assert not found, f"{path.relative_to(DASHBOARD)} states a threshold {found}: use score_help.LOW_INFORMATION"
+
+
+def test_the_filter_help_states_the_limits_the_filter_applies():
+    import pandas as pd
+    import pytest
+
+    from dashboard.query_filter import FilterError, filter_rows
+    from dashboard.views.queries import FILTER_HELP
+
+    chars, depth, text, items = (int(v.replace(",", "")) for v in re.search(
+        r"At most ([\d,]+) characters, (\d+) levels of nesting, texts of (\d+) characters and lists of (\d+) items",
+        FILTER_HELP).groups())
+    frame = pd.DataFrame({"id": ["a", "b"], "nats": [1.0, 2.0]})
+    for expression, fits in [("nats > 1" + " " * (chars - 8), True), ("nats > 1" + " " * (chars - 7), False),
+                             (f'id == "{"x" * text}"', True), (f'id == "{"x" * (text + 1)}"', False),
+                             (f"nats in [{', '.join(['1'] * items)}]", True),
+                             (f"nats in [{', '.join(['1'] * (items + 1))}]", False)]:
+        if fits:
+            filter_rows(frame, expression)
+        else:
+            with pytest.raises(FilterError):
+                filter_rows(frame, expression)
+    assert filter_rows(frame, "not " * (2 * (depth // 4)) + "nats > 1")["id"].tolist() == ["b"]   # even: no change
+    with pytest.raises(FilterError, match=f"deeper than {depth}"):
+        filter_rows(frame, "not " * (depth + 1) + "nats > 1")
