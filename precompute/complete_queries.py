@@ -16,6 +16,7 @@ import sys
 from precompute import rundir
 from precompute.errors import UserInputError
 from precompute.inputs import check_unique, jsonl_records, string_field
+from precompute.threads import add_threads_flag, use_threads
 
 log = logging.getLogger("precompute")
 
@@ -68,11 +69,13 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument("--device", default="auto", choices=["auto", "cpu", "cuda"])
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--quiet", action="store_true")
+    add_threads_flag(parser)
     return parser.parse_args(argv)
 
 
 def main(argv: list[str] | None = None) -> int:
     args = parse_args(list(sys.argv[1:] if argv is None else argv))
+    use_threads(args.threads)
     logging.basicConfig(level=logging.WARNING if args.quiet else logging.INFO, stream=sys.stderr,
                         format="%(asctime)s %(name)s: %(message)s", datefmt="%H:%M:%S")
     from engine.errors import EngineInputError
