@@ -134,10 +134,10 @@ def work_units(shape: ModelShape, w: pm.Workload, tokens_per_second: float | Non
     --memory-budget's query batches (`passes`) each cost one more forward+backward over the documents."""
     corpus_tokens = w.n_docs * w.tokens_per_doc
     unit_flops = FLOPS_PER_TOKEN_PARAMETER * shape.n_parameters * max(corpus_tokens, 1)
-    passes = {"ekfac": 2, "kfac": 1, "diagonal": 1, "identity": 0}[w.strategy]
+    factor_passes = {"ekfac": 2, "kfac": 1, "diagonal": 1, "identity": 0}[w.strategy]
     precondition_flops = 0 if w.strategy in ("identity", "diagonal") else sum(
         4 * o * i * (o + i) + 2 * o * i * min(o, i) + 10 * min(o, i) ** 3 for o, i in shape.modules.values())
-    parts = {"fit (factor passes)": shards * passes * w.factor_docs / max(w.n_docs, 1),
+    parts = {"fit (factor passes)": shards * factor_passes * w.factor_docs / max(w.n_docs, 1),
              "query gradients + preconditioning": (w.n_queries * w.query_tokens * FLOPS_PER_TOKEN_PARAMETER
                                                    * shape.n_parameters + w.n_queries * precondition_flops)
              / unit_flops,
