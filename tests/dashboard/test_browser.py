@@ -103,16 +103,17 @@ def test_query_table_sort_filter_open_and_back(server, page, run_dir):
     page.get_by_role("option", name="nats", exact=True).click()
     page.wait_for_function("() => window.location.href.includes('sort=nats')", timeout=TIMEOUT)
     wait_until_rendered(page)
+    page.get_by_text(f"{factual[0]['id']} · task factual").wait_for(timeout=TIMEOUT)  # opened: the first row
     before, history = url(page), page.evaluate("() => history.length")
-    click_table_row(page, page.locator("[data-testid=stDataFrame]").first, 0)
-    page.wait_for_function(f"() => window.location.href.includes('q={factual[0]['id']}')", timeout=TIMEOUT)
+    click_table_row(page, page.locator("[data-testid=stDataFrame]").first, 1)
+    page.wait_for_function(f"() => window.location.href.includes('q={factual[1]['id']}')", timeout=TIMEOUT)
     wait_until_rendered(page)
     assert page.evaluate("() => history.length") == history + 1  # one entry for one action
-    page.get_by_text(f"{factual[0]['id']} · task factual").wait_for(timeout=TIMEOUT)  # the query's header
+    page.get_by_text(f"{factual[1]['id']} · task factual").wait_for(timeout=TIMEOUT)  # the query's header
     page.go_back()
     page.wait_for_function(f"() => window.location.href === {before!r}", timeout=TIMEOUT)
     wait_until_rendered(page)
-    page.get_by_text("q0000 · task factual").wait_for(timeout=TIMEOUT)  # the default query again
+    page.get_by_text(f"{factual[0]['id']} · task factual").wait_for(timeout=TIMEOUT)  # the first filtered row again
 
 
 def test_choosing_a_completion_span_marks_document_spans(server, page):
