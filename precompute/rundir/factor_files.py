@@ -46,6 +46,6 @@ def remove_unlisted_shards(factors_dir: str) -> None:
     """Tensor files of an earlier fit that meta.json no longer names (another shard count) are removed."""
     listed = set(factor_tensor_files(factors_dir))
     for name in os.listdir(factors_dir):
-        is_tensor_file = name == layout.FACTOR_TENSORS or (name.startswith("factors-") and name.endswith(".safetensors"))
-        if is_tensor_file and name not in listed:
+        sharded = name.startswith("factors-") and name.endswith(".safetensors")
+        if (sharded or name == layout.FACTOR_TENSORS) and name not in listed:
             os.remove(os.path.join(factors_dir, name))

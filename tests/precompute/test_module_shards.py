@@ -163,7 +163,8 @@ def test_module_sharded_runs_on_two_three_and_four_gloo_ranks_equal_one_process(
             assert np.abs(got - expected).max() <= 1e-5 * np.abs(expected).max(), name
         tokens = pd.read_parquet(out / "token_scores.parquet")            # rank 0 gathered every module's queries
         pd.testing.assert_frame_equal(tokens.drop(columns="score"), single_tokens.drop(columns="score"))
-        np.testing.assert_allclose(tokens.score, single_tokens.score, rtol=1e-4, atol=1e-6 * single_tokens.score.abs().max())
+        np.testing.assert_allclose(tokens.score, single_tokens.score, rtol=1e-4,
+                                   atol=1e-6 * single_tokens.score.abs().max())
         meta = json.load(open(out / "factors" / "meta.json"))
         sizes = {name: os.path.getsize(out / "factors" / name) for name in meta["files"]}
         assert len(sizes) == n and not os.path.exists(out / "factors" / "factors.safetensors")
@@ -171,3 +172,27 @@ def test_module_sharded_runs_on_two_three_and_four_gloo_ranks_equal_one_process(
         largest = max(factor_bytes("ekfac", *shape) for shape in meta["shapes"].values())
         assert max(sizes.values()) <= total / n + largest
         assert sorted(m for modules in meta["files"].values() for m in modules) == sorted(meta["modules"])
+
+
+def test_factor_files_of_a_sharded_run(tmp_path):
+    """meta.json's "files" decide which tensor files belong to the run: the fingerprint covers each of them, a
+    missing one is reported, files of an earlier fit with another shard count are removed."""
+    import hashlib
+
+    from precompute.rundir.factor_files import (factor_tensor_files, factors_sha256, missing_factor_files,
+                                                remove_unlisted_shards)
+
+    names = ["factors-00000-of-00002.safetensors", "factors-00001-of-00002.safetensors"]
+    for name, body in zip(names + ["factors.safetensors", "factors-00002-of-00003.safetensors"], "abcd"):
+        (tmp_path / name).write_text(body)
+    (tmp_path / "meta.json").write_text(json.dumps({"files": {names[0]: ["m0"], names[1]: ["m1"]}}))
+    assert factor_tensor_files(str(tmp_path)) == names
+    lines = "".join(f"{name} {hashlib.sha256(body.encode()).hexdigest()}\n" for name, body in zip(names, "ab"))
+    assert factors_sha256(str(tmp_path)) == hashlib.sha256(lines.encode()).hexdigest()
+    remove_unlisted_shards(str(tmp_path))
+    assert sorted(p.name for p in tmp_path.iterdir()) == sorted(names + ["meta.json"])
+    (tmp_path / names[1]).unlink()
+    assert missing_factor_files(str(tmp_path)) == [f"factors/{names[1]}"]
+    (tmp_path / "meta.json").write_text(json.dumps({"modules": ["m0"]}))      # a run from before shards
+    assert factor_tensor_files(str(tmp_path)) == ["factors.safetensors"]
+    assert missing_factor_files(str(tmp_path)) == ["factors/factors.safetensors"]
