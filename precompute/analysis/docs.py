@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 
-from precompute.analysis import ranking, statistics
+from precompute.analysis import multiplicity, ranking, statistics
 from precompute.analysis.context import FINDINGS_K, TOP_K
 from precompute.analysis.registry import registered_findings, registered_tables
 
@@ -39,9 +39,9 @@ FINDING_FIELDS = {
     "interval_p": "two-sided p of no effect read off the bootstrap distribution: the smallest α at which the "
                   "verdict's interval excludes the null (so `verdict` is not `not supported` exactly when "
                   "interval_p < 0.05); what the multiplicity adjustment uses. For a producer that gives none, a "
-                  "normal approximation read off its interval (statistics.p_from_interval)",
+                  "normal approximation read off its interval (multiplicity.p_from_interval)",
     "primary": "whether the record is one of the paper's headline claims (the primary family: "
-               + ", ".join(f"`{name}`" for name in statistics.PRIMARY_FINDINGS) + ")",
+               + ", ".join(f"`{name}`" for name in multiplicity.PRIMARY_FINDINGS) + ")",
     "family_size": "findings with an interval p in the run: the Holm family",
     "holm_p": "Holm-adjusted interval_p over all the run's findings",
     "adjusted_verdict": "the verdict after Holm over all the run's findings: the unadjusted verdict when holm_p "
@@ -101,7 +101,7 @@ def render() -> str:
               f"a record is left out when the run lacks what it needs (e.g. fewer than 3 queries of a task, no "
               f"factual queries, no `kind` column). Multiplicity: `verdict` is each finding on its own (a run of "
               f"about 20 findings expects about 0.5 false \"holds\" at 2.5% per side); `adjusted_verdict` and "
-              f"`primary_adjusted_verdict`: {statistics.MULTIPLICITY}. "
+              f"`primary_adjusted_verdict`: {multiplicity.MULTIPLICITY}. "
               f"Record fields:",
               "", "| field | meaning |", "|---|---|"]
     lines += [f"| `{name}` | {_cell(meaning)} |" for name, meaning in FINDING_FIELDS.items()]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from precompute import rundir
-from precompute.analysis import registry, statistics
+from precompute.analysis import multiplicity, registry, statistics
 from precompute.analysis.context import TOP_K, AnalysisContext
 from precompute.analysis.inputs import AnalysisInputs, load_inputs
 
@@ -17,11 +17,11 @@ FINDINGS_FILE = "findings.json"
 
 
 def findings_document(ctx: AnalysisContext, records: list[dict]) -> dict:
-    """findings.json: the records, adjusted for multiplicity (statistics.adjust_for_multiplicity), and how they
+    """findings.json: the records, adjusted for multiplicity (multiplicity.adjust_for_multiplicity), and how they
     were computed."""
-    records = statistics.adjust_for_multiplicity(records)
+    records = multiplicity.adjust_for_multiplicity(records)
     return {"seed": ctx.seed, "n_resamples": ctx.n_resamples, "confidence": 1 - statistics.ALPHA,
-            "multiplicity": statistics.MULTIPLICITY, "primary_findings": list(statistics.PRIMARY_FINDINGS),
+            "multiplicity": multiplicity.MULTIPLICITY, "primary_findings": list(multiplicity.PRIMARY_FINDINGS),
             "findings": records, "notes": [record["text"] for record in records]}
 
 

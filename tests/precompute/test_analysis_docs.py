@@ -5,7 +5,7 @@ import os
 import numpy as np
 
 from precompute import analysis
-from precompute.analysis import docs, statistics
+from precompute.analysis import docs, multiplicity, statistics
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
@@ -31,5 +31,5 @@ def test_finding_records_have_exactly_the_documented_fields():
     finding = statistics.Finding(name="n", claim="c", effect_label="e", paper_direction="greater",
                                  measure="difference", effect=0.1, ci_low=0.0, ci_high=0.2, p_value=0.5,
                                  p_value_method="m", n=3)
-    assert set(statistics.adjust_for_multiplicity([finding.record()])[0]) == set(docs.FINDING_FIELDS)
+    assert set(multiplicity.adjust_for_multiplicity([finding.record()])[0]) == set(docs.FINDING_FIELDS)
     assert np.isfinite(finding.record()["effect"])

@@ -5,7 +5,7 @@ import numpy as np
 import pandas as pd
 
 from precompute import analysis
-from precompute.analysis import registry, statistics
+from precompute.analysis import multiplicity, registry
 from precompute.analysis.context import AnalysisContext
 
 TASKS = ["arithmetic", "slope", "linear_equation", "factual"]
@@ -48,7 +48,7 @@ def findings_of(inputs, seed=0, n_resamples=600) -> list[dict]:
 
 
 def test_no_effect_no_finding_holds_beyond_alpha():
-    runs = [statistics.adjust_for_multiplicity(findings_of(synthetic_inputs(seed))) for seed in range(5)]
+    runs = [multiplicity.adjust_for_multiplicity(findings_of(synthetic_inputs(seed))) for seed in range(5)]
     verdicts = [record["verdict"] for records in runs for record in records]
     names = {record["name"] for record in runs[0]}
     assert {"correlation.reasoning_vs_factual", "correlation.same_vs_cross_task", "occurrence.answer",
@@ -70,7 +70,7 @@ def test_planted_occurrence_and_its_adjusted_verdict_hold():
         if query["task"] == "factual":
             containing = [j for j, text in enumerate(inputs.doc_texts) if f"{query['answer']} is" in text]
             inputs.scores[row, containing] += 5.0
-    records = {r["name"]: r for r in statistics.adjust_for_multiplicity(findings_of(inputs))}
+    records = {r["name"]: r for r in multiplicity.adjust_for_multiplicity(findings_of(inputs))}
     answer = records["occurrence.answer"]
     assert answer["verdict"] == "holds" and answer["adjusted_verdict"] == "holds", answer["text"]
     assert answer["primary"] and answer["primary_adjusted_verdict"] == "holds"
@@ -79,7 +79,7 @@ def test_planted_occurrence_and_its_adjusted_verdict_hold():
 
 def test_planted_per_task_component_makes_the_correlation_findings_hold():
     records = {record["name"]: record
-               for record in statistics.adjust_for_multiplicity(findings_of(synthetic_inputs(11, planted=0.5)))}
+               for record in multiplicity.adjust_for_multiplicity(findings_of(synthetic_inputs(11, planted=0.5)))}
     for name in ("correlation.reasoning_vs_factual", "correlation.same_vs_cross_task",
                  "correlation.same_vs_cross_task.slope"):
         assert records[name]["verdict"] == "holds", records[name]["text"]
