@@ -3,7 +3,9 @@ per-token influence shading. Pure functions (no Streamlit); every piece of run t
 
 A `Mark` is a character range of the shown text with a kind (a CSS class in `STYLE`) and a tooltip. Matches use
 the analysis' rule (precompute.analysis.occurrence): a value occurs as a whole token; the answer counts as "in context"
-when it shares a line or sentence with every context term of the query (the prompt's numbers or names)."""
+when it shares a line or sentence with every context term of the query (the prompt's numbers or names). One
+difference: on cards a value of one or two characters is marked only where stated as a result ("= 1", "is 1"), so
+the marks tell documents apart; the analysis tables and the Answers page count every occurrence."""
 from __future__ import annotations
 
 import html
