@@ -1,8 +1,8 @@
 """Counterfactual validation on the pages: did training on a query's top documents change its answer?
 
 Reads RUN/analysis/validation.parquet and validation_summary.parquet (written by `precompute validate`, see
-docs/validation.md); nothing here imports torch. `query_figure`, `summary_display` and `summary_export` are pure; the three
-render functions are what the queries, overview and compare pages call.
+docs/validation.md); nothing here imports torch. `query_figure`, `summary_display` and `summary_export` are
+pure; the three render functions are what the queries, overview and compare pages call.
 """
 from __future__ import annotations
 

@@ -53,7 +53,8 @@ def test_findings_side_by_side_exports_numbers_in_their_own_columns():
     assert read.loc["correlation", ["runs/a effect", "runs/a low", "runs/a high", "runs/a n"]].tolist() == [
         0.036, -0.025, 0.11, 24]
     assert read.loc["correlation", "runs/a verdict"] == "not supported"
-    assert read.loc["factual_mean_corr", "runs/b effect"] == 0.059 and np.isnan(read.loc["correlation", "runs/b effect"])
+    assert read.loc["factual_mean_corr", "runs/b effect"] == 0.059
+    assert np.isnan(read.loc["correlation", "runs/b effect"])
     assert all(read[column].dtype.kind == "f" for column in read.columns if not column.endswith("verdict"))
 
 
