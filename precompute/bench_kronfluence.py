@@ -7,15 +7,20 @@ damping 0.1 · mean(Λ) per module, every query's preconditioned gradient trunca
 float32 with the eigendecompositions in float64, the same batch sizes, queries preconditioned --query-batch at a
 time. Our scoring pass reads the documents once for all queries; kronfluence reads them once per query batch.
 
-Prints per number of queries: fit time (once), scoring time (query gradients + preconditioning + the pass over
-the documents), the peak RSS each step added, and the per-query Pearson correlation of the two score matrices.
+Each side runs in its own process on the same seeded world. Prints per number of queries: fit time (once) and
+scoring time (query gradients + preconditioning + the pass over the documents) in CPU seconds (the figure to use on
+a shared machine) and wall seconds, the process's peak RSS while scoring, and the per-query Pearson correlation
+and relative difference of the two score matrices.
 """
 from __future__ import annotations
 
 import argparse
 import copy
+import json
 import os
 import platform
+import subprocess
+import sys
 import tempfile
 import threading
 import time
@@ -71,40 +76,30 @@ def random_world(width: int, layers: int, intermediate: int, vocab: int, n_docum
     return World(model, list(find_tracked_modules(model, "mlp")), documents, queries)
 
 
+def resident_bytes() -> int:
+    with open("/proc/self/statm") as handle:
+        return int(handle.read().split()[1]) * os.sysconf("SC_PAGE_SIZE")
+
+
 @contextmanager
-def peak_rss(into: dict, key: str, interval_s: float = 0.01):
-    """into[key] = the largest resident set size above the starting one (MiB) while the block runs (sampled)."""
-    page = os.sysconf("SC_PAGE_SIZE")
-
-    def rss() -> int:
-        with open("/proc/self/statm") as handle:
-            return int(handle.read().split()[1]) * page
-
-    start, peak, done = rss(), [0], threading.Event()
+def measured(into: dict, key: str, interval_s: float = 0.01):
+    """into[key] = {"wall_s", "cpu_s" (this process, all threads), "peak_mib" (largest resident set, sampled)}."""
+    peak, done = [resident_bytes()], threading.Event()
 
     def sample():
         while not done.is_set():
-            peak[0] = max(peak[0], rss())
+            peak[0] = max(peak[0], resident_bytes())
             done.wait(interval_s)
     thread = threading.Thread(target=sample, daemon=True)
     thread.start()
+    wall, cpu = time.perf_counter(), time.process_time()
     try:
         yield
     finally:
         done.set()
         thread.join()
-        into[key] = (max(peak[0], rss()) - start) / 2**20
-
-
-def timed(into: dict, key: str):
-    """A context: into[key] = wall seconds, into[key + '_mib'] = peak RSS added."""
-    @contextmanager
-    def block():
-        started = time.perf_counter()
-        with peak_rss(into, key + "_mib"):
-            yield
-        into[key] = time.perf_counter() - started
-    return block()
+        into[key] = {"wall_s": time.perf_counter() - wall, "cpu_s": time.process_time() - cpu,
+                     "peak_mib": max(peak[0], resident_bytes()) / 2**20}
 
 
 # ------------------------------------------------------------------------------------------------------ ours
@@ -193,43 +188,55 @@ def pearson_rows(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     return (x * y).sum(axis=1) / (np.linalg.norm(x, axis=1) * np.linalg.norm(y, axis=1))
 
 
-def compare(world: World, query_counts: list[int], rank: int, batch_size: int, query_batch: int) -> list[dict]:
-    """One row per number of queries (the first n of the world's queries); fit once per side."""
-    fit: dict = {}
+SIDES = ("ours", "kronfluence")
+
+
+def run_side(side: str, world: World, query_counts: list[int], rank: int, batch_size: int,
+             query_batch: int) -> tuple[dict, dict[int, np.ndarray]]:
+    """One side's fit (once) and scores for the first n queries, n in query_counts: (measurements, scores by n)."""
+    timings, scores = {}, {}
     with tempfile.TemporaryDirectory(prefix="bench-kronfluence-") as workdir:
-        kronfluence = Kronfluence(world, workdir)
-        with timed(fit, "ours_fit"):
-            tracked, factors = ours_fit(world, batch_size)
-        with timed(fit, "kronfluence_fit"):
-            kronfluence.fit(batch_size)
-        rows = []
+        kronfluence = Kronfluence(world, workdir) if side == "kronfluence" else None
+        with measured(timings, "fit"):
+            if kronfluence is not None:
+                kronfluence.fit(batch_size)
+            else:
+                tracked, factors = ours_fit(world, batch_size)
         for n in query_counts:
-            row = {"queries": n, **fit}
-            with timed(row, "ours_score"):
-                ours = ours_scores(world, tracked, factors, world.queries[:n], rank, batch_size, query_batch)
-            with timed(row, "kronfluence_score"):
-                theirs = kronfluence.scores(world.queries[:n], rank, batch_size, query_batch)
-            pearson = pearson_rows(ours, theirs)
-            row.update(pearson_min=float(pearson.min()), pearson_median=float(np.median(pearson)),
-                       rel_err=float(np.linalg.norm(ours - theirs) / np.linalg.norm(theirs)))
-            rows.append(row)
+            with measured(timings, f"score_{n}"):
+                scores[n] = kronfluence.scores(world.queries[:n], rank, batch_size, query_batch) if kronfluence \
+                    else ours_scores(world, tracked, factors, world.queries[:n], rank, batch_size, query_batch)
+    return timings, scores
+
+
+def compare(ours: tuple[dict, dict], theirs: tuple[dict, dict]) -> list[dict]:
+    """One row per number of queries: both sides' measurements and the agreement of their scores."""
+    rows = []
+    for n in sorted(ours[1]):
+        pearson = pearson_rows(ours[1][n], theirs[1][n])
+        rows.append({"queries": n, "fit": (ours[0]["fit"], theirs[0]["fit"]),
+                     "score": (ours[0][f"score_{n}"], theirs[0][f"score_{n}"]),
+                     "pearson_min": float(pearson.min()), "pearson_median": float(np.median(pearson)),
+                     "rel_err": float(np.linalg.norm(ours[1][n] - theirs[1][n]) / np.linalg.norm(theirs[1][n]))})
     return rows
 
 
 def table(rows: list[dict]) -> str:
-    lines = ["| queries | fit ours / kronfluence (s) | scoring ours / kronfluence (s) | scoring speed-up | "
-             "peak RSS added, scoring ours / kronfluence (MiB) | per-query Pearson min (median) | rel. error |",
-             "|---|---|---|---|---|---|---|"]
+    pair = lambda measured_pair, key, spec: " / ".join(format(m[key], spec) for m in measured_pair)  # noqa: E731
+    lines = ["| queries | fit CPU s (wall) ours / kronfluence | scoring CPU s ours / kronfluence | scoring wall s | "
+             "CPU speed-up fit, scoring | peak RSS MiB scoring | per-query Pearson min (median) | rel. error |",
+             "|---|---|---|---|---|---|---|---|"]
     for r in rows:
-        lines.append(f"| {r['queries']} | {r['ours_fit']:.2f} / {r['kronfluence_fit']:.2f} | "
-                     f"{r['ours_score']:.2f} / {r['kronfluence_score']:.2f} | "
-                     f"{r['kronfluence_score'] / r['ours_score']:.2f}× | "
-                     f"{r['ours_score_mib']:.0f} / {r['kronfluence_score_mib']:.0f} | "
-                     f"{r['pearson_min']:.6f} ({r['pearson_median']:.6f}) | {r['rel_err']:.1e} |")
+        fit, score = r["fit"], r["score"]
+        lines.append(f"| {r['queries']} | {pair(fit, 'cpu_s', '.1f')} ({pair(fit, 'wall_s', '.1f')}) | "
+                     f"{pair(score, 'cpu_s', '.2f')} | {pair(score, 'wall_s', '.2f')} | "
+                     f"{fit[1]['cpu_s'] / fit[0]['cpu_s']:.2f}×, {score[1]['cpu_s'] / score[0]['cpu_s']:.2f}× | "
+                     f"{pair(score, 'peak_mib', '.0f')} | {r['pearson_min']:.6f} ({r['pearson_median']:.6f}) | "
+                     f"{r['rel_err']:.1e} |")
     return "\n".join(lines)
 
 
-def parse_args(argv: list[str] | None) -> argparse.Namespace:
+def parse_args(argv: list[str]) -> argparse.Namespace:
     parser = argparse.ArgumentParser(prog="python -m precompute.bench_kronfluence", description=__doc__.splitlines()[0])
     parser.add_argument("--width", type=positive_int, default=192)
     parser.add_argument("--layers", type=positive_int, default=4)
@@ -242,25 +249,51 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser.add_argument("--batch-size", type=positive_int, default=16, help="documents per batch (both sides)")
     parser.add_argument("--query-batch", type=positive_int, default=100, help="queries preconditioned at a time")
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--side", choices=SIDES, default=None,
+                        help="(internal) run only this side and write its results to --out; by default each side "
+                             "runs in its own process, so that their memory figures do not mix")
+    parser.add_argument("--out", default=None, help="with --side: the .npz to write")
     add_threads_flag(parser)
     return parser.parse_args(argv)
 
 
+def side_in_process(args: argparse.Namespace) -> None:
+    world = random_world(args.width, args.layers, args.intermediate, args.vocab, args.docs, args.length,
+                         max(args.queries), args.seed)
+    timings, scores = run_side(args.side, world, sorted(args.queries), args.rank, args.batch_size, args.query_batch)
+    np.savez(args.out, timings=json.dumps(timings), **{f"scores_{n}": value for n, value in scores.items()})
+
+
+def side_in_subprocess(argv: list[str], side: str, directory: str) -> tuple[dict, dict[int, np.ndarray]]:
+    out = os.path.join(directory, f"{side}.npz")
+    subprocess.run([sys.executable, "-m", "precompute.bench_kronfluence", *argv, "--side", side, "--out", out],
+                   check=True)
+    with np.load(out) as saved:
+        return json.loads(str(saved["timings"])), {int(key.split("_")[1]): saved[key] for key in saved.files
+                                                    if key.startswith("scores_")}
+
+
 def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
     args = parse_args(argv)
     use_threads(args.threads)
     warnings.filterwarnings("ignore", category=FutureWarning)      # kronfluence's GradScaler deprecation notes
+    if args.side is not None:
+        side_in_process(args)
+        return 0
     import kronfluence
 
-    world = random_world(args.width, args.layers, args.intermediate, args.vocab, args.docs, args.length,
-                         max(args.queries), args.seed)
-    params = sum(p.numel() for p in world.model.parameters())
+    params = sum(p.numel() for p in random_world(args.width, args.layers, args.intermediate, args.vocab, 1, 2, 1,
+                                                 args.seed).model.parameters())
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, torch "
           f"{torch.__version__}, {torch.get_num_threads()} threads, kronfluence {kronfluence.__version__}")
-    print(f"world: random Llama width {args.width}, {args.layers} layers ({params / 1e6:.2f}M params, "
-          f"{len(world.modules)} tracked MLP modules), {args.docs} documents x {args.length} tokens; rank {args.rank}, "
-          f"batch {args.batch_size}, query batch {args.query_batch}")
-    print(table(compare(world, sorted(args.queries), args.rank, args.batch_size, args.query_batch)))
+    print(f"world: random Llama width {args.width}, {args.layers} layers ({params / 1e6:.2f}M params, MLP modules "
+          f"tracked), {args.docs} documents x {args.length} tokens; rank {args.rank}, batch {args.batch_size}, "
+          f"query batch {args.query_batch}; each side in its own process")
+    with tempfile.TemporaryDirectory(prefix="bench-kronfluence-") as directory:
+        ours, theirs = (side_in_subprocess(argv, side, directory) for side in SIDES)
+    print(table(compare(ours, theirs)))
+    print(f"load after: {os.getloadavg()[0]:.1f}")
     return 0
 
 
