@@ -47,9 +47,10 @@ def use_low_rank(pq: PreconditionedQueries, name: str, b: int, t: int, d_out: in
 
 
 def within_budget(pq: PreconditionedQueries, budget: int | None, element_size: int = 4) -> list[PreconditionedQueries]:
-    """The queries in as few batches as fit `budget` bytes (their U, V or dense P in the work dtype), each with
-    the rest of the budget as its cache for materialised P = U Vᵀ (use_low_rank). Each batch costs one more
-    forward+backward over the documents. None: all queries at once with the default 8 GiB cache."""
+    """The queries in as few batches as fit `budget` bytes (their U, V or dense P in the work dtype, as the scoring
+    pass copies them to the device), each with the rest of the budget as its cache for materialised P = U Vᵀ
+    (use_low_rank). Each batch costs one more forward+backward over the documents; `pq` itself stays whole in host
+    memory. None: all queries at once with the default 8 GiB cache."""
     if budget is None:
         return [pq]
     per_query = pq.bytes_per_query(element_size)
