@@ -7,7 +7,7 @@ import streamlit as st
 
 from dashboard import charts, published_view, query_view, run_choice, url_state, widgets
 from dashboard.run import RunError, current_run, document_texts, findings, load_run
-from dashboard import validation_view
+from dashboard import lds_view, validation_view
 from dashboard.run_compare import KS, alignment, findings_side_by_side, per_query_agreement, per_task, top_list
 
 TOP_SHOWN = 10
@@ -89,6 +89,7 @@ def render() -> None:
     else:
         widgets.table(side_by_side, key="compare.findings", name="compare_findings")
     validation_view.compare_summaries(run, other)  # both runs' tail-patch validation
+    lds_view.compare_leaderboards(run, other)  # both runs' LDS leaderboards
 
 
 if __name__ == "__main__":

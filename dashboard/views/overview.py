@@ -8,7 +8,7 @@ import streamlit as st
 from dashboard import charts, published_view, run_choice, widgets
 from dashboard.findings_view import show_findings
 from dashboard.run import Run, RunKey, current_run, findings
-from dashboard import validation_view
+from dashboard import lds_view, validation_view
 
 _CHECK_COLUMNS = 200_000  # documents read for the layer-sum check on big runs
 
@@ -76,6 +76,7 @@ def render() -> None:
     if found:
         st.subheader("Findings")
         show_findings(run.key, found)
+    lds_view.leaderboard_section(run)  # LDS vs PBRF leaderboard (runs made with `precompute counterfactual`)
     validation_view.run_summary(run)  # tail-patch validation table (runs made with `precompute validate`)
 
 
