@@ -17,7 +17,7 @@ import plotly.graph_objects as go
 import streamlit as st
 from plotly.subplots import make_subplots
 
-from dashboard import charts, widgets
+from dashboard import charts, url_state, widgets
 from dashboard.run import Run, analysis_table
 from dashboard.validation_view import _interval, _number
 
@@ -134,8 +134,9 @@ def leaderboard_section(run: Run) -> None:
     if summary is None:
         st.caption(f"No counterfactual in this run: {HOW_TO} computes each method's LDS against the PBRF response.")
         return
-    task = st.selectbox("Queries", tasks(summary), key="lds.task",
-                        format_func=lambda t: "all tasks" if t == ALL_TASKS else f"task {t}")
+    task = url_state.bound(st.selectbox, "Queries", key="lds.task", param="lds_task", default=ALL_TASKS,
+                           options=tasks(summary), what="task",
+                           format_func=lambda t: "all tasks" if t == ALL_TASKS else f"task {t}")
     board = leaderboard(summary, analysis_table(run.key, "validation_summary"), task)
     widgets.table(leaderboard_display(board), key="lds.leaderboard", name=f"lds_leaderboard_{task}", export=board)
     widgets.chart(interval_figure(board, "LDS per ranking method (95% intervals)" +
@@ -179,8 +180,8 @@ def query_panel(run: Run, query_id: str) -> None:
     st.subheader("Counterfactual: PBRF response across random document sets")
     methods = list(dict.fromkeys(frame["method"].astype(str)))
     own = str(run.manifest.get("strategy") or "")
-    method = st.selectbox("Ranking method", methods, index=methods.index(own) if own in methods else 0,
-                          key="queries.lds_method")
+    method = url_state.bound(st.selectbox, "Ranking method", key="queries.lds_method", param="lds_method",
+                             default=own if own in methods else methods[0], options=methods, what="ranking method")
     lds = query_lds(analysis_table(run.key, "lds_queries"), query_id, method)
     widgets.chart(query_figure(frame, query_id, method, lds), key="lds.query", name=f"lds_{query_id}")
     st.caption("Each point is one random document set: x is the sum of the method's scores over its documents, y "

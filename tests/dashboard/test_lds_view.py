@@ -76,3 +76,6 @@ def test_a_run_without_counterfactual_says_how_to_compute_it(app_args, run_dir):
     assert_clean(at)
     assert any(HOW_TO in caption.value for caption in at.caption)
     assert not any("LDS − identity" in frame.value.columns for frame in at.dataframe)
+    at = open_page("queries")                      # no scatter either
+    assert_clean(at)
+    assert not any("Spearman (LDS)" in (chart.proto.spec or "") for chart in at.get("plotly_chart"))
