@@ -224,3 +224,24 @@ def assert_equal_but_marked(result, expected):
     result = result.copy()
     result.loc[marked, "logprob_before"] = expected.loc[marked, "logprob_before"]
     pd.testing.assert_frame_equal(result, expected)
+
+
+def test_calibration_sets_are_not_patched_again(runs, validated, tmp_path, monkeypatch):
+    """--lr auto measures the probe queries' own top/bottom sets at the lr it picks; validating those sets later
+    re-uses that measurement instead of taking the same SGD step again (same rows as the CLI run)."""
+    from engine.tailpatch import TailPatch
+    from precompute.validate import ValidateOptions, validate_run
+
+    real, calls = TailPatch.set_gradient, []
+
+    def counted(self, documents):
+        calls.append(len(documents))
+        return real(self, documents)
+    monkeypatch.setattr(TailPatch, "set_gradient", counted)
+    out = fresh_copy(runs["ekfac"], tmp_path / "run")
+    validate_run(str(out), ValidateOptions(k=3, random_draws=4, strategy_runs=[str(runs["identity"])]), progress=False)
+    tries = len(json.loads((out / "manifest.json").read_text())["validation"]["calibration"]["tried"])
+    probe_sets, other_sets, random_sets = 10, 15, 4    # 5 queries, all probed: ekfac top+bottom; identity, bm25
+    assert calls.count(1) == probe_sets                # first order: one query gradient per probe set
+    assert calls.count(3) == probe_sets * (1 + tries) + random_sets + other_sets    # not + probe_sets again
+    pd.testing.assert_frame_equal(table(out), table(validated))
