@@ -118,15 +118,17 @@ class TailPatch:
             parameter.copy_(saved)
 
     @contextmanager
-    def patched(self, documents: list[Tokenized], lr: float, steps: int = 1):
-        """Inside the block the model has taken `steps` SGD steps of rate `lr` on L_set; restored afterwards."""
+    def patched(self, documents: list[Tokenized], lr: float, steps: int = 1,
+                gradient: list[torch.Tensor] | None = None):
+        """Inside the block the model has taken `steps` SGD steps of rate `lr` on L_set; restored afterwards.
+        `gradient`: set_gradient(documents) at the unpatched parameters when already known (the first step's)."""
         if steps < 1:
             raise EngineInputError(f"steps must be at least 1, got {steps}")
         was_training = self.model.training
         self.model.eval()
         try:
-            for _ in range(steps):
-                grads = self.set_gradient(documents)
+            for step in range(steps):
+                grads = gradient if step == 0 and gradient is not None else self.set_gradient(documents)
                 with torch.no_grad():
                     for parameter, grad in zip(self.parameters, grads):
                         parameter.sub_(grad.to(parameter.dtype), alpha=lr)
@@ -136,12 +138,14 @@ class TailPatch:
             self.model.train(was_training)
 
     def deltas(self, queries: list[Tokenized], documents: list[Tokenized], lr: float, steps: int = 1,
-               before: list[torch.Tensor] | None = None) -> list[TailPatchResult]:
+               before: list[torch.Tensor] | None = None,
+               gradient: list[torch.Tensor] | None = None) -> list[TailPatchResult]:
         """Δ log p(completion | prompt) of each query after `steps` SGD steps on `documents` (one patch for all);
-        `before`: the queries' completion_logprobs at the unpatched parameters, when already known."""
+        `before`: the queries' completion_logprobs at the unpatched parameters, when already known; `gradient`: as
+        in patched."""
         if before is None:
             before = self.completion_logprobs(queries)
-        with self.patched(documents, lr, steps):
+        with self.patched(documents, lr, steps, gradient):
             after = self.completion_logprobs(queries)
         return [TailPatchResult(float((a - b).sum()), a - b) for a, b in zip(after, before)]
 
@@ -150,10 +154,12 @@ class TailPatch:
         """Δ log p(completion | prompt) of one query after `steps` SGD steps on `documents`."""
         return self.deltas([query], documents, lr, steps, None if before is None else [before])[0]
 
-    def first_order(self, queries: list[Tokenized], documents: list[Tokenized]) -> torch.Tensor:
+    def first_order(self, queries: list[Tokenized], documents: list[Tokenized],
+                    gradient: list[torch.Tensor] | None = None) -> torch.Tensor:
         """Per query ⟨∇ log p(completion), −∇ L_set⟩ over the chosen parameters (float64 [Q]): dΔ/d lr at lr = 0
-        for one step, i.e. the set's summed identity influence restricted to these parameters."""
-        documents_gradient = self.set_gradient(documents)
+        for one step, i.e. the set's summed identity influence restricted to these parameters. `gradient`: as in
+        patched."""
+        documents_gradient = self.set_gradient(documents) if gradient is None else gradient
         out = []
         for query in queries:
             completion = self.set_gradient([query])      # ∇ of the completion NLL (targets only on the completion)

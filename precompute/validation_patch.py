@@ -12,6 +12,7 @@ from precompute.errors import UserInputError
 log = logging.getLogger("precompute.validate")
 LINEARITY_TOLERANCE = 0.1     # --lr auto: measured Δ within 10% (median) of the first-order prediction
 MAX_HALVINGS = 6
+PROBE_GRADIENT_BYTES = 2**30  # --lr auto keeps the probe sets' gradients in memory up to this (else recomputes them)
 
 
 def load_run_model(plan):
@@ -78,16 +79,24 @@ class Patcher:
             self.documents.update(zip(todo, tokenize_documents(self.tokenizer, texts, self.max_length)))
         return [self.documents[int(c)] for c in columns]
 
-    def deltas(self, query_ids: list[str], columns, lr: float, steps: int):
+    def deltas(self, query_ids: list[str], columns, lr: float, steps: int, gradient=None):
         """(TailPatchResult per query, total tokens of the set) after `steps` SGD steps on the documents; a repeated
         request returns the first result (deterministic on a CPU: the same numbers; on a GPU equal to rounding)."""
         key = (tuple(query_ids), tuple(int(c) for c in columns), float(lr), int(steps))
         if key not in self.measured:
             documents = self.tokenized(columns)
             results = self.patch.deltas([self.queries[q] for q in query_ids], documents, lr, steps,
-                                        [self.before[q] for q in query_ids])
+                                        [self.before[q] for q in query_ids], gradient)
             self.measured[key] = (results, sum(len(d.input_ids) for d in documents))
         return self.measured[key]
+
+    def probe_gradients(self, probe: list[tuple[str, np.ndarray]]) -> dict:
+        """(query, columns) -> the set's gradient at the unpatched parameters, taken once for the first-order slope
+        and every lr tried; {} when holding them all would take more than PROBE_GRADIENT_BYTES."""
+        size = sum(p.numel() * p.element_size() for p in self.patch.parameters)
+        if size * len(probe) > PROBE_GRADIENT_BYTES:
+            return {}
+        return {(q, tuple(columns)): self.patch.set_gradient(self.tokenized(columns)) for q, columns in probe}
 
     def calibrate(self, probe: list[tuple[str, np.ndarray]], steps: int, target: float,
                   tolerance: float = LINEARITY_TOLERANCE, halvings: int = MAX_HALVINGS) -> dict:
@@ -95,14 +104,18 @@ class Patcher:
         set) pairs — the run's own top- and bottom-k sets, the sets with the largest gradients — has a median
         |Δ| of `target` nats; then lr is halved until the measured Δ is within `tolerance` (median relative
         error) of that first-order prediction: every compared set is then in the first-order regime."""
-        slopes = np.array([float(self.patch.first_order([self.queries[q]], self.tokenized(columns))[0])
-                           for q, columns in probe])
+        gradients, slopes = self.probe_gradients(probe), []
+        for q, columns in probe:
+            documents, gradient = self.tokenized(columns), gradients.get((q, tuple(columns)))
+            slopes.append(float(self.patch.first_order([self.queries[q]], documents, gradient)[0]))
+        slopes = np.array(slopes)
         scale = float(np.median(np.abs(slopes)))
         if not scale > 0:
             raise UserInputError("--lr auto: the probe sets do not move the queries' log-probs; pass --lr")
         lr, tried = target / (steps * scale), []
         for _ in range(halvings + 1):
-            measured = np.array([self.deltas([q], columns, lr, steps)[0][0].delta_logprob for q, columns in probe])
+            measured = np.array([self.deltas([q], columns, lr, steps, gradients.get((q, tuple(columns))))[0][0]
+                                 .delta_logprob for q, columns in probe])
             predicted = steps * lr * slopes
             error = float(np.median(np.abs(measured - predicted) / np.maximum(np.abs(predicted), 1e-12)))
             tried.append({"lr": lr, "linearity_error": error})

@@ -59,6 +59,12 @@ def test_one_small_step_is_lr_times_summed_gradient_dot_products(tiny, name, whi
     assert float(patch.first_order([query], documents)[0]) == pytest.approx(expected, rel=1e-8)
     two_steps = patch.delta(query, documents, lr, steps=2)
     assert two_steps.delta_logprob / lr == pytest.approx(2 * expected, rel=0.04)
+    gradient = patch.set_gradient(documents)         # the first step's gradient, when the caller already has it
+    assert dot(gradient, query_gradient) == pytest.approx(expected, rel=1e-8)
+    for steps, without in ((1, result), (2, two_steps)):
+        given = patch.deltas([query], documents, lr, steps, gradient=gradient)[0]
+        assert given.delta_logprob == without.delta_logprob
+    assert float(patch.first_order([query], documents, gradient)[0]) == float(patch.first_order([query], documents)[0])
 
 
 def test_per_token_deltas_and_exact_restore(tiny):
