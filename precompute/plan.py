@@ -77,6 +77,9 @@ def stage_parts(shape: ModelShape, w: pm.Workload, batch: int, shards: int) -> d
                                                        if on == "device" else []) + [
             ("Λ sums", fit["lambda"], on), ("per-document rotated gradients (one module)", fit["lambda_transient"], on)],
         "fit: save": base + [("factors", factors, "host"), ("factors serialised", factors, "host")],
+        "query gradients": base + [
+            ("factors", factors, "host"), ("preconditioned queries (earlier batches)", queries["stored"], "host"),
+            ("query gradients (one query batch) and their torch.cat", 2 * queries["gradients"], "host")],
         "query preconditioning": base + [
             ("factors", factors, "host"), ("query gradients (one query batch)", queries["gradients"], "host"),
             ("preconditioning intermediates (one module)", queries["transient"], "host"),

@@ -19,7 +19,8 @@ from precompute.settings import Settings, parse_bytes, parse_query_rank, positiv
 log = logging.getLogger("precompute")
 CHARS_PER_TOKEN = 4.0            # assumption when no tokenizer is at hand (English text, BPE vocabularies)
 TOKENIZER_SAMPLE = 256
-STAGES_OF = {"fit": ("load", "fit"), "score": ("load", "query preconditioning", "scoring", "writing results (rank 0)"),
+STAGES_OF = {"fit": ("load", "fit"),
+             "score": ("load", "query gradients", "query preconditioning", "scoring", "writing results (rank 0)"),
              "run": None}
 
 

@@ -176,12 +176,16 @@ def fit_bytes(shape: ModelShape, modules: list[str], w: Workload, batch: int) ->
 
 def query_bytes(shape: ModelShape, modules: list[str], w: Workload, query_batch: int) -> dict[str, int]:
     """engine.query_stream / engine.precondition: one batch of dense query gradients [q, d_out, d_in'] of every
-    owned module (float32), one module's rotation intermediates (3 × [q, d_out, d_in']) and float64 Gram with its
-    eigenvectors, and the preconditioned queries twice while the batches are concatenated."""
+    owned module (float32; query_gradients holds them twice while torch.cat joins each module's parts); for the
+    largest module, the rotated middle [q, d_out, d_in'] and, when truncated to rank r, the two float64 copies
+    truncate() multiplies for the Gram matrix (4 more float32 sizes) with that Gram and its eigenvectors; and the
+    preconditioned queries twice while the batches are concatenated."""
     dense = sum(query_batch * math.prod(shape.modules[n]) for n in modules) * FLOAT32
     largest = max(math.prod(shape.modules[n]) for n in modules)
     short = max(min(shape.modules[n]) for n in modules)
-    transient = 3 * query_batch * largest * FLOAT32 + 2 * query_batch * short * short * 8
+    truncated = w.query_rank is not None and w.query_rank < short
+    copies = 5 if truncated else 2
+    transient = copies * query_batch * largest * FLOAT32 + (2 * query_batch * short * short * 8 if truncated else 0)
     stored = query_storage_bytes(shape, modules, w.n_queries, w.query_rank)
     return {"gradients": dense, "transient": transient, "stored": stored}
 
