@@ -4,7 +4,8 @@
 
 For each reasoning task, with the run's influence ranking and with BM25 (prompt + completion, the baseline of
 precompute/bm25_ranking.py) side by side:
-- procedure share: share of the pooled top-k documents whose `kind` names the task's procedure;
+- procedure share: share of a query's top k documents whose `kind` names the task's procedure (mean over the
+  task's queries), next to that kind's share of the corpus (what k random documents would give);
 - vocabulary hits: how many of the 20 most distinctive terms of the pooled top-k documents (top vs corpus) are
   among the 50 most distinctive terms of the task's procedure documents by their `kind` (the procedure's own
   vocabulary, found by the same statistic on the ground-truth labels);
@@ -45,10 +46,11 @@ def procedure_vocabulary(texts_of, kinds: np.ndarray, task: str, corpus: terms.C
 
 def evaluate(rankings: dict[str, list[np.ndarray]], texts_of, kinds, scores, corpus, task, n_clusters, rng):
     vocabulary = procedure_vocabulary(texts_of, kinds, task, corpus)
+    is_procedure = np.array([k.startswith("procedure:") and task in k for k in kinds])
     rows = []
     for method, tops in rankings.items():
         pooled = np.unique(np.concatenate(tops))
-        share = float(np.mean([k.startswith("procedure:") and task in k for k in kinds[pooled]]))
+        share = float(np.mean([is_procedure[top].mean() for top in tops]))
         top_terms = terms.compare(terms.selected_terms(texts_of, pooled), None, corpus)["term"].head(SHOWN).tolist()
         purities, chances = [], []
         for top, row in zip(tops, scores):
@@ -57,6 +59,7 @@ def evaluate(rankings: dict[str, list[np.ndarray]], texts_of, kinds, scores, cor
             purities.append(clusters.purity(found.cluster, kinds[top]))
             chances.append(chance_purity(found.cluster, kinds[top], rng))
         rows.append({"task": task, "ranking": method, "procedure share": share,
+                     "corpus share": float(is_procedure.mean()),
                      f"vocabulary hits (of {SHOWN})": sum(t in vocabulary for t in top_terms),
                      "cluster purity": float(np.mean(purities)), "chance purity": float(np.mean(chances)),
                      "top terms": ", ".join(top_terms[:8])})
