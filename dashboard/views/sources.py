@@ -54,14 +54,17 @@ def category_values(run_key: RunKey, _run: Run, column: str, labels_revision: in
 
 def breakdown(run: Run) -> tuple[str, pd.DataFrame]:
     """The document column to break down by (?by=, when the run has several) and its multiplier table."""
-    categories = labels_view.with_labels(run, analysis_table(run.key, "category_multipliers"))
+    categories = analysis_table(run.key, "category_multipliers")
     columns = sorted(categories["column"].astype(str).unique()) if categories is not None else []
+    columns += labels_view.breakdown_columns(run)  # the researcher's labels, computed only when chosen
     if len(columns) < 2:
         return "source", require_table(run, "source_multipliers")
     by = url_state.bound(st.radio, "Break down by", key="sources.by", param="by",
                          default="source" if "source" in columns else columns[0], options=columns,
                          horizontal=True, what="document column")
-    chosen = categories[categories["column"] == by].drop(columns="column")
+    chosen = labels_view.breakdown_table(run) if by == labels_view.LABEL_COLUMN else \
+        categories[categories["column"] == by]
+    chosen = chosen.drop(columns="column")
     return by, chosen.rename(columns={"category": "source"}).reset_index(drop=True)
 
 
