@@ -73,6 +73,9 @@ def add_score_flags(parser: argparse.ArgumentParser) -> None:
                              "their low-rank factors do not fit (default: an 8 GiB dense cache)")
     parser.add_argument("--validate", action="store_true",
                         help="then tail-patch validation with its defaults (python -m precompute validate --help)")
+    parser.add_argument("--counterfactual", action="store_true",
+                        help="then PBRF responses and the LDS leaderboard with their defaults (python -m precompute "
+                             "counterfactual --help; minutes to hours: one L-BFGS solve per set)")
     parser.add_argument("--index", action="store_true",
                         help="also build RUN/index/ for `ask` in the same forward+backward pass as scoring (instead "
                              "of a second pass with `python -m precompute index`); options --index-*")
@@ -160,6 +163,9 @@ COMMANDS = (
             threads=False),
     Command("validate", "tail-patch validation: does training on the top documents change the answer?",
             "precompute.validate:add_validate_flags", "precompute.validate:validate_main", creates=False),
+    Command("counterfactual", "PBRF responses to random document sets and the LDS of every ranking method",
+            "precompute.counterfactual:add_counterfactual_flags", "precompute.counterfactual:counterfactual_main",
+            creates=False),
     Command("plan", "predicted memory per rank, disk and work of a run, from a model config alone",
             "precompute.plan_command:add_plan_flags", "precompute.plan_command:run_plan", writes=None,
             threads=False),

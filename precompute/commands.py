@@ -102,6 +102,10 @@ def score_and_analyze(run, settings: Settings, corpus, queries, session, factors
             from precompute.validate import ValidateOptions, validate_run
             log.info("validating the rankings by tail-patching (precompute validate)")
             validate_run(run.path, ValidateOptions(), progress, session=session)
+        if settings.counterfactual:
+            from precompute.counterfactual import CounterfactualOptions, counterfactual_run
+            log.info("PBRF responses and the LDS of the rankings (precompute counterfactual)")
+            counterfactual_run(run.path, CounterfactualOptions(), progress, session=session)
 
 
 def score_command(settings: Settings, command_line: str, progress: bool = True) -> None:

@@ -13,6 +13,7 @@ import sys
 
 from precompute import commands, rundir
 from precompute.errors import UserInputError
+from precompute.rundir import RunLock
 from precompute.settings import Settings
 
 log = logging.getLogger("precompute.demo")
@@ -22,7 +23,12 @@ CORPUS = os.path.join(DATA, "corpus.jsonl")
 QUERIES = os.path.join(DATA, "queries.jsonl")
 MODEL = os.path.join(DATA, "model")
 # the demo's settings where they differ from the defaults in precompute.settings.Settings
-DEMO_SETTINGS = dict(factor_docs=2000, batch_size=16, chunk_docs=512, validate=True)
+DEMO_SETTINGS = dict(factor_docs=2000, batch_size=16, chunk_docs=512)
+# the demo's counterfactual (PBRF + LDS), sized so that its one-off solve fits a 2-core CPU; the responses ship in
+# data/pbrf/ (made once by `python -m precompute counterfactual --run runs/demo --responses data/pbrf` with these
+# options) and are re-used when their key matches, so the demo only computes the LDS tables
+PBRF_STORE = os.path.join(DATA, "pbrf")
+DEMO_COUNTERFACTUAL = dict(sets=32, set_size=16, anchor_docs=48, max_iterations=60, batch_size=16)
 
 
 def ensure_corpus() -> None:
@@ -41,23 +47,52 @@ def demo_settings(out: str, overwrite: bool) -> Settings:
 
 
 def run_demo(out: str, overwrite: bool = False, progress: bool = True) -> None:
-    run = rundir.RunDir(out)
-    if run.is_complete() and not overwrite:
-        if "validation" not in run.manifest():
-            from precompute.validate import ValidateOptions, validate_run
-            log.info("demo: the complete run has no validation yet; validating it")
-            validate_run(out, ValidateOptions(), progress)
-        print(f"demo run already complete (re-used): {out}")
-        return
+    """The identity comparison run (OUT-identity), the EK-FAC run, its validation against identity and BM25, and
+    the LDS leaderboard from the shipped PBRF responses; complete parts are re-used."""
+    ensure_inputs()
+    identity = f"{os.path.normpath(out)}-identity"
+    with RunLock(identity, create=True):
+        run_one(identity, overwrite, progress, strategy="identity", token_topk=0)
+    run_one(out, overwrite, progress)
+    manifest = rundir.RunDir(out).manifest()
+    if "validation" not in manifest:
+        from precompute.validate import ValidateOptions, validate_run
+        log.info("demo: tail-patch validation against identity and BM25")
+        validate_run(out, ValidateOptions(strategy_runs=[identity]), progress)
+    if "counterfactual" not in manifest:
+        counterfactual(out, identity, progress)
+    print(f"demo run complete: {out} (identity comparison: {identity})")
+
+
+def ensure_inputs() -> None:
     ensure_corpus()
     if not os.path.isdir(MODEL):
         raise UserInputError(f"{MODEL}: demo model not found; train it with `python -m data.train_model`")
     if not os.path.exists(QUERIES):
         raise UserInputError(f"{QUERIES}: demo queries not found; make them with `python -m data.make_queries`")
-    settings = demo_settings(out, overwrite)
-    flags = " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in DEMO_SETTINGS.items())
+
+
+def run_one(out: str, overwrite: bool, progress: bool, **changes) -> None:
+    """One demo run (fit + score + token scores + analyze), unless it is complete already."""
+    if rundir.RunDir(out).is_complete() and not overwrite:
+        log.info("demo: re-using the complete run %s", out)
+        return
+    settings = demo_settings(out, overwrite).with_changes(validate=False, **changes)
+    values = {**DEMO_SETTINGS, "validate": False, **changes}
+    flags = " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in values.items()
+                     if v is not False)
     command = f"python -m precompute run --model {settings.model} --corpus {settings.corpus} " \
               f"--queries {settings.queries} --out {out} {flags}"
     log.info("demo: %s", command)
     commands.run_command(settings, command_line=command, progress=progress)
-    print(f"demo run complete: {out}")
+
+
+def counterfactual(out: str, identity: str, progress: bool) -> None:
+    """The LDS leaderboard from the shipped responses (data/pbrf); stale ones are reported, not recomputed here."""
+    from precompute.counterfactual import CounterfactualOptions, counterfactual_run
+
+    options = CounterfactualOptions(**DEMO_COUNTERFACTUAL, responses=PBRF_STORE, strategy_runs=[identity])
+    try:
+        counterfactual_run(out, options, progress)
+    except UserInputError as error:
+        log.warning("demo: no LDS leaderboard: %s", error)

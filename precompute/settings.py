@@ -39,6 +39,7 @@ class Settings:
     chunk_docs: int | None = None
     top_k: int = 100
     validate: bool = False               # run the tail-patch validation (precompute.validate) after analysis
+    counterfactual: bool = False         # then PBRF responses + LDS (precompute.counterfactual), default options
     index: IndexOptions | None = None    # build RUN/index/ in the scoring pass (score / run --index)
     memory_per_rank: str | None = None   # refuse up front when the plan (precompute.plan) needs more
     module_shards: int = 1               # factors split by module over this many ranks (must divide the world size)

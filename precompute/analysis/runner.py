@@ -6,6 +6,8 @@ bootstrap intervals and permutation p-values resample those per-query statistics
 """
 from __future__ import annotations
 
+import os
+
 import numpy as np
 
 from precompute import rundir
@@ -23,6 +25,18 @@ def findings_document(ctx: AnalysisContext, records: list[dict]) -> dict:
     return {"seed": ctx.seed, "n_resamples": ctx.n_resamples, "confidence": 1 - statistics.ALPHA,
             "multiplicity": multiplicity.MULTIPLICITY, "primary_findings": list(multiplicity.PRIMARY_FINDINGS),
             "findings": records, "notes": [record["text"] for record in records]}
+
+
+def replace_findings(run, prefix: str, records: list[dict]) -> dict:
+    """After a later stage (validate, counterfactual): RUN/analysis/findings.json with the records named
+    `prefix`... replaced by `records`, every other record kept, the multiplicity adjustment redone over all."""
+    path = run.file(rundir.ANALYSIS_DIR, rundir.FINDINGS)
+    document = rundir.read_json(path) if os.path.exists(path) else {}
+    kept = [r for r in document.get("findings", []) if not str(r.get("name", "")).startswith(prefix)]
+    document["findings"] = multiplicity.adjust_for_multiplicity(kept + list(records))
+    document["notes"] = [record["text"] for record in document["findings"]]
+    rundir.write_json(path, document)
+    return document
 
 
 def analyze(inputs: AnalysisInputs, top_k: int = TOP_K, progress: bool = True, seed: int = statistics.DEFAULT_SEED,

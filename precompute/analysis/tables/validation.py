@@ -14,7 +14,7 @@ import pandas as pd
 
 from precompute import rundir
 from precompute.analysis import validation_statistics
-from precompute.analysis import multiplicity, statistics
+from precompute.analysis import statistics
 from precompute.analysis.registry import findings, table
 from precompute.analysis.statistics import Finding
 
@@ -173,11 +173,6 @@ def refresh(run: rundir.RunDir, seed: int = statistics.DEFAULT_SEED,
     tables = summaries(run.path, seed, n_resamples)
     for name in ("validation_queries", "validation_summary"):
         rundir.write_parquet(run.file(rundir.ANALYSIS_DIR, f"{name}.parquet"), tables[name])
-    path = run.file(rundir.ANALYSIS_DIR, rundir.FINDINGS)
-    document = rundir.read_json(path) if os.path.exists(path) else {}
-    kept = [r for r in document.get("findings", []) if not str(r.get("name", "")).startswith(FINDING_PREFIX)]
-    document["findings"] = multiplicity.adjust_for_multiplicity(
-        kept + [finding.record() for finding in build_findings(tables)])
-    document["notes"] = [record["text"] for record in document["findings"]]
-    rundir.write_json(path, document)
+    from precompute.analysis.runner import replace_findings
+    replace_findings(run, FINDING_PREFIX, [finding.record() for finding in build_findings(tables)])
     return tables
