@@ -94,13 +94,16 @@ def test_zst_shard_needs_zstandard_or_reads(tmp_path):
 
 
 @pytest.mark.slow
-def test_run_over_shards_equals_the_run_over_one_file(world, tmp_path):
+def test_run_over_shards_equals_the_run_over_one_file_also_after_a_kill(world, tmp_path):
     rows = corpus_rows(24)
     one = write_jsonl(tmp_path / "one.jsonl", rows)
     write_shards(tmp_path / "shards", rows)
     common = ["--model", world["model"], "--queries", world["queries"], *SMALL_FLAGS]
     run_cli("run", "--corpus", one, "--out", tmp_path / "run-one", *common)
-    run_cli("run", "--corpus", tmp_path / "shards", "--out", tmp_path / "run-shards", *common)
+    shard_run = ["run", "--corpus", tmp_path / "shards", "--out", tmp_path / "run-shards", *common]
+    killed = run_cli(*shard_run, env={"PRECOMPUTE_TEST_EXIT_AFTER_CHUNKS": "1"}, check=False)
+    assert killed.returncode == 75, killed.stderr                # one chunk of the shards written, then killed
+    run_cli(*shard_run)                                           # resumes from the written chunk
     scores = [np.load(tmp_path / run / "scores.npy") for run in ("run-one", "run-shards")]
     np.testing.assert_array_equal(scores[0], scores[1])
     documents = [pd.read_parquet(tmp_path / run / "documents.parquet") for run in ("run-one", "run-shards")]
