@@ -150,7 +150,7 @@ def run_plan(args, command_line: str, progress: bool) -> None:
         raise UserInputError(plan.reason)
 
 
-def check_plan(settings: Settings, texts: list[str], queries: list[dict] | None, command: str) -> Plan:
+def check_plan(settings: Settings, texts: list[str], queries: list[dict] | None, command: str) -> Plan | None:
     """Log the plan of a fit / score / run at its start; refuse (UserInputError) when --memory-per-rank is given
     and the requested settings do not fit it."""
     sizes = corpus_sizes(settings.model, texts, settings.max_length)
@@ -167,11 +167,19 @@ def check_plan(settings: Settings, texts: list[str], queries: list[dict] | None,
                     dtype=settings.dtype, factor_dtype=settings.factor_dtype, token_topk=settings.token_topk,
                     device=device.split(":")[0], nproc=int(os.environ.get("WORLD_SIZE", "1")),
                     module_shards=settings.module_shards, memory_budget=settings.memory_budget)
-    shape = model_shape(settings.model, settings.modules)
+    limit = optional_bytes(settings.memory_per_rank, "--memory-per-rank")
+    try:
+        shape = model_shape(settings.model, settings.modules)
+    except UserInputError:
+        raise
+    except Exception as error:  # an architecture the plan cannot measure must not stop a run that needs no plan
+        if limit is not None:
+            raise UserInputError(f"--memory-per-rank: cannot plan model {settings.model} ({error})") from None
+        log.warning("no memory plan for model %s (%s)", settings.model, error)
+        return None
     plan = make_plan(shape, w, only=STAGES_OF[command])
     for line in plan_lines(plan):
         log.info("plan: %s", line)
-    limit = optional_bytes(settings.memory_per_rank, "--memory-per-rank")
     if limit is not None and plan.peak_bytes_per_rank > limit:
         fitting = make_plan(shape, w, limit, only=STAGES_OF[command])
         hint = (f"; batch size {fitting.settings['batch_size']} would fit" if fitting.fits else
