@@ -87,7 +87,7 @@ def activation_bytes(shape: ModelShape, w: Workload, batch: int, tokens: int) ->
 def captured_input_bytes(shape: ModelShape, w: Workload, batch: int, tokens: int) -> int:
     """engine.hooks.GradientCapture keeps each tracked module's input a until its backward: a new tensor when
     converted to float32 (a bfloat16 model), counted here; otherwise the saved input itself. (A layer with a bias
-    also gets a copy with the bias column appended: not counted, small next to the rest for GPT-2-like models.)"""
+    also gets a copy with the bias column appended: not counted, so GPT-2-like models are underestimated.)"""
     if w.dtype == "float32":
         return 0
     return batch * tokens * sum(d_in for _, d_in in shape.modules.values()) * FLOAT32
