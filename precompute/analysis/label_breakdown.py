@@ -20,21 +20,77 @@ SAMPLE_COLUMNS = ["task", "k", "label", "top_labelled", "top_with_label", "top_s
                   "ratio", "p_value"]
 
 
+def _side_counts(key: np.ndarray, chosen: np.ndarray, chosen_codes: np.ndarray, ks: list[int],
+                 n_categories: int, thresholds: dict) -> np.ndarray:
+    """[len(ks), categories] counts of the `chosen` documents among the k highest `key` values (ties by index,
+    as ranking.top_columns); thresholds[k] = the k-th highest key value (k < len(key))."""
+    n = len(key)
+    counts = np.zeros((len(ks), n_categories), dtype=np.int64)
+    for position, k in enumerate(ks):
+        if k >= n:
+            counts[position] = np.bincount(chosen_codes, minlength=n_categories)
+            continue
+        threshold = thresholds[k]
+        above = key[chosen] > threshold
+        room = k - int(np.count_nonzero(key > threshold))      # places left for documents tied at the threshold
+        tied = np.flatnonzero(key == threshold)[:room]          # ties by index: the first `room` of them
+        inside = above | np.isin(chosen, tied, assume_unique=True)
+        counts[position] = np.bincount(chosen_codes[inside], minlength=n_categories)
+    return counts
+
+
+def _thresholds(values: np.ndarray, ks: list[int]) -> tuple[np.ndarray, dict, np.ndarray, dict]:
+    """(top key, k -> k-th highest, bottom key, k -> k-th highest of the bottom key): one partition of the row
+    for both sides when it has no NaN (NaN never ranks above a number, on either side)."""
+    n = len(values)
+    small = [k for k in ks if k < n]
+    if not np.isnan(values).any():
+        part = np.partition(values, sorted({n - k for k in small} | {k - 1 for k in small})) if small else values
+        return values, {k: part[n - k] for k in small}, -values, {k: -part[k - 1] for k in small}
+    keys = [np.where(np.isnan(values), -np.inf, values), np.where(np.isnan(values), -np.inf, -values)]
+    parts = [np.partition(key, [n - k for k in small]) if small else key for key in keys]
+    return keys[0], {k: parts[0][n - k] for k in small}, keys[1], {k: parts[1][n - k] for k in small}
+
+
+def sparse_category_counts(values: np.ndarray, codes: np.ndarray, n_categories: int, background: int,
+                           ks: list[int]) -> dict:
+    """breakdowns.category_counts' {side: [len(ks), categories]} for a column where most documents have the
+    `background` category (unlabelled): only the other documents are located (one partition of the row, no
+    sort), the background count is k minus theirs."""
+    values = np.asarray(values)
+    chosen = np.flatnonzero(codes != background)
+    top_key, top_thresholds, bottom_key, bottom_thresholds = _thresholds(values, ks)
+    found = {}
+    for side, key, thresholds in (("top", top_key, top_thresholds), ("bottom", bottom_key, bottom_thresholds)):
+        counts = _side_counts(key, chosen, codes[chosen], ks, n_categories, thresholds)
+        counts[:, background] = np.minimum(ks, len(values)) - counts.sum(axis=1) + counts[:, background]
+        found[side] = counts
+    return found
+
+
 def column_multipliers(inputs: AnalysisInputs, column: str, values, seed: int = statistics.DEFAULT_SEED,
-                       n_resamples: int = statistics.N_RESAMPLES) -> pd.DataFrame:
-    """breakdowns.multipliers for one document column given as values in score-column order."""
+                       n_resamples: int = statistics.N_RESAMPLES, background: str | None = None) -> pd.DataFrame:
+    """breakdowns.multipliers for one document column given as values in score-column order. With a
+    `background` category (e.g. unlabelled) the counts come from sparse_category_counts (no full sort per row)."""
     ctx = AnalysisContext(inputs, seed=seed, n_resamples=n_resamples, progress=False)
     codes, names = pd.factorize(pd.Series(list(values), dtype=object).astype(str), sort=True)
-    ctx.categorical = {column: (codes.astype(np.int64), [str(n) for n in names])}
-    ctx.rows = {"category_counts": [
-        breakdowns.category_counts(ctx, RowView(i, np.asarray(inputs.scores[i], dtype=np.float32)))
-        for i in range(ctx.n_queries)]}
+    names = [str(n) for n in names]
+    ctx.categorical = {column: (codes.astype(np.int64), names)}
+    ks = breakdowns.multiplier_ks(ctx.n_docs)
+    rows = []
+    for i in range(ctx.n_queries):
+        row = np.asarray(inputs.scores[i], dtype=np.float32)
+        if background in names:
+            rows.append({column: sparse_category_counts(row, codes, len(names), names.index(background), ks)})
+        else:
+            rows.append(breakdowns.category_counts(ctx, RowView(i, row)))
+    ctx.rows = {"category_counts": rows}
     return breakdowns.multipliers(ctx, column)
 
 
 def label_multipliers(inputs: AnalysisInputs, labels: run_labels.Labels, **options) -> pd.DataFrame:
     values, _ = run_labels.label_column(labels, inputs.documents["id"].astype(str))
-    return column_multipliers(inputs, "label", values, **options)
+    return column_multipliers(inputs, "label", values, background=run_labels.UNLABELLED, **options)
 
 
 def _interval(hits: int, n: int) -> tuple[float, float]:

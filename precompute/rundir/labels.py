@@ -19,6 +19,8 @@ import os
 import time
 from dataclasses import dataclass, field, replace
 
+import pandas as pd
+
 from precompute.rundir import files, layout
 
 FORMAT = 1
@@ -205,5 +207,5 @@ def import_csv(run_path: str, text: str, known_ids) -> Labels:
 
 def label_column(labels: Labels, doc_ids) -> tuple[list, list[str]]:
     """Each document's label (UNLABELLED when none), in `doc_ids` order, and the category names present."""
-    values = [labels.labels.get(str(doc_id), UNLABELLED) for doc_id in doc_ids]
+    values = pd.Series(doc_ids, dtype=object).astype(str).map(labels.labels).fillna(UNLABELLED).tolist()
     return values, sorted(set(values))

@@ -51,3 +51,37 @@ def test_sample_comparison_by_hand():
     assert row["p_value"] == pytest.approx(stats.fisher_exact([[a, n_a - a], [1, 3]]).pvalue)
     assert row["sample_ci_low"] == pytest.approx(stats.beta.ppf(0.025, 1, 4))
     assert row["sample_ci_high"] == pytest.approx(stats.beta.ppf(0.975, 2, 3))
+
+
+def test_sparse_counts_equal_the_full_ranking_with_ties_and_nan():
+    from precompute.analysis.context import AnalysisContext, RowView
+    from precompute.analysis.tables import breakdowns
+    rng = np.random.default_rng(9)
+    n = 700
+    values = np.round(rng.standard_normal(n), 1).astype(np.float32)      # many ties
+    values[[3, 50]] = np.nan
+    codes = np.where(rng.random(n) < 0.1, rng.integers(0, 3, n), 3)     # 3 = background (unlabelled)
+    codes[[3, 4]] = 1
+    inputs = make_inputs(values[None, :], ["t"], ["web"] * n, ["x"] * n)
+    ctx = AnalysisContext(inputs, progress=False)
+    ctx.categorical = {"c": (codes.astype(np.int64), ["a", "b", "c", "(unlabelled)"])}
+    for row in (values, np.nan_to_num(values)):                        # with NaN, and ties only
+        full = breakdowns.category_counts(ctx, RowView(0, row))["c"]
+        sparse = label_breakdown.sparse_category_counts(row, codes, 4, 3, breakdowns.multiplier_ks(n))
+        for side in ("top", "bottom"):
+            assert np.array_equal(sparse[side], full[side]), side
+    for k in (1, 3, 77):
+        expected_top = np.bincount(codes[np.argsort(-np.nan_to_num(values, nan=-np.inf), kind="stable")[:k]],
+                                   minlength=4)
+        assert np.array_equal(label_breakdown.sparse_category_counts(values, codes, 4, 3, [k])["top"][0],
+                              expected_top)
+
+
+def test_label_multipliers_with_unlabelled_documents_equal_the_full_path():
+    inputs, sources = planted_inputs()
+    labelled = {f"d{j}": s for j, s in enumerate(sources) if j % 4 == 0}
+    labels = run_labels.Labels(label_set=("code", "web", "wiki"), labels=labelled)
+    values, _ = run_labels.label_column(labels, inputs.documents["id"])
+    fast = label_breakdown.label_multipliers(inputs, labels, n_resamples=200)
+    full = label_breakdown.column_multipliers(inputs, "label", values, n_resamples=200)
+    pd.testing.assert_frame_equal(fast, full)
