@@ -177,14 +177,27 @@ def check_plan(settings: Settings, texts: list[str], queries: list[dict] | None,
             raise UserInputError(f"--memory-per-rank: cannot plan model {settings.model} ({error})") from None
         log.warning("no memory plan for model %s (%s)", settings.model, error)
         return None
+    check_memory_budget(settings, shape, command)
     plan = make_plan(shape, w, only=STAGES_OF[command])
     for line in plan_lines(plan):
         log.info("plan: %s", line)
     if limit is not None and plan.peak_bytes_per_rank > limit:
         fitting = make_plan(shape, w, limit, only=STAGES_OF[command])
-        hint = (f"; batch size {fitting.settings['batch_size']} would fit" if fitting.fits else
-                f"; {fitting.reason}")
+        hint = (f"; batch size {fitting.settings['batch_size']} with {fitting.settings['module_shards']} module "
+                f"shard(s) would fit" if fitting.fits else f"; {fitting.reason}")
         raise UserInputError(f"--memory-per-rank {settings.memory_per_rank}: the plan needs "
                              f"{format_bytes(plan.peak_bytes_per_rank)} per rank at batch size {settings.batch_size} "
                              f"({plan.peak_stage} stage){hint}")
     return plan
+
+
+def check_memory_budget(settings: Settings, shape, command: str) -> None:
+    """engine.scoring.within_budget's refusal, up front: --memory-budget below one query's preconditioned
+    gradients over this rank's modules would otherwise stop the run after the fit."""
+    if command == "fit" or settings.memory_budget is None:
+        return
+    modules = pm.factor_bytes_per_rank(shape, settings.strategy, settings.factor_dtype, settings.module_shards)[1]
+    per_query = pm.query_storage_bytes(shape, modules, 1, settings.query_rank)
+    if per_query > settings.memory_budget:
+        raise UserInputError(f"--memory-budget {settings.memory_budget:,} bytes is below one query's preconditioned "
+                             f"gradients ({per_query:,} bytes over {len(modules)} modules)")

@@ -121,6 +121,18 @@ def test_run_refuses_an_over_budget_setting_up_front(world, tmp_path, capsys):
     assert not (out / "manifest.json").exists() and not (out / "factors").exists()
 
 
+def test_run_refuses_a_memory_budget_below_one_query_before_fitting(world, tmp_path, capsys):
+    out = tmp_path / "run"
+    code = main(["--quiet", "run", "--model", world["model"], "--corpus", world["corpus"], "--queries",
+                 world["queries"], "--out", str(out), *SMALL_FLAGS, "--memory-budget", "1000"])
+    assert code == 2
+    shape = model_shape(world["model"])                 # --query-rank 4 over the MLP linears, float32
+    per_query = 4 * sum(4 * (o + i) for o, i in shape.modules.values())
+    assert capsys.readouterr().err.strip() == (f"error: --memory-budget 1,000 bytes is below one query's "
+                                               f"preconditioned gradients ({per_query:,} bytes over {len(shape.modules)} modules)")
+    assert not (out / "factors").exists()
+
+
 def test_budget_choice_halves_the_batch_until_it_fits(world):
     shape = model_shape(world["model"], "all")
     w = workload(batch_size=64, batch_tokens=256)
