@@ -75,7 +75,8 @@ def stage_parts(shape: ModelShape, w: pm.Workload, batch: int, shards: int) -> d
         "fit: eigenvalue correction": base + fit_acts + [
             ("eigenvectors", fit["eigen"], "host")] + ([("eigenvectors on the device", fit["eigen"], on)]
                                                        if on == "device" else []) + [
-            ("Λ sums", fit["lambda"], on), ("per-document rotated gradients (one module)", fit["lambda_transient"], on)],
+            ("Λ sums", fit["lambda"], on),
+            ("per-document rotated gradients (one module)", fit["lambda_transient"], on)],
         "fit: save": base + [("factors", factors, "host"), ("factors serialised", factors, "host")],
         "query gradients": base + [
             ("factors", factors, "host"), ("preconditioned queries (earlier batches)", queries["stored"], "host"),

@@ -44,7 +44,7 @@ class Workload:
     device: str = "cpu"
     nproc: int = 1
     module_shards: int = 1
-    memory_budget: int | None = None   # --memory-budget: bytes for the queries in scoring (engine.scoring.within_budget)
+    memory_budget: int | None = None   # --memory-budget: bytes for the queries in scoring (within_budget)
 
 
 def element_bytes(dtype: str) -> int:

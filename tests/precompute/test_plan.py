@@ -128,8 +128,9 @@ def test_run_refuses_a_memory_budget_below_one_query_before_fitting(world, tmp_p
     assert code == 2
     shape = model_shape(world["model"])                 # --query-rank 4 over the MLP linears, float32
     per_query = 4 * sum(4 * (o + i) for o, i in shape.modules.values())
-    assert capsys.readouterr().err.strip() == (f"error: --memory-budget 1,000 bytes is below one query's "
-                                               f"preconditioned gradients ({per_query:,} bytes over {len(shape.modules)} modules)")
+    assert capsys.readouterr().err.strip() == (
+        f"error: --memory-budget 1,000 bytes is below one query's preconditioned gradients ({per_query:,} bytes "
+        f"over {len(shape.modules)} modules)")
     assert not (out / "factors").exists()
 
 
