@@ -122,6 +122,13 @@ def settings_caption(manifest: dict) -> str:
     if cost:
         parts.append(f"PBRF solve {float(cost.get('seconds', math.nan)):.1f} s wall, "
                      f"{float(cost.get('cpu_seconds', math.nan)):.1f} s CPU on {cost.get('threads', '?')} thread(s)")
+    converged = settings.get("convergence") or {}
+    if converged:
+        parts.append(f"solver residual ‖∇F‖/‖∇F(θs)‖ median {converged['median_relative_grad_norm']:.2g}, "
+                     f"largest {converged['max_relative_grad_norm']:.2g}")
+    slopes = [float(r["slope"]) for r in settings.get("linearity") or [] if r.get("slope") is not None]
+    if slopes:
+        parts.append("linearity Δ(2ε)/Δ(ε) " + ", ".join(f"{v:.3f}" for v in slopes) + " (2 when linear)")
     if settings.get("source"):
         parts.append(f"responses {settings['source']}")
     return " · ".join(parts) + "."

@@ -253,6 +253,17 @@ def predictions_frame(plan: Plan, document: dict, methods: dict[str, np.ndarray]
     return pd.concat(frames, ignore_index=True)[COLUMNS]
 
 
+def convergence(document: dict) -> dict:
+    """The solver's residual over the sets: ‖∇F(θ_ε)‖ / ‖∇F(θs)‖ (median and largest) and iterations used."""
+    diagnostics = document.get("diagnostics") or []
+    residual = np.array([d.get("relative_grad_norm", np.nan) for d in diagnostics], dtype=np.float64)
+    iterations = np.array([d.get("iterations", 0) for d in diagnostics])
+    if not len(residual):
+        return {}
+    return {"median_relative_grad_norm": float(np.nanmedian(residual)),
+            "max_relative_grad_norm": float(np.nanmax(residual)), "median_iterations": float(np.median(iterations))}
+
+
 def write_outputs(plan: Plan, frame: pd.DataFrame, document: dict, source: str, seconds: float,
                   cpu_seconds: float) -> None:
     from precompute.analysis.tables import lds as lds_tables
@@ -267,6 +278,7 @@ def write_outputs(plan: Plan, frame: pd.DataFrame, document: dict, source: str, 
     run.update_manifest(counterfactual={
         **{k: v for k, v in asdict(plan.options).items() if k not in ("recompute",)},
         "epsilon_used": document.get("epsilon"), "source": source, "store": plan.store.path,
+        "linearity": document.get("linearity"), "convergence": convergence(document),
         "methods": sorted(frame["method"].unique()), "solve_cost": document.get("cost"),
         "seconds": round(seconds, 3), "cpu_seconds": round(cpu_seconds, 3)})
     run.record_timing("counterfactual", seconds)
