@@ -1,7 +1,7 @@
-"""Plan vs measured peak memory: `python -m precompute.bench_plan --config demo|wide|smollm2 [--out DIR]`.
+"""Plan vs measured peak memory: `python -m precompute.bench_plan --config demo|wide|smollm2 [--device cuda]`.
 
 Each configuration runs `python -m precompute plan --json` and then the same `run` in a fresh child process whose
-peak resident memory (ru_maxrss) is read back; prints one JSON line with both and the relative error. One
+peak resident memory (ru_maxrss; with --device cuda torch's peak reserved CUDA memory) is read back; prints one JSON line with both and the relative error. One
 configuration per call, so each measurement is its own process (run them one at a time on a shared machine).
 - demo: the demo model on the first 300 demo documents, 20 demo queries, default settings;
 - wide: a randomly initialised Llama of hidden 2048, MLP 3072, 2 layers (77 M parameters; the demo tokenizer) on
@@ -25,6 +25,9 @@ CHILD = ("import resource, runpy, sys; sys.argv = ['precompute'] + sys.argv[1:]\
          "try:\n    runpy.run_module('precompute', run_name='__main__')\nexcept SystemExit as e:\n"
          "    code = e.code\nelse:\n    code = 0\n"
          "print('PEAK_RSS_KIB', resource.getrusage(resource.RUSAGE_SELF).ru_maxrss, file=sys.stderr)\n"
+         "torch = sys.modules.get('torch')\n"
+         "if torch is not None and torch.cuda.is_available() and torch.cuda.is_initialized():\n"
+         "    print('PEAK_CUDA_BYTES', torch.cuda.max_memory_reserved(), file=sys.stderr)\n"
          "sys.exit(code or 0)\n")
 
 
@@ -71,8 +74,9 @@ def configuration(name: str, work: str) -> tuple[str, list[str]]:
         "--batch-size", "4", "--max-length", "128", "--modules", r"layers\.[0-2]\.mlp"]
 
 
-def child(arguments: list[str]) -> tuple[int, float, str]:
-    """(peak RSS bytes, wall seconds, stderr tail) of `python -m precompute ARGUMENTS` in a fresh process."""
+def child(arguments: list[str]) -> tuple[int, float, int | None]:
+    """(peak RSS bytes, wall seconds, peak CUDA bytes reserved or None) of `python -m precompute ARGUMENTS` in a
+    fresh process."""
     env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": os.environ.get("OMP_NUM_THREADS", "1")}
     started = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", CHILD, *arguments], cwd=ROOT, env=env, capture_output=True,
@@ -81,28 +85,37 @@ def child(arguments: list[str]) -> tuple[int, float, str]:
     peak = next(int(line.split()[1]) for line in reversed(lines) if line.startswith("PEAK_RSS_KIB"))
     if result.returncode:
         raise SystemExit(f"exit {result.returncode}: {' | '.join(lines[-5:])}")
-    return peak * 1024, time.perf_counter() - started, "\n".join(lines[-3:])
+    cuda = next((int(line.split()[1]) for line in lines if line.startswith("PEAK_CUDA_BYTES")), None)
+    return peak * 1024, time.perf_counter() - started, cuda
 
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--config", required=True, choices=["demo", "wide", "smollm2"])
     parser.add_argument("--out", default=os.path.join("runs", "bench-plan"))
+    parser.add_argument("--device", default="cpu", choices=["cpu", "cuda"],
+                        help="cuda: compare the plan's GPU peak with torch's peak reserved CUDA memory")
     args = parser.parse_args(argv)
     work = os.path.abspath(os.path.join(args.out, args.config))
     os.makedirs(work, exist_ok=True)
     model, flags = configuration(args.config, work)
+    flags += ["--device", args.device]
     plan_file = os.path.join(work, "plan.json")
     child(["--quiet", "plan", "--model", model, *flags, "--json", plan_file])
     with open(plan_file) as handle:
         plan = json.load(handle)
     run_dir = os.path.join(work, "run")
     shutil.rmtree(run_dir, ignore_errors=True)
-    measured, wall, _ = child(["--quiet", "run", "--model", model, *flags, "--out", run_dir])
+    rss, wall, cuda = child(["--quiet", "run", "--model", model, *flags, "--out", run_dir])
+    measured = cuda if args.device == "cuda" else rss
+    if measured is None:
+        raise SystemExit("the run did not initialise CUDA: no GPU peak to compare")
     predicted = plan["peak_bytes_per_rank"]
-    print(json.dumps({"config": args.config, "predicted_peak_bytes": predicted, "measured_peak_rss_bytes": measured,
-                      "relative_error": (predicted - measured) / measured, "predicted_peak_stage": plan["peak_stage"],
-                      "run_wall_s": round(wall, 1), "load": os.getloadavg()[0]}))
+    print(json.dumps({"config": args.config, "device": args.device, "predicted_peak_bytes": predicted,
+                      "measured_peak_bytes": measured, "relative_error": (predicted - measured) / measured,
+                      "predicted_peak_stage": plan["peak_stage"], "measured_peak_rss_bytes": rss,
+                      "predicted_host_peak_bytes": plan["peak_host_bytes_per_rank"], "run_wall_s": round(wall, 1),
+                      "load": os.getloadavg()[0]}))
 
 
 if __name__ == "__main__":
