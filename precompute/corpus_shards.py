@@ -42,6 +42,8 @@ def shard_paths(path: str) -> list[str]:
         if not found:
             raise UserInputError(f"{path}: corpus pattern matches no shards ({kinds})")
         return found
+    if not os.path.exists(path) and not is_shard(path):
+        raise UserInputError(f"{path}: corpus not found (a file, a directory or a glob of shards)")
     if not is_shard(path):
         raise UserInputError(f"{path}: corpus must be a .jsonl, .jsonl.gz, .jsonl.zst or .parquet file, "
                              f"or a directory or glob of them")
