@@ -148,6 +148,8 @@ def work_units(shape: ModelShape, w: pm.Workload, tokens_per_second: float | Non
              "scoring": shards * passes + contraction_flops * corpus_tokens / unit_flops,
              "token scores (top and bottom documents, one at a time)":
                  min(w.n_docs, 2 * w.token_topk * w.n_queries) / max(w.n_docs, 1)}
+    if w.n_queries == 0:                               # the fit command: no queries, no scoring
+        parts = {name: value for name, value in parts.items() if name.startswith("fit")}
     total = sum(parts.values())
     work = {"units": parts, "total_units": total, "corpus_tokens": int(corpus_tokens),
             "flops_per_unit": unit_flops}

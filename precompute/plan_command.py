@@ -179,8 +179,8 @@ def check_plan(settings: Settings, texts: list[str], queries: list[dict] | None,
         return None
     check_memory_budget(settings, shape, command)
     plan = make_plan(shape, w, only=STAGES_OF[command])
-    for line in plan_lines(plan):
-        log.info("plan: %s", line)
+    for line in plan_lines(plan):                     # stage totals at info, their parts at debug
+        log.log(logging.DEBUG if line.startswith("      ") else logging.INFO, "plan: %s", line)
     if limit is not None and plan.peak_bytes_per_rank > limit:
         fitting = make_plan(shape, w, limit, only=STAGES_OF[command])
         hint = (f"; batch size {fitting.settings['batch_size']} with {fitting.settings['module_shards']} module "
