@@ -90,7 +90,13 @@ def run_one(out: str, overwrite: bool, progress: bool, **changes) -> None:
 def counterfactual(out: str, identity: str, progress: bool) -> None:
     """The LDS leaderboard from the shipped responses (data/pbrf); stale ones are reported, not recomputed here."""
     from precompute.counterfactual import CounterfactualOptions, counterfactual_run
+    from precompute.counterfactual_store import ResponseStore
 
+    if ResponseStore(PBRF_STORE).complete() is None:
+        log.warning("demo: no LDS leaderboard: %s holds no complete PBRF responses (make them once with `python -m "
+                    "precompute counterfactual --run %s --responses %s`, options in precompute/demo.py)",
+                    PBRF_STORE, out, PBRF_STORE)
+        return
     options = CounterfactualOptions(**DEMO_COUNTERFACTUAL, responses=PBRF_STORE, strategy_runs=[identity])
     try:
         counterfactual_run(out, options, progress)
