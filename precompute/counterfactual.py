@@ -25,11 +25,10 @@ import numpy as np
 import pandas as pd
 
 from precompute import rundir, validation_sets
-from precompute.counterfactual_store import (ResponseStore, damping_key, model_sha256, response_matrix,
-                                             sha256_texts)
+from precompute.counterfactual_store import ResponseStore, damping_key, model_sha256, response_matrix
 from precompute.errors import UserInputError
 from precompute.rundir import layout
-from precompute.settings import positive_int
+from precompute.settings import auto_or_positive, positive_int
 
 log = logging.getLogger("precompute.counterfactual")
 COUNTERFACTUAL_FILE = "counterfactual.parquet"
@@ -86,15 +85,7 @@ def add_counterfactual_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_epsilon(value) -> str | float:
-    if value == "auto":
-        return value
-    try:
-        epsilon = float(value)
-    except (TypeError, ValueError):
-        raise UserInputError(f"--epsilon must be 'auto' or a positive number, got {value!r}") from None
-    if not (epsilon > 0 and np.isfinite(epsilon)):
-        raise UserInputError(f"--epsilon must be 'auto' or a positive number, got {value!r}")
-    return epsilon
+    return auto_or_positive(value, "--epsilon")
 
 
 def options_from_args(args: argparse.Namespace) -> CounterfactualOptions:
@@ -157,8 +148,8 @@ def response_key(run: rundir.Run, options: CounterfactualOptions, damping: dict)
     queries = run.queries
     spec = validation_sets.model_key(run)
     return {"model": model_sha256(spec) if spec else "",
-            "corpus": sha256_texts(f"{i}\t{t}" for i, t in zip(run.doc_ids, texts)),
-            "queries": sha256_texts(f"{i}\t{p}\t{c}" for i, p, c in zip(queries["id"], queries["prompt"],
+            "corpus": rundir.sha256_of_strings(f"{i}\t{t}" for i, t in zip(run.doc_ids, texts)),
+            "queries": rundir.sha256_of_strings(f"{i}\t{p}\t{c}" for i, p, c in zip(queries["id"], queries["prompt"],
                                                                          queries["completion"])),
             "modules": list(run.layers), "damping": damping_key({m: damping[m] for m in run.layers}),
             "max_length": int(run.manifest.get("max_length") or 256),

@@ -13,8 +13,6 @@ incomplete one with another key is discarded (it is only a cache of unfinished w
 from __future__ import annotations
 
 import glob
-import hashlib
-import json
 import os
 
 import numpy as np
@@ -28,23 +26,14 @@ CALIBRATION = "calibration.json"
 DAMPING_DIGITS = 6      # damping enters the key at 6 significant digits (float noise across machines is below)
 
 
-def sha256_texts(parts) -> str:
-    """sha256 over strings, each followed by a NUL."""
-    digest = hashlib.sha256()
-    for part in parts:
-        digest.update(str(part).encode("utf-8"))
-        digest.update(b"\0")
-    return digest.hexdigest()
-
-
 def model_sha256(spec: str) -> str:
     """sha256 of a model directory's files (names and bytes, sorted) or of one .gguf file."""
     if os.path.isfile(spec):
         return rundir.sha256_of_file(spec)
     if not os.path.isdir(spec):
-        return sha256_texts([spec])                   # an alias such as 'smollm2': the name itself
+        return rundir.sha256_of_strings([spec])                   # an alias such as 'smollm2': the name itself
     names = sorted(n for n in os.listdir(spec) if os.path.isfile(os.path.join(spec, n)))
-    return sha256_texts(f"{n}:{rundir.sha256_of_file(os.path.join(spec, n))}" for n in names)
+    return rundir.sha256_of_strings(f"{n}:{rundir.sha256_of_file(os.path.join(spec, n))}" for n in names)
 
 
 def damping_key(damping: dict[str, float]) -> dict[str, str]:

@@ -12,14 +12,13 @@ No torch here. Layout (docs/ask.md):
 """
 from __future__ import annotations
 
-import hashlib
 import logging
 import os
 
 import numpy as np
 
 from precompute.errors import UserInputError
-from precompute.rundir import AtomicMemmap, atomic_path, read_json, write_json
+from precompute.rundir import AtomicMemmap, atomic_path, read_json, sha256_of_strings, write_json
 
 INDEX_DIR = "index"
 MANIFEST = "manifest.json"
@@ -45,11 +44,7 @@ def index_path(run_path: str, *names: str) -> str:
 
 def documents_sha256(ids) -> str:
     """Fingerprint of the run's document ids in column order (the rows of vectors.npy)."""
-    digest = hashlib.sha256()
-    for doc_id in ids:
-        digest.update(str(doc_id).encode("utf-8"))
-        digest.update(b"\0")
-    return digest.hexdigest()
+    return sha256_of_strings(ids)
 
 
 def read_manifest(run_path: str) -> dict:

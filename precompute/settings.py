@@ -106,6 +106,19 @@ class Settings:
         return values
 
 
+def auto_or_positive(value, flag: str) -> str | float:
+    """'auto' or a positive finite number (--lr, --epsilon, ...); anything else one UserInputError line."""
+    if value == "auto":
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not (number > 0 and number != float("inf")):
+        raise UserInputError(f"{flag} must be 'auto' or a positive number, got {value!r}")
+    return number
+
+
 def positive_int(text: str) -> int:
     """argparse type of every count flag."""
     value = int(text)

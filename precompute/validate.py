@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 from precompute import rundir, validation_sets
 from precompute.errors import UserInputError
 from precompute.rundir import layout
-from precompute.settings import positive_int
+from precompute.settings import auto_or_positive, positive_int
 from precompute.validation_store import VALIDATION_FILE, ValidationStore
 
 log = logging.getLogger("precompute.validate")
@@ -87,15 +87,7 @@ def options_from_args(args: argparse.Namespace) -> ValidateOptions:
 
 
 def parse_lr(value) -> str | float:
-    if value == "auto":
-        return value
-    try:
-        lr = float(value)
-    except (TypeError, ValueError):
-        raise UserInputError(f"--lr must be 'auto' or a positive number, got {value!r}") from None
-    if not lr > 0 or not np.isfinite(lr):
-        raise UserInputError(f"--lr must be 'auto' or a positive number, got {value!r}")
-    return lr
+    return auto_or_positive(value, "--lr")
 
 
 def validate_main(args: argparse.Namespace, command_line: str, progress: bool = True) -> None:

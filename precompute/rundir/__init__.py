@@ -14,11 +14,11 @@ from precompute.rundir.chunks import ChunkStore, chunk_ranges
 from precompute.rundir.factor_files import factor_tensor_files, factors_sha256, shard_file_names
 from precompute.rundir.directory import RunDir, RunDirError, new_manifest, package_versions, utc_now
 from precompute.rundir.files import (AtomicMemmap, atomic_path, read_json, read_jsonl, read_npy, sha256_of_file,
-                                     write_json, write_jsonl, write_npy, write_parquet)
+                                     sha256_of_strings, write_json, write_jsonl, write_npy, write_parquet)
 from precompute.rundir.layout import *  # noqa: F401,F403  (file names and statuses)
 from precompute.rundir.lock import RunLock, writer_pid
 from precompute.rundir.reader import Run, RunError, read_run
 
 __all__ = ["AtomicMemmap", "ChunkStore", "Run", "RunDir", "RunDirError", "RunError", "RunLock", "atomic_path",
            "chunk_ranges", "factor_tensor_files", "factors_sha256", "new_manifest", "package_versions", "read_json", "read_jsonl", "read_npy", "read_run",
-           "sha256_of_file", "shard_file_names", "utc_now", "write_json", "write_jsonl", "write_npy", "write_parquet", "writer_pid"]
+           "sha256_of_file", "sha256_of_strings", "shard_file_names", "utc_now", "write_json", "write_jsonl", "write_npy", "write_parquet", "writer_pid"]

@@ -25,6 +25,15 @@ def sha256_of_file(path: str) -> str:
     return digest.hexdigest()
 
 
+def sha256_of_strings(parts) -> str:
+    """sha256 over strings, each followed by a NUL (fingerprints of ids, texts, ...)."""
+    digest = hashlib.sha256()
+    for part in parts:
+        digest.update(str(part).encode("utf-8"))
+        digest.update(b"\0")
+    return digest.hexdigest()
+
+
 @contextlib.contextmanager
 def atomic_path(path: str):
     """Yield a temporary path next to `path`; on success move it over `path`, on failure remove it."""

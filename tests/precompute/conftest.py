@@ -66,6 +66,19 @@ def run_cli(*args, env=None, check=True):
     return result
 
 
+@pytest.fixture(scope="session")
+def model_runs(world):
+    """A complete ekfac run and a complete identity run of the tiny world, made once per session (tests that
+    write into a run work on a copy)."""
+    paths = {}
+    for strategy in ("ekfac", "identity"):
+        out = world["base"] / f"validate-{strategy}"
+        if not (out / "manifest.json").exists():
+            run_cli(*run_args(world, out, "--strategy", strategy))
+        paths[strategy] = out
+    return paths
+
+
 def run_args(world, out, *extra):
     return ["run", "--model", world["model"], "--corpus", world["corpus"], "--queries", world["queries"],
             "--out", out, *SMALL_FLAGS, *extra]

@@ -3,7 +3,6 @@ set, the LDS tables and findings follow, stored responses are re-used and stale 
 line with nothing written. (The PBRF solver itself is checked against exact damped influence in
 tests/engine/test_pbrf.py.)"""
 import json
-import os
 import shutil
 
 import numpy as np
@@ -12,21 +11,15 @@ import pytest
 from scipy import stats
 
 from precompute.analysis.lds import crossed_bootstrap_lds, lds_per_query
-from tests.precompute.conftest import run_args, run_cli
+from tests.precompute.conftest import run_cli
 
 FLAGS = ["--sets", "4", "--set-size", "5", "--anchor-docs", "8", "--max-iterations", "40", "--linearity-sets", "1"]
 
 
 @pytest.fixture(scope="module")
-def runs(world):
-    """The complete ekfac and identity runs of the tiny world (shared with test_validate when both run)."""
-    paths = {}
-    for strategy in ("ekfac", "identity"):
-        out = world["base"] / f"validate-{strategy}"
-        if not (out / "manifest.json").exists():
-            run_cli(*run_args(world, out, "--strategy", strategy))
-        paths[strategy] = out
-    return paths
+def runs(model_runs):
+    """The complete ekfac and identity runs of the tiny world (never changed in place)."""
+    return model_runs
 
 
 def fresh_copy(source, target):

@@ -13,21 +13,15 @@ import torch.nn.functional as F
 
 from precompute.__main__ import main
 from precompute.validate import EXIT_AFTER_ENV
-from tests.precompute.conftest import run_args, run_cli
+from tests.precompute.conftest import run_cli
 
 FLAGS = ["--k", "3", "--random-draws", "4"]
 
 
 @pytest.fixture(scope="module")
-def runs(world):
+def runs(model_runs):
     """A complete ekfac run and a complete identity run of the tiny world (never validated in place)."""
-    paths = {}
-    for strategy in ("ekfac", "identity"):
-        out = world["base"] / f"validate-{strategy}"
-        if not (out / "manifest.json").exists():
-            run_cli(*run_args(world, out, "--strategy", strategy))
-        paths[strategy] = out
-    return paths
+    return model_runs
 
 
 def fresh_copy(source, target):
