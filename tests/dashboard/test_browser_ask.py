@@ -60,9 +60,13 @@ def ask(page, prompt: str, completion: str) -> None:
     page.get_by_role("button", name="Ask").click()
 
 
-def shown_documents(page) -> list[str]:
-    """The documents of the cards, in order (each card ends with a link to its document)."""
-    links = page.locator("[data-testid=stPageLink] a", has_text="document ")
+def shown_documents(page, expected: int | None = None) -> list[str]:
+    """The documents of the cards, in order (each card ends with a link to its document); with `expected`, first
+    wait (30 s) until that many cards are there: the cards stream in after "Most positive" appears."""
+    links = page.locator("[data-testid=stPageLink] a[href*='doc=']", has_text="document ")
+    if expected is not None:
+        from playwright.sync_api import expect
+        expect(links).to_have_count(expected, timeout=30_000)
     hrefs = [links.nth(i).get_attribute("href") for i in range(links.count())]
     return [unquote(href.split("doc=")[1].split("&")[0]) for href in hrefs if "doc=" in href]
 
@@ -81,8 +85,7 @@ def test_ask_shows_ranked_documents_and_the_url_reproduces_them(server, page, ru
     page.wait_for_selector("text=Most positive", timeout=SLOW_MS)
     wait_until_rendered(page)
     no_exception(page)
-    first = shown_documents(page)
-    assert len(first) == 20                                  # 10 per side (the default)
+    first = shown_documents(page, expected=20)              # 10 per side (the default)
     import pandas as pd
     documents = set(pd.read_parquet(indexed / "documents.parquet", columns=["id"])["id"])
     assert len(set(first[:10])) == 10 and set(first) <= documents
@@ -96,7 +99,7 @@ def test_ask_shows_ranked_documents_and_the_url_reproduces_them(server, page, ru
     from playwright.sync_api import expect
     # the form is seeded from the URL; the value can reach the textbox after the results (once seen: '' at first)
     expect(page.get_by_role("textbox", name="Prompt", exact=True)).to_have_value(query["prompt"], timeout=30_000)
-    assert shown_documents(page) == first
+    assert shown_documents(page, expected=20) == first
 
 
 def test_bad_questions_give_a_message(server, page):
