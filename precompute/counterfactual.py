@@ -195,7 +195,7 @@ def prediction_sources(plan: Plan) -> dict[str, np.ndarray]:
         out[f"{name}/‖g_d‖"] = other[1][:, where]
         taken |= {name, f"{name}/‖g_d‖"}
     if plan.options.bm25:
-        from precompute.bm25_ranking import BM25Ranking, query_text
+        from precompute.analysis.bm25_ranking import BM25Ranking, query_text
         ranking = BM25Ranking(list(run.document_texts()))
         out[validation_sets.BM25] = np.stack([ranking.scores(query_text(run.queries.iloc[q].to_dict()))[flat]
                                               for q in range(run.n_queries)])[:, where]

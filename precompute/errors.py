@@ -1,5 +1,6 @@
-"""The one exception type for user-facing input problems: the CLI prints its one-line message, exits 2."""
+"""The one exception type for user-facing input problems: the CLI prints its one-line message, exits 2.
 
+Its definition lives in precompute/rundir/errors.py (rundir imports nothing above itself)."""
+from precompute.rundir.errors import UserInputError
 
-class UserInputError(Exception):
-    """Bad input named in one line (file, line, field); never shown with a traceback."""
+__all__ = ["UserInputError"]

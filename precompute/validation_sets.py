@@ -16,7 +16,7 @@ import numpy as np
 
 from precompute import rundir
 from precompute.analysis.ranking import top_and_bottom
-from precompute.bm25_ranking import BM25_SETTINGS, BM25Ranking, bm25s_version, query_text
+from precompute.analysis.bm25_ranking import BM25_SETTINGS, BM25Ranking, bm25s_version, query_text
 from precompute.errors import UserInputError
 
 BM25 = "bm25"

@@ -3,7 +3,7 @@
     python scripts/check_themes.py RUN [--k 100] [--clusters 4]
 
 For each reasoning task, with the run's influence ranking and with BM25 (prompt + completion, the baseline of
-precompute/bm25_ranking.py) side by side:
+precompute/analysis/bm25_ranking.py) side by side:
 - procedure share: share of a query's top k documents whose `kind` names the task's procedure (mean over the
   task's queries), next to that kind's share of the corpus (what k random documents would give);
 - vocabulary hits: how many of the 20 most distinctive terms of the pooled top-k documents (top vs corpus) are
@@ -27,7 +27,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from precompute.analysis import clusters, terms  # noqa: E402
 from precompute.analysis.ranking import top_columns  # noqa: E402
-from precompute.bm25_ranking import BM25Ranking, query_text  # noqa: E402
+from precompute.analysis.bm25_ranking import BM25Ranking, query_text  # noqa: E402
 from precompute.rundir.reader import read_run  # noqa: E402
 
 REASONING = ("arithmetic", "slope", "linear_equation")

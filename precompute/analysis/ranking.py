@@ -7,7 +7,8 @@ from __future__ import annotations
 
 import numpy as np
 
-MIN_NATS = 0.01  # below this (p(completion) > 0.99) a completion is too certain to divide by (see per_nat)
+# the per-nat score kind belongs to the run-directory contract (the reader serves it); re-exported here
+from precompute.rundir.score_kinds import MIN_NATS, low_information, per_nat  # noqa: E402,F401
 
 
 def _stable_descending(values: np.ndarray) -> np.ndarray:
@@ -52,18 +53,3 @@ def top_and_bottom(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return top_columns(values, k), top_columns(-values, k)
 
 
-def low_information(nats, min_nats: float = MIN_NATS) -> np.ndarray:
-    """True where a completion carries fewer than `min_nats` nats (or an unknown number): per-nat values of
-    such queries are flagged and left out, never divided."""
-    nats = np.asarray(nats, dtype=np.float64)
-    return ~(nats >= min_nats)
-
-
-def per_nat(scores, nats, min_nats: float = MIN_NATS) -> np.ndarray:
-    """Scores divided by their query's completion information in nats (float64); NaN for low-information queries.
-
-    `nats` is one number per leading row of `scores` (a scalar for one row of scores)."""
-    scores = np.asarray(scores, dtype=np.float64)
-    nats = np.asarray(nats, dtype=np.float64)
-    safe = np.where(low_information(nats, min_nats), np.nan, nats)
-    return scores / safe.reshape(safe.shape + (1,) * (scores.ndim - safe.ndim))

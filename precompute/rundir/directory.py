@@ -8,7 +8,7 @@ import shutil
 import sys
 from dataclasses import dataclass
 
-from precompute.errors import UserInputError
+from precompute.rundir.errors import UserInputError
 from precompute.rundir import layout
 from precompute.rundir.factor_files import missing_factor_files
 from precompute.rundir.files import read_json, write_json

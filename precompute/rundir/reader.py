@@ -16,8 +16,7 @@ import pandas as pd
 
 from precompute.rundir import layout
 from precompute.rundir.lock import writer_pid
-
-SCORE_KINDS = ("raw", "per_nat", "normalized")
+from precompute.rundir.score_kinds import SCORE_KINDS, per_nat  # noqa: F401  (SCORE_KINDS: re-exported)
 
 
 class RunError(Exception):
@@ -143,7 +142,6 @@ class Run:
 
     def score_row(self, row: int, kind: str = "raw") -> np.ndarray:
         """One query's scores over all documents as float32: raw, per nat of the completion, or normalised."""
-        from precompute.analysis.ranking import per_nat
         if kind == "normalized":
             return np.asarray(self.normalized[row])
         values = np.asarray(self.scores[row])

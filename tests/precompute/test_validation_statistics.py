@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from precompute.analysis import validation_statistics as vs
-from precompute.bm25_ranking import BM25Ranking, tokenize
+from precompute.analysis.bm25_ranking import BM25Ranking, tokenize
 
 DOCS = ["The capital of Veloria is Marn.", "Solve 3 x + 4 = 10, so x = 2.", "Marn is a river town; Marn Marn.",
         "First 7 - 4 = 3, then 3 * 7 = 21.", "A dog and a cat.", "Veloria"]

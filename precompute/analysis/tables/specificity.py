@@ -4,7 +4,7 @@ top documents teach *its own* procedure more than the other procedures, and more
 For a task T and a ranking, each procedure P has its enrichment among the top k (share of the top k teaching P ÷
 P's corpus share); specificity = T's own enrichment ÷ the mean enrichment of the other procedures (1: no more
 own-procedure than other-procedure documents). Rankings: the run's scores (`influence`) and BM25 between each
-query's prompt + completion and the documents (`bm25`, precompute.bm25_ranking; skipped above MAX_BM25_DOCS
+query's prompt + completion and the documents (`bm25`, precompute.analysis.bm25_ranking; skipped above MAX_BM25_DOCS
 documents). Intervals: bootstrap over the task's queries (both rankings resampled together, so their ratio is
 paired).
 """
@@ -29,7 +29,7 @@ def bm25_counts(ctx) -> dict[str, np.ndarray]:
         masks = procedure_masks(ctx)
         if not masks or ctx.n_docs > MAX_BM25_DOCS:
             return {}
-        from precompute.bm25_ranking import BM25Ranking, query_text
+        from precompute.analysis.bm25_ranking import BM25Ranking, query_text
         index = BM25Ranking([str(text) for text in ctx.inputs.doc_texts])
         tops = [ranking.top_columns(index.scores(query_text(query)), ctx.findings_k) for query in ctx.queries]
         return {task: np.asarray([mask[top].sum() for top in tops], dtype=np.float64) for task, mask in masks.items()}
