@@ -54,11 +54,13 @@ def query_figure(frame: pd.DataFrame, query_id: str) -> go.Figure:
     return charts._layout(fig, title, height=380)
 
 
-# (label on screen and in the CSV, summary column with `_low`/`_high` bounds, shown as a percentage)
+# (label on screen and in the CSV, summary column with `_low`/`_high` bounds, shown as a percentage; shares use
+# their exact Clopper–Pearson bounds `_exact_low`/`_exact_high` when the summary has them)
 MEASURES = [("top-k Δ", "top_delta_mean", False), ("bottom-k Δ", "bottom_delta_mean", False),
             ("top beats all random", "frac_top_beats_all", True),
             ("bottom below all random", "frac_bottom_below_all", True),
-            ("standardised effect (median)", "top_z_median", False), ("win rate vs random", "top_win_rate", True)]
+            ("standardised effect (median)", "top_z_median", False), ("win rate vs random", "top_win_rate", True),
+            ("win rate per set-token", "top_win_rate_per_token", True)]
 
 
 def _number(row: pd.Series, name: str) -> float:
@@ -66,10 +68,21 @@ def _number(row: pd.Series, name: str) -> float:
     return math.nan if value is None or pd.isna(value) else float(value)
 
 
+def _bounds(row: pd.Series, name: str, percent: bool) -> tuple[float, float, bool]:
+    """(low, high, exact): a share's exact interval when the summary has one, else the bootstrap's."""
+    exact = (_number(row, name + "_exact_low"), _number(row, name + "_exact_high"))
+    if percent and not any(math.isnan(bound) for bound in exact):
+        return exact[0], exact[1], True
+    return _number(row, name + "_low"), _number(row, name + "_high"), False
+
+
 def _interval(row: pd.Series, name: str, percent: bool = False) -> str:
-    value, low, high = (_number(row, name + suffix) for suffix in ("", "_low", "_high"))
+    value = _number(row, name)
+    low, high, exact = _bounds(row, name, percent)
     if math.isnan(value):
         return "–"
+    if exact:
+        return f"{value:.1%} [{low:.1%}, {high:.1%}] exact"
     if percent:
         return f"{value:.0%} [{low:.0%}, {high:.0%}]"
     return f"{value:.3g} [{low:.3g}, {high:.3g}]"
@@ -87,7 +100,8 @@ def summary_display(summary: pd.DataFrame) -> pd.DataFrame:
         shown.update({label: _interval(row, column, percent) for label, column, percent in MEASURES})
         rows.append(shown)
     columns = ["method", "queries", "top-k Δ", "bottom-k Δ", "random Δ (mean, sd)", "top beats all random",
-               "bottom below all random", "chance", "standardised effect (median)", "win rate vs random"]
+               "bottom below all random", "chance", "standardised effect (median)", "win rate vs random",
+               "win rate per set-token"]
     return pd.DataFrame(rows, columns=columns)
 
 
@@ -99,9 +113,9 @@ def summary_export(summary: pd.DataFrame) -> pd.DataFrame:
         exported = {"method": row["method"], "queries": int(row["n_queries"]),
                     "random Δ mean": _number(row, "random_delta_mean"), "random Δ sd": _number(row, "random_sd_mean"),
                     "chance": _number(row, "chance_beats_all")}
-        for label, column, _ in MEASURES:
-            exported.update({label: _number(row, column), f"{label} low": _number(row, column + "_low"),
-                             f"{label} high": _number(row, column + "_high")})
+        for label, column, percent in MEASURES:
+            low, high, _ = _bounds(row, column, percent)
+            exported.update({label: _number(row, column), f"{label} low": low, f"{label} high": high})
         rows.append(exported)
     return pd.DataFrame(rows)
 
@@ -112,7 +126,8 @@ def settings_caption(run: Run) -> str:
         return ""
     return (f"{settings.get('steps')} SGD step(s) at lr {settings.get('lr', float('nan')):.3g} on k = "
             f"{settings.get('k')} documents, {settings.get('random_draws')} random k-sets shared by all "
-            f"{settings.get('n_queries')} queries; intervals: 95%, crossed bootstrap over queries and random sets.")
+            f"{settings.get('n_queries')} queries, token-matched to the run's own top-k sets; intervals: 95%, "
+            "crossed bootstrap over queries and random sets; shares marked exact: Clopper–Pearson.")
 
 
 def query_panel(run: Run, query_id: str) -> None:

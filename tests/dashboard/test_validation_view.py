@@ -52,3 +52,12 @@ def test_summary_export_reads_back_as_numbers():
     assert read["queries"] == 10 and read["method"] == "bm25" and abs(read["chance"] - 1 / 9) < 1e-15
     assert math.isnan(read["bottom-k Δ"]) and read["random Δ sd"] == 0.002
     assert set(summary_display(pd.DataFrame(SUMMARY)).columns) - {"random Δ (mean, sd)"} <= set(read.index)
+
+
+def test_shares_show_their_exact_interval_when_the_summary_has_one():
+    summary = pd.DataFrame([dict(SUMMARY[0], frac_top_beats_all=1.0, frac_top_beats_all_low=1.0,
+                                 frac_top_beats_all_high=1.0, frac_top_beats_all_exact_low=0.9732,
+                                 frac_top_beats_all_exact_high=1.0)])
+    assert summary_display(summary).iloc[0]["top beats all random"] == "100.0% [97.3%, 100.0%] exact"
+    exported = summary_export(summary).iloc[0]
+    assert exported["top beats all random low"] == 0.9732 and exported["win rate vs random low"] == 0.9
