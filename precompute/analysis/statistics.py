@@ -275,9 +275,9 @@ def finding_text(record: dict) -> str:
     interval_p = as_float(record.get("interval_p"))
     text += f" (p {_p_text(interval_p)} for no effect, from the bootstrap)." if np.isfinite(interval_p) else "."
     if record.get("adjusted_verdict") is not None:
-        text += (f" After Holm over the run's {record['family_size']} findings: {record['adjusted_verdict']} "
-                 f"(adjusted p {_p_text(as_float(record.get('holm_p')))})" if np.isfinite(as_float(record.get("holm_p")))
-                 else f" After Holm over the run's {record['family_size']} findings: {record['adjusted_verdict']}")
+        holm_p = as_float(record.get("holm_p"))
+        text += f" After Holm over the run's {record['family_size']} findings: {record['adjusted_verdict']}"
+        text += f" (adjusted p {_p_text(holm_p)})" if np.isfinite(holm_p) else ""
         if record.get("primary"):
             text += (f"; among the {record['primary_family_size']} headline claims: "
                      f"{record['primary_adjusted_verdict']}")

@@ -150,7 +150,8 @@ def test_specificity_against_direct_counts():
         assert part["specificity_ci_low"].iloc[0] <= expected <= part["specificity_ci_high"].iloc[0]
     record = {r["name"]: r for r in findings_of(inputs)}["ground_truth.arithmetic.specificity"]
     assert record["verdict"] == "holds" and record["parts"]["bm25_specificity"] > 1
-    assert record["parts"]["influence_over_bm25"] == pytest.approx(record["effect"] / record["parts"]["bm25_specificity"])
+    parts = record["parts"]
+    assert parts["influence_over_bm25"] == pytest.approx(record["effect"] / parts["bm25_specificity"])
 
 
 def test_interval_p_agrees_with_every_findings_verdict():

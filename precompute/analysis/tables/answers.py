@@ -47,8 +47,9 @@ def ranking_auc(ranks: np.ndarray, n_docs: int) -> float:
 def scaled_enrichment(observed, expected, ceiling):
     """(observed − expected) / (ceiling − expected), NaN where the ceiling equals the expectation (M = 0 or D)."""
     with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(np.asarray(ceiling) > np.asarray(expected),
-                        (np.asarray(observed, dtype=np.float64) - expected) / (np.asarray(ceiling) - expected), np.nan)[()]
+        room = np.asarray(ceiling, dtype=np.float64) - expected
+        above = np.asarray(observed, dtype=np.float64) - expected
+        return np.where(room > 0, above / room, np.nan)[()]
 
 
 @row_statistic("occurrence")
@@ -162,7 +163,8 @@ def enrichment(observed, expected):
 
 
 def scaled(observed, expected, ceiling):
-    """Pooled range-scaled enrichment of the weighted queries: Σ (observed − expected) / Σ (ceiling − expected)."""
+    """Pooled range-scaled enrichment of the weighted queries: Σ (observed − expected) / Σ (ceiling − expected)
+    (queries with no room above chance add 0 to both sums)."""
     return enrichment(np.asarray(observed) - expected, np.asarray(ceiling) - expected)
 
 
@@ -184,7 +186,8 @@ ENRICHMENT_COLUMNS = {
            "target_kind": "`answer`, `answer_in_context` or `step`", "n_queries": "queries with such a target",
            "observed": "hits summed over the task's queries and targets", "expected": "k·M/D summed likewise",
            "enrichment": "observed / expected (descriptive: its ceiling D/M differs between targets)",
-           "ci_low": "lower end of the 95% interval (bootstrap over queries)", "ci_high": "upper end of the 95% interval",
+           "ci_low": "lower end of the 95% interval (bootstrap over queries)",
+           "ci_high": "upper end of the 95% interval",
            "p_value": "P(hits ≥ observed) if the top k were random documents (exact sum of hypergeometrics; answers "
                       "only)",
            "ceiling": "min(k, M) summed: the most hits possible",
@@ -283,7 +286,8 @@ def occurrence_finding(ctx, kind, claim, sums, groups, k) -> Finding:
                "reasoning_auc": float(auc_of(*weights[:-1])), "factual_auc": float(auc_of(weights[-1])),
                "auc_difference": auc_difference, "auc_difference_ci_low": float(beside_low[1]),
                "auc_difference_ci_high": float(beside_high[1]),
-               "reasoning_enrichment": float(ratio_of(*weights[:-1])), "factual_enrichment": float(ratio_of(weights[-1])),
+               "reasoning_enrichment": float(ratio_of(*weights[:-1])),
+               "factual_enrichment": float(ratio_of(weights[-1])),
                "enrichment_ratio": ratio, "enrichment_ratio_ci_low": float(beside_low[0]),
                "enrichment_ratio_ci_high": float(beside_high[0])},
         notes=[f"basis: what the model completed; k = {k}",

@@ -222,14 +222,16 @@ def information_regression(log_influence: np.ndarray, log_nats: np.ndarray):
        "(the data of the information-adjusted magnitude finding)", {
            "query_id": "query id", "task": "query task", "nats": "completion information (nats)",
            "top_influence": "summed influence of the query's top 1% positive documents",
-           "log_nats": "ln(nats); NaN when nats ≤ 0 or unknown", "log_top_influence": "ln(top_influence); NaN when ≤ 0",
+           "log_nats": "ln(nats); NaN when nats ≤ 0 or unknown",
+           "log_top_influence": "ln(top_influence); NaN when ≤ 0",
            "fitted": "ln top influence predicted by the fit a + b·ln nats + c·reasoning (NaN outside the fit)",
            "in_fit": "whether the query enters the fit (reasoning or factual task, both logs defined)"})
 def magnitude_information(ctx) -> pd.DataFrame:
     data = information_data(ctx)
     with np.errstate(invalid="ignore"):
-        coefficients = information_regression(data["log_influence"], data["log_nats"])(
-            (data["in_fit"] & data["reasoning"]).astype(np.float64), (data["in_fit"] & ~data["reasoning"]).astype(float))
+        reasoning = (data["in_fit"] & data["reasoning"]).astype(np.float64)
+        factual = (data["in_fit"] & ~data["reasoning"]).astype(np.float64)
+        coefficients = information_regression(data["log_influence"], data["log_nats"])(reasoning, factual)
         fitted = coefficients[0] + coefficients[1] * data["log_nats"] + coefficients[2] * data["reasoning"]
     return pd.DataFrame({"query_id": ctx.query_ids, "task": ctx.tasks, "nats": ctx.nats,
                          "top_influence": data["influence"], "log_nats": data["log_nats"],

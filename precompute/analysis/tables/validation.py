@@ -51,8 +51,8 @@ for _name, _doc in STATISTIC_DOCS.items():
     SUMMARY_DOCS.update({_name: _doc, f"{_name}_low": f"{_name}: 95% interval, low (crossed bootstrap over "
                          "queries and random draws)", f"{_name}_high": f"{_name}: 95% interval, high"})
 for _name, _null in validation_statistics.NULLS.items():
-    SUMMARY_DOCS[f"{_name}_p"] = (f"{_name}: interval p of no effect ({'chance_beats_all' if _null == 'chance' else _null}"
-                                  "), from the crossed bootstrap")
+    _null_text = "chance_beats_all" if _null == "chance" else _null
+    SUMMARY_DOCS[f"{_name}_p"] = f"{_name}: interval p of no effect ({_null_text}), from the crossed bootstrap"
 for _name, _unit in validation_statistics.EXACT.items():
     SUMMARY_DOCS.update({f"{_name}_exact_low": f"{_name}: exact Clopper–Pearson 95% interval, low (successes over "
                          f"{'queries' if _unit == 'queries' else '(query, random set) pairs, ties ½ rounded down'})",
