@@ -33,7 +33,9 @@ SUMMARY_DOCS = {
     "lds_mean": "mean LDS over queries", "lds_low": "95% interval, low (crossed bootstrap over queries and sets)",
     "lds_high": "95% interval, high",
     "minus_identity": "mean LDS minus the identity method's, paired (NaN without an identity run)",
-    "minus_identity_low": "its 95% interval, low (same resamples)", "minus_identity_high": "its 95% interval, high"}
+    "minus_identity_low": "its 95% interval, low (same resamples)", "minus_identity_high": "its 95% interval, high",
+    "lds_p": "two-sided bootstrap p of mean LDS = 0, matched to the interval (statistics.interval_p_value)",
+    "minus_identity_p": "the same for the difference from identity"}
 
 
 def read_counterfactual(run_path: str | None) -> pd.DataFrame | None:
@@ -83,13 +85,15 @@ def task_rows(task: str, measured: np.ndarray, predicted: dict[str, np.ndarray],
         row = {"method": method, "task": task, "n_queries": int(np.isfinite(point[method]).sum()),
                "n_sets": int(measured.shape[0]), "lds_mean": _mean(point[method]), "lds_low": float(low[n]),
                "lds_high": float(high[n]), "minus_identity": np.nan, "minus_identity_low": np.nan,
-               "minus_identity_high": np.nan}
+               "minus_identity_high": np.nan, "lds_p": statistics.interval_p_value(boot[:, n], 0.0),
+               "minus_identity_p": np.nan}
         if identity is not None and n != identity:
             paired = np.isfinite(point[method]) & np.isfinite(point[IDENTITY])
             difference = boot[:, n] - boot[:, identity]
             d_low, d_high = statistics.percentile_interval(difference)
             row.update(minus_identity=_mean(point[method][paired] - point[IDENTITY][paired]),
-                       minus_identity_low=float(d_low), minus_identity_high=float(d_high))
+                       minus_identity_low=float(d_low), minus_identity_high=float(d_high),
+                       minus_identity_p=statistics.interval_p_value(difference, 0.0))
         rows.append(row)
     return rows
 
@@ -130,13 +134,14 @@ def build_findings(tables: dict, own: str | None) -> list[Finding]:
         name=f"{FINDING_PREFIX}{own}.lds_above_zero",
         claim=f"{own}'s scores predict the PBRF response to up-weighting random document sets (LDS > 0).",
         effect_label=f"mean LDS over queries (Spearman across {sets} sets)", paper_direction="greater",
-        effect=row["lds_mean"], ci_low=row["lds_low"], ci_high=row["lds_high"], **common)]
+        effect=row["lds_mean"], ci_low=row["lds_low"], ci_high=row["lds_high"], interval_p=row["lds_p"], **common)]
     if IDENTITY in overall.index and own != IDENTITY:
         out.append(Finding(
             name=f"{FINDING_PREFIX}{own}_vs_identity",
             claim=f"{own} ranks documents better than a gradient dot product (LDS against the PBRF response).",
             effect_label=f"mean LDS {own} minus identity (paired)", paper_direction="greater",
             effect=row["minus_identity"], ci_low=row["minus_identity_low"], ci_high=row["minus_identity_high"],
+            interval_p=row["minus_identity_p"],
             parts={own: row["lds_mean"], IDENTITY: overall.loc[IDENTITY, "lds_mean"]}, **common))
     return out
 
