@@ -7,8 +7,8 @@ precompute/analysis/bm25_ranking.py) side by side:
 - procedure share: share of a query's top k documents whose `kind` names the task's procedure (mean over the
   task's queries), next to that kind's share of the corpus (what k random documents would give);
 - vocabulary hits: how many of the 20 most distinctive terms of the pooled top-k documents (top vs corpus) are
-  among the 50 most distinctive terms of the task's procedure documents by their `kind` (the procedure's own
-  vocabulary, found by the same statistic on the ground-truth labels);
+  among the 50 most distinctive terms of the documents of `kind` `procedure:<task>` (this procedure alone; the
+  procedure's own vocabulary, found by the same statistic on the ground-truth labels);
 - cluster purity against `kind` per query (mean over the task's queries), next to the purity of a random
   assignment with the same cluster sizes (mean of 200 shuffles): purity is high by chance when one kind dominates.
 Torch-free; prints a Markdown table.
@@ -39,7 +39,7 @@ def chance_purity(cluster: np.ndarray, truth: np.ndarray, rng: np.random.Generat
 
 
 def procedure_vocabulary(texts_of, kinds: np.ndarray, task: str, corpus: terms.CorpusTerms) -> set[str]:
-    procedure = np.flatnonzero([k.startswith("procedure:") and task in k for k in kinds])
+    procedure = np.flatnonzero(kinds == f"procedure:{task}")    # this procedure alone (mixed sheets left out)
     found = terms.compare(terms.selected_terms(texts_of, procedure), None, corpus)
     return set(found["term"].head(VOCABULARY))
 
