@@ -1,4 +1,5 @@
-"""Overview (home): what the run is, how it was made, and sanity checks on its numbers."""
+"""Overview (home): the findings and the counterfactual tests first, then what the run is, how it was made, and
+sanity checks on its numbers."""
 from __future__ import annotations
 
 import numpy as np
@@ -48,6 +49,15 @@ def render() -> None:
     columns[3].metric("Documents", f"{run.n_documents:,}")
     columns[4].metric("Layers", f"{len(run.layers):,}")
 
+    # findings first (what a reader came for), then the counterfactual tests, then the run's facts
+    found = findings(run.key)
+    if found:
+        st.subheader("Findings")
+        show_findings(run.key, found)
+    lds_view.leaderboard_section(run)  # LDS vs PBRF leaderboard (runs made with `precompute counterfactual`)
+    validation_view.run_summary(run)  # tail-patch validation table (runs made with `precompute validate`)
+
+    st.subheader("The run")
     left, right = st.columns(2)
     with left:
         widgets.chart(charts.count_bars(run.documents["source"].value_counts(), "Corpus by source", "source"),
@@ -72,12 +82,6 @@ def render() -> None:
     with right:
         st.subheader("Sanity checks")
         widgets.table(sanity_checks(run.key, run), key="overview.checks", name="sanity_checks")
-    found = findings(run.key)
-    if found:
-        st.subheader("Findings")
-        show_findings(run.key, found)
-    lds_view.leaderboard_section(run)  # LDS vs PBRF leaderboard (runs made with `precompute counterfactual`)
-    validation_view.run_summary(run)  # tail-patch validation table (runs made with `precompute validate`)
 
 
 if __name__ == "__main__":
