@@ -3,7 +3,11 @@ and shared documents (by id): score correlation, top-k overlap per query and per
 in both (shared ones marked, rank changes, text), and the two runs' findings side by side."""
 from __future__ import annotations
 
+import os
+
 import streamlit as st
+
+from precompute import rundir
 
 from dashboard import charts, published_view, query_view, run_choice, url_state, widgets
 from dashboard.run import RunError, current_run, document_texts, findings, load_run
@@ -35,6 +39,18 @@ def overlap_ks(n_documents: int) -> list[int]:
     return [k for k in KS if k < n_documents] or [KS[0]]
 
 
+def first_sharing_queries(choices: list[str], query_ids: set[str]) -> str:
+    """The first offered run that shares a query id with this run (the first run when none does)."""
+    for choice in choices:
+        try:
+            ids = {str(row.get("id")) for row in rundir.read_jsonl(os.path.join(choice, rundir.QUERIES))}
+        except (OSError, ValueError):
+            continue
+        if ids & query_ids:
+            return choice
+    return choices[0]
+
+
 def render() -> None:
     run = current_run()
     st.title("Compare runs")
@@ -45,7 +61,8 @@ def render() -> None:
                 "`streamlit run dashboard/app.py -- --run runs/a --run runs/b`.")
         return
     left, right = st.columns([3, 1])
-    second_dir = url_state.bound(left.selectbox, "Second run", key="compare.run2", param="run2", default=others[0],
+    second_dir = url_state.bound(left.selectbox, "Second run", key="compare.run2", param="run2",
+                                 default=first_sharing_queries(others, set(run.queries["id"].astype(str))),
                                  options=others, what="run", format_func=run_choice.display_name)
     try:
         other = load_run(second_dir)

@@ -70,3 +70,19 @@ def test_overlap_sizes_stay_below_the_shared_documents_and_wrapped_prompts_are_c
     a = pd.DataFrame({"id": ["q1", "q2", "q3"], "prompt": ["What is 2+2?", "Capital of X?", "Only here"]})
     b = pd.DataFrame({"id": ["q1", "q2", "q4"], "prompt": ["what is  2+2?", "<|user|>Capital of X?", "Other"]})
     assert shared_ids_with_other_prompt(a, b) == 1   # q1 equal up to case and spaces; q2 wrapped; q3, q4 not shared
+
+
+def test_second_run_defaults_to_one_sharing_queries(tmp_path):
+    from dashboard.views.compare import first_sharing_queries
+    from precompute import rundir
+    choices = []
+    for name, ids in (("published", ["slope-1", "fact-2"]), ("broken", None), ("identity", ["q0", "q9"])):
+        path = tmp_path / name
+        path.mkdir()
+        if ids is None:
+            (path / rundir.QUERIES).write_text("{not json\n")
+        else:
+            rundir.write_jsonl(str(path / rundir.QUERIES), [{"id": i} for i in ids])
+        choices.append(str(path))
+    assert first_sharing_queries(choices, {"q0", "q1"}) == choices[2]
+    assert first_sharing_queries(choices, {"nothing"}) == choices[0]
