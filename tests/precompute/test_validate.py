@@ -234,7 +234,13 @@ def test_calibration_sets_are_not_patched_again(runs, validated, tmp_path, monke
         return real(self, documents)
     monkeypatch.setattr(TailPatch, "set_gradient", counted)
     out = fresh_copy(runs["ekfac"], tmp_path / "run")
-    validate_run(str(out), ValidateOptions(k=3, random_draws=4, strategy_runs=[str(runs["identity"])]), progress=False)
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)                  # as the CLI run it is compared with (run_cli: OMP_NUM_THREADS=1)
+    try:
+        validate_run(str(out), ValidateOptions(k=3, random_draws=4, strategy_runs=[str(runs["identity"])]),
+                     progress=False)
+    finally:
+        torch.set_num_threads(threads)
     tries = len(json.loads((out / "manifest.json").read_text())["validation"]["calibration"]["tried"])
     probe_sets, other_sets, random_sets = 10, 15, 4    # 5 queries, all probed: ekfac top+bottom; identity, bm25
     assert calls.count(1) == probe_sets                # first order: one query gradient per probe set
