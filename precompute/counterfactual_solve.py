@@ -105,12 +105,13 @@ class Solver:
     def __init__(self, plan, model, tokenizer, tracked):
         import torch
         from engine.batches import tokenize_queries
-        from engine.pbrf import PBRFArguments, ProximalResponse
+        from engine.pbrf import PBRFArguments, ProximalResponse, float64_norms
         from engine.tailpatch import module_parameters
 
         dtype = torch.float64 if plan.options.dtype == "float64" else torch.float32
         names = list(tracked)
         model = copy.deepcopy(model).to(dtype)
+        float64_norms(model)                  # the copy's norms in float64 too (engine.pbrf.float64_norms)
         named = dict(model.named_modules())
         parameters = module_parameters({n: named[n] for n in names})
         damping = {name: plan.damping[name.rsplit(".", 1)[0]] for name in parameters}

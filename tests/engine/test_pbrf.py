@@ -11,7 +11,7 @@ import pytest
 import torch
 
 from engine.batches import Tokenized
-from engine.pbrf import PBRFArguments, ProximalResponse
+from engine.pbrf import PBRFArguments, ProximalResponse, float64_norms
 from engine.tailpatch import module_parameters
 from precompute.analysis.lds import lds_per_query
 from tests.engine import oracles as O
@@ -26,6 +26,7 @@ def case():
         setup = O.trained_setup(n_docs=48, n_queries=6, hidden=8, intermediate=16, steps=200, seed=1,
                                 min_len=6, max_len=10)
         model = setup.model
+        assert float64_norms(model) == 5                 # 2 layers × 2 norms + the final norm
         named = dict(model.named_modules())
         tracked = {m: named[m] for m in setup.modules}
         scores, _, pq = O.engine_scores(model, setup.modules, setup.docs, setup.queries, "ekfac",
@@ -42,7 +43,7 @@ def case():
         measured = []
         for columns in sets:
             result = response.respond([docs[c] for c in columns], EPSILON, PBRFArguments(max_iterations=100))
-            assert result.relative_grad_norm < 1e-2, result
+            assert result.relative_grad_norm < 2e-3, result
             measured.append(result.delta_logprob.numpy())
         exact = exact_predictions(model, parameters, damping, setup, sets)
         yield dict(measured=np.stack(measured), exact=EPSILON * exact, sets=sets, ekfac=scores.numpy(),
