@@ -130,6 +130,15 @@ class AnalysisContext:
     def reasoning_tasks(self) -> list[str]:
         return [task for task in self.task_rows if is_reasoning_task(task)]
 
+    def reasoning_and_factual(self, usable: np.ndarray) -> list[np.ndarray] | None:
+        """The usable rows of each reasoning task with at least 2 of them, then the usable factual rows (the groups
+        a reasoning-vs-factual finding compares); None when fewer than 2 factual rows or no reasoning task remain."""
+        factual = self.task_rows.get("factual", np.zeros(0, np.int64))
+        factual = factual[usable[factual]]
+        reasoning = [rows[usable[rows]] for task, rows in self.task_rows.items() if task in self.reasoning_tasks]
+        reasoning = [rows for rows in reasoning if len(rows) >= 2]
+        return reasoning + [factual] if len(factual) >= 2 and reasoning else None
+
     @cached_property
     def nats(self) -> np.ndarray:
         values = [q.get("nats") for q in self.queries]

@@ -247,12 +247,9 @@ def occurrence_findings(ctx) -> list[Finding]:
     k = ctx.findings_k
     for kind, claim in CLAIMS.items():
         sums = per_query_sums(ctx, "completion", k, kind)
-        factual = ctx.task_rows.get("factual", np.zeros(0, np.int64))
-        factual = factual[sums["has"][factual]]
-        reasoning = [rows[sums["has"][rows]] for task, rows in ctx.task_rows.items() if task in ctx.reasoning_tasks]
-        reasoning = [rows for rows in reasoning if len(rows) >= 2]
-        if len(factual) >= 2 and reasoning:
-            found.append(occurrence_finding(ctx, kind, claim, sums, reasoning + [factual], k))
+        groups = ctx.reasoning_and_factual(sums["has"])
+        if groups is not None:
+            found.append(occurrence_finding(ctx, kind, claim, sums, groups, k))
     return found
 
 

@@ -158,13 +158,9 @@ def magnitude_findings(ctx) -> list[Finding]:
     column = int(np.flatnonzero(PERCENTILES == FINDING_PERCENTILE)[0])
     per_nat = curves(ctx, "positive", "per_nat")[:, column]
     usable = ~ctx.low_information & np.isfinite(per_nat)
-    factual = ctx.task_rows.get("factual", np.zeros(0, np.int64))
-    factual = factual[usable[factual]]
-    reasoning = [rows[usable[rows]] for task, rows in ctx.task_rows.items() if task in ctx.reasoning_tasks]
-    reasoning = [rows for rows in reasoning if len(rows) >= 2]
-    if len(factual) < 2 or not reasoning:
+    groups = ctx.reasoning_and_factual(usable)
+    if groups is None:
         return []
-    groups = reasoning + [factual]
     mean = weighted_mean(per_nat)
 
     def ratio(*w):
@@ -254,13 +250,10 @@ def information_data(ctx) -> dict:
 def information_adjusted_findings(ctx) -> list[Finding]:
     data = information_data(ctx)
     usable = data["in_fit"]
-    factual = ctx.task_rows.get("factual", np.zeros(0, np.int64))
-    factual = factual[usable[factual]]
-    reasoning = [rows[usable[rows]] for task, rows in ctx.task_rows.items() if task in ctx.reasoning_tasks]
-    reasoning = [rows for rows in reasoning if len(rows) >= 2]
-    if len(factual) < 2 or not reasoning:
+    groups = ctx.reasoning_and_factual(usable)
+    if groups is None:
         return []
-    groups = reasoning + [factual]
+    reasoning, factual = groups[:-1], groups[-1]
     fit = information_regression(data["log_influence"], data["log_nats"])
 
     def adjusted_ratio(*w):
