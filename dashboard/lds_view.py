@@ -117,7 +117,8 @@ def settings_caption(manifest: dict) -> str:
              if pd.notna(epsilon) else "ε not recorded",
              f"{settings.get('sets')} random sets of {settings.get('set_size')} documents",
              f"{settings.get('anchor_docs')} anchor documents",
-             f"at most {settings.get('max_iterations')} L-BFGS iterations per set"]
+             f"Newton steps of at most {settings.get('max_iterations')} conjugate-gradient iterations each, "
+             f"to ‖∇F‖ ≤ {settings.get('tolerance', '?')} × ‖∇F(θs)‖"]
     cost = settings.get("solve_cost") or {}
     if cost:
         parts.append(f"PBRF solve {float(cost.get('seconds', math.nan)):.1f} s wall, "

@@ -75,7 +75,7 @@ def add_score_flags(parser: argparse.ArgumentParser) -> None:
                         help="then tail-patch validation with its defaults (python -m precompute validate --help)")
     parser.add_argument("--counterfactual", action="store_true",
                         help="then PBRF responses and the LDS leaderboard with their defaults (python -m precompute "
-                             "counterfactual --help; minutes to hours: one L-BFGS solve per set)")
+                             "counterfactual --help; minutes to hours: one Newton-CG solve per set)")
     parser.add_argument("--index", action="store_true",
                         help="also build RUN/index/ for `ask` in the same forward+backward pass as scoring (instead "
                              "of a second pass with `python -m precompute index`); options --index-*")

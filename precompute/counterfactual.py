@@ -43,7 +43,8 @@ class CounterfactualOptions:
     sets: int = 32
     set_size: int = 50
     anchor_docs: int = 128
-    max_iterations: int = 100
+    max_iterations: int = 500             # conjugate-gradient iterations per Newton step
+    tolerance: float = 1e-4               # a solve converged when ‖∇F(θ)‖ ≤ this × ‖∇F(θs)‖
     epsilon: str | float = "auto"
     target: float = 0.005                 # --epsilon auto: median |Δ log p| (nats) of the pilot set
     linearity_sets: int = 2               # sets re-solved at 2ε besides the pilot
@@ -66,7 +67,9 @@ def add_counterfactual_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--anchor-docs", type=positive_int, default=d.anchor_docs,
                         help="seeded anchor documents H of the KL term")
     parser.add_argument("--max-iterations", type=positive_int, default=d.max_iterations,
-                        help="L-BFGS iterations per set (full batch, strong-Wolfe line search)")
+                        help="conjugate-gradient iterations (Gauss-Newton products) per Newton step")
+    parser.add_argument("--tolerance", type=float, default=d.tolerance,
+                        help="a set's solve has converged when ‖∇F‖ ≤ this × its first ‖∇F‖; unconverged: exit 2")
     parser.add_argument("--epsilon", default="auto", help="up-weighting ε of the set, or auto (see --target)")
     parser.add_argument("--target", type=float, default=d.target,
                         help="auto: median |Δ log p| (nats) of the pilot set at the chosen ε")
@@ -91,7 +94,8 @@ def parse_epsilon(value) -> str | float:
 def options_from_args(args: argparse.Namespace) -> CounterfactualOptions:
     return CounterfactualOptions(
         sets=args.sets, set_size=args.set_size, anchor_docs=args.anchor_docs, max_iterations=args.max_iterations,
-        epsilon=parse_epsilon(args.epsilon), target=args.target, linearity_sets=args.linearity_sets, responses=args.responses, recompute=args.recompute,
+        tolerance=args.tolerance, epsilon=parse_epsilon(args.epsilon), target=args.target,
+        linearity_sets=args.linearity_sets, responses=args.responses, recompute=args.recompute,
         strategy_runs=list(args.strategy_runs), bm25=args.bm25, seed=args.seed, batch_size=args.batch_size,
         dtype=args.dtype)
 
@@ -127,8 +131,9 @@ def make_plan(path: str, options: CounterfactualOptions) -> Plan:
     for flag, value in (("--set-size", options.set_size), ("--anchor-docs", options.anchor_docs)):
         if value > n:
             raise UserInputError(f"{flag} {value} is larger than the corpus ({n} documents)")
-    if not options.target > 0:
-        raise UserInputError(f"--target must be positive, got {options.target}")
+    for flag, value in (("--target", options.target), ("--tolerance", options.tolerance)):
+        if not value > 0:
+            raise UserInputError(f"{flag} must be positive, got {value}")
     damping = run.manifest.get("damping_used") or {}
     missing = [name for name in run.layers if name not in damping]
     if not damping or missing:
@@ -154,7 +159,7 @@ def response_key(run: rundir.Run, options: CounterfactualOptions, damping: dict)
             "modules": list(run.layers), "damping": damping_key({m: damping[m] for m in run.layers}),
             "max_length": int(run.manifest.get("max_length") or 256),
             "options": {k: v for k, v in asdict(options).items()
-                        if k in ("sets", "set_size", "anchor_docs", "max_iterations", "epsilon", "target",
+                        if k in ("sets", "set_size", "anchor_docs", "tolerance", "epsilon", "target",
                                  "linearity_sets", "seed", "dtype")}}
 
 
@@ -245,7 +250,7 @@ def predictions_frame(plan: Plan, document: dict, methods: dict[str, np.ndarray]
 
 
 def convergence(document: dict) -> dict:
-    """The solver's residual over the sets: ‖∇F(θ_ε)‖ / ‖∇F(θs)‖ (median and largest) and iterations used."""
+    """The solver's residual over the sets: ‖∇F(θ_ε)‖ / ‖∇F(θs)‖ (median and largest) and CG iterations used."""
     diagnostics = document.get("diagnostics") or []
     residual = np.array([d.get("relative_grad_norm", np.nan) for d in diagnostics], dtype=np.float64)
     iterations = np.array([d.get("iterations", 0) for d in diagnostics])

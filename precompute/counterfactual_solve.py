@@ -12,7 +12,8 @@ from tqdm.auto import tqdm
 from precompute.errors import UserInputError
 
 log = logging.getLogger("precompute.counterfactual")
-PROBE_EPSILON = 1e-4       # --epsilon auto: the first solve, then rescaled to the target
+PROBE_EPSILON = 1e-6       # --epsilon auto: the first solve (small: linear, so Newton converges in ~2 steps),
+                           # then rescaled to the target
 
 
 def solve_responses(plan, progress: bool = True, session=None) -> dict:
@@ -33,21 +34,14 @@ def solve_responses(plan, progress: bool = True, session=None) -> dict:
     n_linearity = min(options.linearity_sets, options.sets - 1)
     bar = tqdm(total=options.sets + n_linearity, desc="counterfactual: PBRF sets", unit="set",
                disable=not progress)
-    results = []
-    for number in range(options.sets):
-        path = store.set_path(number)
-        if store.read(path) is None:
-            store.write(path, solver.solve(plan.sets[number], epsilon))
-        results.append(store.read(path))
-        bar.update(1)
-    linearity = []
-    for number in range(1, n_linearity + 1):
-        path = store.set_path(number, linearity=True)
-        if store.read(path) is None:
-            store.write(path, solver.solve(plan.sets[number], 2 * epsilon))
-        linearity.append(linearity_record(number, results[number], store.read(path)))
-        bar.update(1)
+    results = [solved(solver, store.set_path(number), plan.sets[number], epsilon, bar)
+               for number in range(options.sets)]
+    linearity = [linearity_record(number, results[number],
+                                  solved(solver, store.set_path(number, linearity=True), plan.sets[number],
+                                         2 * epsilon, bar))
+                 for number in range(1, n_linearity + 1)]
     bar.close()
+    require_converged(results, options.tolerance, store.path)
     document = {
         "key": plan.key, "epsilon": epsilon, "calibration": calibration, "linearity": linearity,
         "query_ids": [str(q) for q in plan.run.queries["id"]],
@@ -59,6 +53,30 @@ def solve_responses(plan, progress: bool = True, session=None) -> dict:
                  "cpu_seconds": round(time.process_time() - cpu_started, 1),
                  "sets_seconds": round(sum(r["seconds"] for r in results), 1), "threads": solver.threads}}
     return store.finish(document)
+
+
+def solved(solver: "Solver", path: str, columns, epsilon: float, bar) -> dict:
+    """The stored response at `path`, or a new solve (also when the stored one did not converge and the solver
+    now may iterate longer); stored at once (resumable)."""
+    record = solver.plan.store.read(path)
+    if record is None or (not record.get("converged") and
+                          record.get("max_iterations", 0) < solver.arguments.max_iterations):
+        record = solver.solve(columns, epsilon)
+        solver.plan.store.write(path, record)
+    bar.update(1)
+    return record
+
+
+def require_converged(records: list[dict], tolerance: float, where: str) -> None:
+    """One line (exit 2) unless every solve reached ‖∇F‖ ≤ tolerance · ‖∇F(θs)‖: an unconverged response is
+    not the PBRF response, and no LDS is computed from it. The stored solves are kept (resumable)."""
+    failed = [r for r in records if not r.get("converged")]
+    if failed:
+        worst = max(float(r.get("relative_grad_norm", np.inf)) for r in failed)
+        raise UserInputError(
+            f"{where}: {len(failed)} of {len(records)} PBRF solves did not converge (largest ‖∇F‖/‖∇F(θs)‖ "
+            f"{worst:.3g} > --tolerance {tolerance:g} after {failed[0].get('iterations')} conjugate-gradient "
+            "iterations); raise --max-iterations and run again (converged sets are kept)")
 
 
 def linearity_record(number: int, one: dict, two: dict) -> dict:
@@ -78,6 +96,7 @@ def calibrate(plan, solver: "Solver", tolerance: float, halvings: int) -> dict:
     tried = []
     if options.epsilon == "auto":
         probe = solver.solve(pilot, PROBE_EPSILON)
+        require_converged([probe], options.tolerance, "--epsilon auto (probe)")
         scale = float(np.median(np.abs(probe["delta"])))
         if not scale > 0:
             raise UserInputError("--epsilon auto: the pilot set does not move any query's log p; pass --epsilon")
@@ -87,6 +106,7 @@ def calibrate(plan, solver: "Solver", tolerance: float, halvings: int) -> dict:
         epsilon = float(options.epsilon)
     for _ in range(halvings + 1):
         one, two = solver.solve(pilot, epsilon), solver.solve(pilot, 2 * epsilon)
+        require_converged([one, two], options.tolerance, "--epsilon (pilot set)")
         record = linearity_record(0, one, two)
         tried.append({"epsilon": epsilon, **record, "median_abs_delta": float(np.median(np.abs(one["delta"])))})
         if options.epsilon != "auto" or record["relative_error"] <= tolerance:
@@ -123,7 +143,7 @@ class Solver:
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.response = ProximalResponse(model, parameters, damping, self.tokenized(plan.anchors), query_tokens,
                                          batch_size=plan.options.batch_size, pad_id=pad)
-        self.arguments = PBRFArguments(max_iterations=plan.options.max_iterations)
+        self.arguments = PBRFArguments(max_iterations=plan.options.max_iterations, tolerance=plan.options.tolerance)
         self.threads = torch.get_num_threads()
 
     @classmethod
@@ -142,7 +162,9 @@ class Solver:
         started = time.perf_counter()
         result = self.response.respond(self.tokenized(columns), epsilon, self.arguments)
         return {"delta": [float(v) for v in result.delta_logprob], "epsilon": epsilon,
-                "iterations": result.iterations, "evaluations": result.evaluations,
+                "iterations": result.iterations, "newton_steps": result.newton_steps,
+                "max_iterations": self.arguments.max_iterations,
+                "converged": bool(result.relative_grad_norm <= self.arguments.tolerance),
                 "initial_grad_norm": result.initial_grad_norm, "final_grad_norm": result.final_grad_norm,
                 "relative_grad_norm": result.relative_grad_norm, "kl": result.kl, "proximal": result.proximal,
                 "seconds": round(time.perf_counter() - started, 2)}

@@ -24,11 +24,12 @@ QUERIES = os.path.join(DATA, "queries.jsonl")
 MODEL = os.path.join(DATA, "model")
 # the demo's settings where they differ from the defaults in precompute.settings.Settings
 DEMO_SETTINGS = dict(factor_docs=2000, batch_size=16, chunk_docs=512)
-# the demo's counterfactual (PBRF + LDS), sized so that its one-off solve fits a 2-core CPU; the responses ship in
-# data/pbrf/ (made once by `python -m precompute counterfactual --run runs/demo --responses data/pbrf` with these
-# options) and are re-used when their key matches, so the demo only computes the LDS tables
+# the demo's counterfactual (PBRF + LDS); the responses are to ship in data/pbrf/ (made once by `python -m precompute
+# counterfactual --run runs/demo --responses data/pbrf` with these options) and are re-used when their key matches,
+# so the demo only computes the LDS tables. Not shipped yet: at the run's damping a converged solve needs thousands
+# of Gauss-Newton products per set (measured: docs/counterfactual.md), hours per set on a 2-core CPU
 PBRF_STORE = os.path.join(DATA, "pbrf")
-DEMO_COUNTERFACTUAL = dict(sets=32, set_size=16, anchor_docs=48, max_iterations=60, batch_size=16)
+DEMO_COUNTERFACTUAL = dict(sets=32, set_size=16, anchor_docs=48, max_iterations=4000, batch_size=16)
 
 
 def ensure_corpus() -> None:
