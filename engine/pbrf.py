@@ -15,8 +15,8 @@ So to first order θ_ε − θs = −ε (G + λ)⁻¹ Σ_{d∈S} ∇L_d, and
 with the damped-Fisher influence score (EK-FAC approximates G per module). The response is measured here by
 solving the objective with Newton's method from θs and re-measuring log p. Each step solves
 M Δ = −∇F(θ) with M = G(θ) + ε G_S(θ) + λ (the Gauss-Newton matrices of the anchors and of the set at the
-current θ: exact, matrix-free products, engine.gauss_newton) by preconditioned conjugate gradients to a stated residual; steps repeat until
-‖∇F‖ ≤ tolerance · ‖∇F(θs)‖. The first step alone is the first-order response; the next ones add what
+current θ: exact, matrix-free products, engine.gauss_newton) by preconditioned conjugate gradients to a
+stated residual, then backtracks until F decreases; steps repeat until ‖∇F‖ ≤ tolerance · ‖∇F(θs)‖. The first step alone is the first-order response; the next ones add what
 is not linear in ε. (Plain L-BFGS could not do this: with λ five orders of magnitude below G's largest
 eigenvalues it stalled far from the optimum, and its first step is the identity-influence direction, so an
 unconverged answer leans towards that method.)
@@ -38,7 +38,6 @@ from engine.gauss_newton import AnchorPreconditioner, GaussNewton, conjugate_gra
 from engine.hooks import token_nll
 from engine.tailpatch import TailPatch
 
-
 MAX_HALVINGS = 8          # Newton's step length: 1 down to 2⁻⁷ until the objective decreases
 
 
@@ -46,7 +45,7 @@ MAX_HALVINGS = 8          # Newton's step length: 1 down to 2⁻⁷ until the ob
 class PBRFArguments:
     max_iterations: int = 500       # conjugate-gradient iterations per Newton step (one Gauss-Newton product each)
     tolerance: float = 1e-4         # converged when ‖∇F(θ)‖ ≤ this × ‖∇F(θs)‖ = ε ‖Σ_{d∈S} ∇L_d‖
-    newton_steps: int = 8          # each reduced ‖∇F‖ 20-180× on the tiny test model (linear: Gauss-Newton)
+    newton_steps: int = 8           # each reduced ‖∇F‖ 20-180× on the tiny test model (linear: Gauss-Newton)
 
 
 @dataclass
