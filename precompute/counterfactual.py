@@ -139,6 +139,11 @@ def make_plan(path: str, options: CounterfactualOptions) -> Plan:
     if not damping or missing:
         raise UserInputError(f"{path}: the manifest records no damping_used for module "
                              f"{(missing or ['(any)'])[0]!r}; re-score the run")
+    undamped = [name for name in run.layers if not float(damping[name]) > 0]
+    if undamped:
+        raise UserInputError(f"{path}: damping_used is {damping[undamped[0]]} for {undamped[0]!r} (an identity run?): "
+                             "the PBRF needs the damping of a curvature run; run counterfactual on an EK-FAC, KFAC "
+                             "or diagonal run and give this one with --strategy-runs")
     sets = np.stack([np.sort(np.random.default_rng([options.seed, 7, m]).choice(n, options.set_size, replace=False))
                      for m in range(options.sets)])
     anchors = np.sort(np.random.default_rng([options.seed, 8]).choice(n, options.anchor_docs, replace=False))

@@ -19,15 +19,18 @@ from tests.tiny_models import make_tiny_llama
 
 @pytest.fixture(scope="module")
 def lds_run(tmp_path_factory):
-    """A tiny identity run (its own method, identity/‖g_d‖ and BM25, 5 queries) with a 4-set counterfactual."""
+    """A tiny EK-FAC run with a 4-set counterfactual (its own method, ekfac/‖g_d‖, an identity run, identity/‖g_d‖
+    and BM25, 5 queries)."""
     base = tmp_path_factory.mktemp("lds")
     model = make_tiny_llama(str(base / "model"))
     corpus, queries = write_jsonl(base / "corpus.jsonl", corpus_rows()), write_jsonl(base / "q.jsonl", query_rows())
-    run = base / "identity"
-    run_cli("run", "--model", model, "--corpus", corpus, "--queries", queries, "--out", run, "--strategy",
-            "identity", *SMALL_FLAGS)
+    for strategy in ("ekfac", "identity"):
+        run_cli("run", "--model", model, "--corpus", corpus, "--queries", queries, "--out", base / strategy,
+                "--strategy", strategy, *SMALL_FLAGS)
+    run = base / "ekfac"
     run_cli("counterfactual", "--run", run, "--sets", "4", "--set-size", "5", "--anchor-docs", "8",
-            "--max-iterations", "15", "--linearity-sets", "1")
+            "--max-iterations", "3000", "--epsilon", "1e-6", "--linearity-sets", "1",
+            "--strategy-runs", base / "identity")
     return run
 
 
@@ -87,9 +90,9 @@ def test_queries_page_scatter_has_the_query_spearman(app_args, lds_run):
     app_args(lds_run)
     at = open_page("queries", q=query)
     assert_clean(at)
-    assert by_key(at.selectbox, "queries.lds_method").value == "identity"       # the run's own strategy
-    for method in ("identity", "bm25"):
-        if method != "identity":
+    assert by_key(at.selectbox, "queries.lds_method").value == "ekfac"          # the run's own strategy
+    for method in ("ekfac", "bm25"):
+        if method != "ekfac":
             by_key(at.selectbox, "queries.lds_method").set_value(method).run()
             assert_clean(at)
             assert at.query_params["lds_method"] == method

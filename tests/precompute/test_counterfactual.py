@@ -105,9 +105,9 @@ def test_stored_responses_reused_and_stale_refused(done, tmp_path):
     assert listing(again) == before
 
 
-@pytest.mark.parametrize("case", ["too_big", "too_few_sets", "scoring", "no_model"])
+@pytest.mark.parametrize("case", ["too_big", "too_few_sets", "scoring", "no_model", "undamped"])
 def test_bad_input_one_line_nothing_written(runs, tmp_path, case):
-    run = fresh_copy(runs["ekfac"], tmp_path / "run")
+    run = fresh_copy(runs["identity" if case == "undamped" else "ekfac"], tmp_path / "run")
     args = list(FLAGS)
     if case == "too_big":
         args[args.index("--set-size") + 1] = "1000"
@@ -116,7 +116,7 @@ def test_bad_input_one_line_nothing_written(runs, tmp_path, case):
     elif case == "scoring":
         manifest = json.loads((run / "manifest.json").read_text())
         (run / "manifest.json").write_text(json.dumps({**manifest, "status": "scoring"}))
-    else:
+    elif case == "no_model":
         manifest = json.loads((run / "manifest.json").read_text())
         (run / "manifest.json").write_text(json.dumps({**manifest, "synthetic": True}))
     before = listing(run)
