@@ -115,7 +115,7 @@ def conjugate_gradients(apply, precondition, rhs: Vector, tolerance: float, max_
     """Solve M x = b (M symmetric positive definite, given as `apply`) by preconditioned CG from x = 0.
 
     r = b − M x, z = P⁻¹ r, p = z + β p;  α = rᵀz / pᵀMp,  x += α p,  r −= α M p,  β = r'ᵀz' / rᵀz."""
-    norm_b = _norm(rhs)
+    norm_b = vector_norm(rhs)
     x = [torch.zeros_like(b) for b in rhs]
     if norm_b == 0:
         return CGResult(x, 0, 0.0)
@@ -135,7 +135,7 @@ def conjugate_gradients(apply, precondition, rhs: Vector, tolerance: float, max_
             xi.add_(di, alpha=alpha)
             ri.sub_(mi, alpha=alpha)
         iterations += 1
-        residual = _norm(r) / norm_b
+        residual = vector_norm(r) / norm_b
         z = precondition(r)
         rz, previous = _dot(r, z), rz
         direction = [zi + (rz / previous) * di for zi, di in zip(z, direction)]
@@ -146,5 +146,6 @@ def _dot(a: Vector, b: Vector) -> float:
     return float(sum((x * y).sum() for x, y in zip(a, b)))
 
 
-def _norm(a: Vector) -> float:
+def vector_norm(a: Vector) -> float:
+    """‖a‖ over all its tensors together."""
     return math.sqrt(_dot(a, a))

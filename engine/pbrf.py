@@ -34,7 +34,7 @@ from torch import nn
 
 from engine.batches import IGNORE, Tokenized, make_batches
 from engine.errors import EngineInputError
-from engine.gauss_newton import AnchorPreconditioner, GaussNewton, conjugate_gradients
+from engine.gauss_newton import AnchorPreconditioner, GaussNewton, conjugate_gradients, vector_norm
 from engine.hooks import token_nll
 from engine.tailpatch import TailPatch
 
@@ -87,9 +87,10 @@ class ProximalResponse:
         self.n_anchors = len(anchors)
         with torch.no_grad():
             self.reference = [self._log_probs(batch) for batch in self.anchor_batches]
-        self.curvature = GaussNewton(model, dict(zip(self.patch.names, self.patch.parameters)), self.damping)
-        self.preconditioner = AnchorPreconditioner(model, dict(zip(self.patch.names, self.patch.parameters)),
-                                                   self.damping, self.anchor_batches, seed=preconditioner_seed)
+        chosen = dict(zip(self.patch.names, self.patch.parameters))
+        self.curvature = GaussNewton(model, chosen, self.damping)
+        self.preconditioner = AnchorPreconditioner(model, chosen, self.damping, self.anchor_batches,
+                                                   seed=preconditioner_seed)
         self.queries = queries
         self.before = torch.stack([lp.sum() for lp in self.patch.completion_logprobs(queries)])
 
@@ -136,8 +137,8 @@ class ProximalResponse:
         model.eval()
         try:
             with self.patch.trainable(), torch.enable_grad():
-                gradient = self._gradient(set_batches, epsilon)
-                initial = _norm(gradient)
+                values, gradient = self._gradient(set_batches, epsilon)
+                initial = vector_norm(gradient)
                 norm, steps, iterations = initial, 0, 0
                 while steps < args.newton_steps and norm > args.tolerance * initial:
                     # the linear solve need only reach (a tenth of) the tolerance left for this step
@@ -145,11 +146,10 @@ class ProximalResponse:
                     result = conjugate_gradients(lambda v: self.curvature.product(v, groups),
                                                  self.preconditioner.apply, gradient, cg_tolerance,
                                                  args.max_iterations)
-                    self._line_search(result.solution, set_batches, epsilon)
-                    gradient = self._gradient(set_batches, epsilon)
-                    norm, steps, iterations = _norm(gradient), steps + 1, iterations + result.iterations
-                self._zero_grad()
-                _, kl, proximal = self.objective(set_batches, epsilon, backward=False)
+                    self._line_search(result.solution, values[0], set_batches, epsilon)
+                    values, gradient = self._gradient(set_batches, epsilon)
+                    norm, steps, iterations = vector_norm(gradient), steps + 1, iterations + result.iterations
+                _, kl, proximal = values
             after = torch.stack([lp.sum() for lp in self.patch.completion_logprobs(self.queries)])
         finally:
             self._zero_grad()
@@ -159,11 +159,11 @@ class ProximalResponse:
                             initial, norm, kl, proximal)
 
     @torch.no_grad()
-    def _line_search(self, step: list[torch.Tensor], set_batches: list, epsilon: float) -> float:
-        """θ ← θ − t·step with t = 1, ½, ¼, ... (at most MAX_HALVINGS) until F decreases: far from the linear regime
-        (ε too large for the damping) a full Gauss-Newton step can overshoot. Returns t."""
+    def _line_search(self, step: list[torch.Tensor], before: float, set_batches: list, epsilon: float) -> None:
+        """θ ← θ − t·step with t = 1, ½, ¼, ... (at most MAX_HALVINGS) until F falls below `before` (F at the
+        current θ): far from the linear regime (ε too large for the damping) a full Gauss-Newton step can
+        overshoot."""
         start = [p.detach().clone() for p in self.patch.parameters]
-        before = self.objective(set_batches, epsilon, backward=False)[0]
         t = 1.0
         for _ in range(MAX_HALVINGS):
             for p, p0, d in zip(self.patch.parameters, start, step):
@@ -171,14 +171,15 @@ class ProximalResponse:
             if self.objective(set_batches, epsilon, backward=False)[0] < before:
                 break
             t /= 2
-        return t
 
-    def _gradient(self, set_batches: list, epsilon: float) -> list[torch.Tensor]:
-        """∇F at the current parameters, float64, one tensor per chosen parameter."""
+    def _gradient(self, set_batches: list, epsilon: float) -> tuple[tuple[float, float, float], list[torch.Tensor]]:
+        """(F, K, proximal) and ∇F at the current parameters (float64, one tensor per chosen parameter)."""
         self._zero_grad()
-        self.objective(set_batches, epsilon)
-        return [p.grad.double() if p.grad is not None else torch.zeros_like(p, dtype=torch.float64)
-                for p in self.patch.parameters]
+        values = self.objective(set_batches, epsilon)
+        gradient = [p.grad.double() if p.grad is not None else torch.zeros_like(p, dtype=torch.float64)
+                    for p in self.patch.parameters]
+        self._zero_grad()
+        return values, gradient
 
     def _zero_grad(self) -> None:
         for p in self.patch.parameters:
@@ -233,10 +234,6 @@ def _attention_in_model_dtype(module, query, key, value, attention_mask, scaling
 def _rms_norm_forward(self, hidden_states: torch.Tensor) -> torch.Tensor:
     variance = hidden_states.pow(2).mean(-1, keepdim=True)
     return self.weight * (hidden_states * torch.rsqrt(variance + self.variance_epsilon))
-
-
-def _norm(vector: list[torch.Tensor]) -> float:
-    return math.sqrt(sum(float(v.square().sum()) for v in vector))
 
 
 def _by_length(items: list[Tokenized]) -> list[Tokenized]:
