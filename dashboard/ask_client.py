@@ -79,7 +79,7 @@ class AskWorker:
         handle, self.log_path = tempfile.mkstemp(prefix="ask-worker-", suffix=".log")
         with os.fdopen(handle, "wb") as log:
             self.process = subprocess.Popen(
-                [self.python, "-m", "precompute.ask_worker", "--run", self.run_dir, "--device", self.device,
+                [self.python, "-m", "precompute.index.worker", "--run", self.run_dir, "--device", self.device,
                  "--parent", str(os.getpid())], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=log,
                 close_fds=True, env=env)
         self.lines = queue.Queue()

@@ -16,11 +16,11 @@ from dataclasses import dataclass
 
 from engine.arguments import FISHERS, STRATEGIES
 from engine.errors import EngineInputError
-from precompute.errors import UserInputError
-from precompute.index_options import add_index_options
+from precompute.rundir.errors import UserInputError
+from precompute.index.options import add_index_options
 from precompute.rundir import RunLock
-from precompute.settings import Settings, positive_int
-from precompute.threads import add_threads_flag, use_threads
+from precompute.pipeline.settings import Settings, positive_int
+from precompute.pipeline.threads import add_threads_flag, use_threads
 
 EXIT_BAD_INPUT = 2
 
@@ -107,23 +107,23 @@ def add_synth_flags(parser: argparse.ArgumentParser) -> None:
 
 def run_model_command(name: str):
     def run(args, command_line: str, progress: bool) -> None:
-        from precompute import commands
+        from precompute.pipeline import commands
         getattr(commands, f"{name}_command")(Settings.from_args(args), command_line, progress)
     return run
 
 
 def run_analyze(args, command_line: str, progress: bool) -> None:
-    from precompute.commands import analyze_command
+    from precompute.pipeline.commands import analyze_command
     analyze_command(args.out, args.top_k, progress)
 
 
 def run_demo(args, command_line: str, progress: bool) -> None:
-    from precompute.demo import run_demo as demo
+    from precompute.worlds.demo import run_demo as demo
     demo(args.out, overwrite=args.overwrite, progress=progress)
 
 
 def run_synth(args, command_line: str, progress: bool) -> None:
-    from precompute.synth import write_synthetic_run
+    from precompute.worlds.synth import write_synthetic_run
     run = write_synthetic_run(args.out, n_queries=args.queries, n_docs=args.docs, n_layers=args.layers,
                               seed=args.seed, token_topk=args.token_topk, overwrite=args.overwrite,
                               progress=progress, command=command_line)
@@ -138,7 +138,7 @@ class Command:
     run: object                  # (args, command_line, progress) -> None, or "module:function"
     writes: str | None = "out"   # the args attribute naming the run directory it writes (locked), or None
     creates: bool = True         # False: the run directory must exist already (analyze, validate, index)
-    threads: bool = True         # takes --threads (torch-side work; precompute.threads)
+    threads: bool = True         # takes --threads (torch-side work; precompute.pipeline.threads)
 
     def resolve(self, attribute: str):
         value = getattr(self, attribute)
@@ -162,38 +162,60 @@ COMMANDS = (
     Command("synth", "a synthetic run directory (no model) for dashboard work", add_synth_flags, run_synth,
             threads=False),
     Command("validate", "tail-patch validation: does training on the top documents change the answer?",
-            "precompute.validate:add_validate_flags", "precompute.validate:validate_main", creates=False),
+            "precompute.validation.command:add_validate_flags", "precompute.validation.command:validate_main", creates=False),
     Command("counterfactual", "PBRF responses to random document sets and the LDS of every ranking method",
-            "precompute.counterfactual:add_counterfactual_flags", "precompute.counterfactual:counterfactual_main",
+            "precompute.counterfactual.command:add_counterfactual_flags", "precompute.counterfactual.command:counterfactual_main",
             creates=False),
     Command("plan", "predicted memory per rank, disk and work of a run, from a model config alone",
-            "precompute.plan_command:add_plan_flags", "precompute.plan_command:run_plan", writes=None,
+            "precompute.plan.command:add_plan_flags", "precompute.plan.command:run_plan", writes=None,
             threads=False),
     Command("import-published", "the published scores of Ruis et al. (2024) as a run directory (no model)",
-            "precompute.published:add_import_flags", "precompute.published:run_import", writes=None,
+            "precompute.published.importer:add_import_flags", "precompute.published.importer:run_import", writes=None,
             threads=False),
     Command("export-published", "a published file's documents and prompts as corpus / queries inputs",
-            "precompute.published:add_export_flags", "precompute.published:run_export", writes=None,
+            "precompute.published.importer:add_export_flags", "precompute.published.importer:run_export", writes=None,
             threads=False),
     Command("index", "compressed document gradients of a complete run for `ask` (RUN/index)",
-            "precompute.index:add_index_flags", "precompute.index:run_index", creates=False),
-    Command("ask", "a new question against RUN's index: top and bottom documents", "precompute.ask:add_ask_flags",
-            "precompute.ask:run_ask", writes=None),
+            "precompute.index.build:add_index_flags", "precompute.index.build:run_index", creates=False),
+    Command("ask", "a new question against RUN's index: top and bottom documents", "precompute.index.ask:add_ask_flags",
+            "precompute.index.ask:run_ask", writes=None),
+    Command("complete-queries", "fill in every query's missing completion with the model's own greedy answer",
+            "precompute.inputs.complete_queries:add_flags", "precompute.inputs.complete_queries:run_command",
+            writes=None),
+    Command("analysis-docs", "the analysis section of docs/run-directory.md, rendered from the table registry",
+            "precompute.analysis.docs:add_flags", "precompute.analysis.docs:run_command", writes=None, threads=False),
+    # benchmarks live outside the product package (benchmarks/), run through this one table
+    Command("bench", "scoring pass against a plain forward+backward pass (benchmarks/scoring_cost.py)",
+            "benchmarks.scoring_cost:add_flags", "benchmarks.scoring_cost:run_command", writes=None),
+    Command("bench-index", "the index's accuracy / cost trade-off on a COPY of a complete run",
+            "benchmarks.index:add_flags", "benchmarks.index:run_command", writes=None, threads=False),
+    Command("bench-plan", "the memory plan against a measured run's peak", "benchmarks.plan:add_flags",
+            "benchmarks.plan:run_command", writes=None, threads=False),
+    Command("bench-precondition", "per-query setup cost at SmolLM2's MLP shapes", "benchmarks.precondition:add_flags",
+            "benchmarks.precondition:run_command", writes=None),
+    Command("bench-factor-dtype", "16-bit factor storage against float32 on the demo model",
+            "benchmarks.factor_dtype:add_flags", "benchmarks.factor_dtype:run_command", writes=None),
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(selected: str | None = None) -> argparse.ArgumentParser:
+    """Every command's name and help; the flags of `selected` only (None: all), so that a command imports only
+    its own module (the benchmarks and the torch-side commands import torch)."""
     parser = argparse.ArgumentParser(prog="python -m precompute", description=__doc__.splitlines()[0])
     parser.add_argument("--quiet", action="store_true", help="warnings and errors only, no progress bars")
     subparsers = parser.add_subparsers(dest="command", required=True)
     for command in COMMANDS:
-        subparser = subparsers.add_parser(command.name, help=command.help)
-        command.resolve("add_flags")(subparser)
-        if command.threads:
-            add_threads_flag(subparser)
-    subparsers.add_parser("bench", help="the engine benchmark (flags: python -m precompute bench --help)",
-                          add_help=False)
+        subparser = subparsers.add_parser(command.name, help=command.help, description=command.help)
+        if selected is None or command.name == selected:
+            command.resolve("add_flags")(subparser)
+            if command.threads:
+                add_threads_flag(subparser)
     return parser
+
+
+def selected_command(argv: list[str]) -> str | None:
+    names = {command.name for command in COMMANDS}
+    return next((word for word in argv if word in names), None)
 
 
 def configure_logging(quiet: bool) -> None:
@@ -218,10 +240,7 @@ def dispatch(args: argparse.Namespace, command_line: str) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
-    if argv and argv[0] == "bench":
-        from precompute.bench import main as bench_main
-        return bench_main(argv[1:]) or 0
-    args = build_parser().parse_args(argv)
+    args = build_parser(selected_command(argv)).parse_args(argv)
     configure_logging(args.quiet)
     try:
         dispatch(args, "python -m precompute " + shlex.join(argv))

@@ -6,7 +6,7 @@
 #      >= 0.9999; CUDA bf16 vs fp32 Pearson printed);
 #   3. python -m precompute bench --model smollm2 --device cuda at float32 and bfloat16, max_length 1024 on real
 #      long text: docs/s, tokens/s, scoring / forward+backward ratio, achieved TFLOP/s and fraction of the peak;
-#   4. python -m precompute.bench_plan --config wide --device cuda: the memory plan's GPU peak vs torch's peak
+#   4. python -m precompute bench-plan --config wide --device cuda: the memory plan's GPU peak vs torch's peak
 #      reserved CUDA memory of the same run (a random 77 M-parameter Llama; the plan's CUDA side is unmeasured).
 # Everything goes to stdout and to ${GPU_OUT:-gpu-check}/ (one log per step) for BENCHMARKS.md.
 set -euo pipefail
@@ -62,6 +62,6 @@ for dtype in float32 bfloat16; do
     --batch-size 16 --queries 100 --corpus "$CORPUS" --repeats 3 ${peak:+--peak-tflops "$peak"} \
     2>&1 | grep -v "de-quantizing" | tee "$OUT/bench-$dtype.log"
 done
-step "memory plan vs measured GPU peak (random wide Llama, python -m precompute.bench_plan)"
-python -m precompute.bench_plan --config wide --device cuda --out "$OUT/bench-plan" 2>&1 | tee "$OUT/bench-plan.log"
+step "memory plan vs measured GPU peak (random wide Llama, python -m precompute bench-plan)"
+python -m precompute bench-plan --config wide --device cuda --out "$OUT/bench-plan" 2>&1 | tee "$OUT/bench-plan.log"
 step "done; logs in $OUT/"

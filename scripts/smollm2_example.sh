@@ -31,7 +31,7 @@ complete runs/ruis-7b || timed python -m precompute import-published "$FILE" --o
 timed python -m precompute export-published "$FILE" --out "$INPUTS" --per-task 4
 
 # 2. the model's own greedy completions of the 20 prompts (chat template: it is an instruct model)
-[ -s "$INPUTS/queries.jsonl" ] || timed python -m precompute.complete_queries --model smollm2 \
+[ -s "$INPUTS/queries.jsonl" ] || timed python -m precompute complete-queries --model smollm2 \
   --queries "$INPUTS/prompts.jsonl" --out "$INPUTS/queries.jsonl" --chat --max-new-tokens 128
 
 # 3. fit (EK-FAC on 24 of the documents) -> score all 80 -> token scores -> analyze, documents up to 1024 tokens

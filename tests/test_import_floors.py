@@ -61,5 +61,5 @@ def test_the_walker_sees_a_planted_violation(tmp_path):
     planted = tmp_path / "precompute" / "rundir"
     planted.mkdir(parents=True)
     (planted / "bad.py").write_text("from precompute import settings\nimport engine.model\n")
-    assert violations("precompute.rundir", tmp_path) == ["precompute/rundir/bad.py imports precompute.settings",
+    assert violations("precompute.rundir", tmp_path) == ["precompute/rundir/bad.py imports precompute.pipeline.settings",
                                                "precompute/rundir/bad.py imports engine.model"]

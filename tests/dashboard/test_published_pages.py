@@ -7,8 +7,8 @@ import numpy as np
 import pytest
 
 from dashboard.pages import PAGE_SPECS
-from precompute.published import import_published
-from precompute.published_format import normalised_prompt
+from precompute.published.importer import import_published
+from precompute.published.format import normalised_prompt
 from tests.dashboard.test_pages import assert_clean, open_page
 from tests.published_files import REAL_FILES, make_published, real_files_present, write_published
 

@@ -14,7 +14,7 @@ def test_run_directory_doc_has_the_rendered_analysis_section():
     text = open(os.path.join(ROOT, "docs", "run-directory.md"), encoding="utf-8").read()
     assert text.count(docs.START) == 1 and text.count(docs.END) == 1
     section = text[text.index(docs.START):text.index(docs.END) + len(docs.END)]
-    assert section == docs.render(), "run `python -m precompute.analysis.docs --write docs/run-directory.md`"
+    assert section == docs.render(), "run `python -m precompute analysis-docs --write docs/run-directory.md`"
 
 
 def test_every_registered_table_is_documented_with_its_columns():

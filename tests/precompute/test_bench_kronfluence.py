@@ -1,6 +1,6 @@
-"""The kronfluence comparison (precompute.bench_kronfluence) on a tiny random Llama: the two score matrices agree
+"""The kronfluence comparison (benchmarks.kronfluence) on a tiny random Llama: the two score matrices agree
 (asserted); the timings are printed, not asserted (benchmark figures come from the module's own command line)."""
-from precompute.bench_kronfluence import compare, random_world, run_side, table
+from benchmarks.kronfluence import compare, random_world, run_side, table
 
 
 def test_scores_agree_with_kronfluence_at_matched_settings():

@@ -8,9 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from precompute.corpus_shards import corpus_sha256
-from precompute.errors import UserInputError
-from precompute.inputs import read_corpus
+from precompute.inputs.corpus_shards import corpus_sha256
+from precompute.rundir.errors import UserInputError
+from precompute.inputs.readers import read_corpus
 from tests.precompute.conftest import SMALL_FLAGS, corpus_rows, run_cli, write_jsonl
 
 HAS_ZSTD = importlib.util.find_spec("zstandard") is not None

@@ -7,7 +7,7 @@ import math
 import pytest
 
 from precompute.analysis import correctness, occurrence
-from precompute.published_format import query_records, read_published
+from precompute.published.format import query_records, read_published
 from tests.published_files import REAL_FILES, ROOT, real_files_present
 
 

@@ -22,7 +22,7 @@ import time
 import numpy as np
 import pytest
 
-from precompute.index_store import index_path
+from precompute.index.store import index_path
 from tests.precompute.conftest import ROOT, run_args, run_cli
 
 INDEX_FLAGS = ["--chunk-docs", "6", "--batch-size", "4"]
@@ -47,7 +47,7 @@ def full_dim(run) -> int:
 
 def estimates(run, rows=None) -> tuple[np.ndarray, np.ndarray]:
     """(the index's estimates, scores.npy) for the run's queries at `rows` (all by default)."""
-    from precompute.ask import Asker
+    from precompute.index.ask import Asker
 
     asker = Asker(str(run), device="cpu")
     queries = [json.loads(line) for line in open(run / "queries.jsonl")]
@@ -81,7 +81,7 @@ def test_full_rank_index_reproduces_the_scores(full_index, tmp_path):
 
 
 def test_ask_a_run_query_returns_its_documents(full_index, tmp_path):
-    from precompute.ask import Asker
+    from precompute.index.ask import Asker
 
     queries = [json.loads(line) for line in open(full_index / "queries.jsonl")]
     scores = np.load(full_index / "scores.npy")
@@ -143,8 +143,8 @@ def error_line(result) -> str:
 def test_bad_questions_and_stale_or_missing_index_are_one_line_errors(full_index, world, tmp_path):
     from safetensors.torch import load_file, save_file
 
-    from precompute.ask import Asker
-    from precompute.errors import UserInputError
+    from precompute.index.ask import Asker
+    from precompute.rundir.errors import UserInputError
 
     no_index = tmp_path / "no-index"
     shutil.copytree(full_index, no_index, ignore=shutil.ignore_patterns(".lock", "index"))

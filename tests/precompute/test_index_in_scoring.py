@@ -16,7 +16,7 @@ import shutil
 import numpy as np
 import pytest
 
-from precompute.index_store import index_path
+from precompute.index.store import index_path
 from tests.precompute.conftest import run_args, run_cli
 from tests.precompute.test_pipeline import run_torchrun
 
@@ -71,7 +71,7 @@ def test_score_index_equals_score_then_index(runs):
 
 
 def test_ask_on_a_score_index_run(runs):
-    from precompute.ask import Asker
+    from precompute.index.ask import Asker
 
     plain, indexed, separate = runs
     queries = [json.loads(line) for line in open(indexed / "queries.jsonl")]
@@ -111,7 +111,7 @@ def test_run_index_resumes_after_a_kill(runs, world, tmp_path):
 
 def all_estimates(run) -> np.ndarray:
     """[Q, D] the index's estimates for the run's own queries."""
-    from precompute.ask import Asker
+    from precompute.index.ask import Asker
 
     asker = Asker(str(run), device="cpu")
     queries = [json.loads(line) for line in open(run / "queries.jsonl")]

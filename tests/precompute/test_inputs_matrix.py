@@ -5,8 +5,8 @@ import json
 import pandas as pd
 import pytest
 
-from precompute.errors import UserInputError
-from precompute.inputs import read_corpus, read_queries
+from precompute.rundir.errors import UserInputError
+from precompute.inputs.readers import read_corpus, read_queries
 
 ROWS = [{"id": "a", "text": "first document", "source": "web", "lang": "en", "year": 2020},
         {"id": "b", "text": "zweites Dokument", "source": "wiki", "lang": "de", "year": 2021},

@@ -14,8 +14,8 @@ from engine.factors import (FactorArguments, Factors, factor_bytes, fit_factors,
 from engine.model import find_tracked_modules, load_model
 from engine.precondition import QueryArguments, precondition, query_gradients
 from engine.scoring import score_documents, within_budget
-from precompute.errors import UserInputError
-from precompute.settings import Settings
+from precompute.rundir.errors import UserInputError
+from precompute.pipeline.settings import Settings
 from tests.precompute.conftest import corpus_rows, query_rows
 
 SHARD_SETTINGS = dict(batch_size=4, chunk_docs=6, max_length=24, token_topk=2, query_rank=4, factor_docs=16)
@@ -129,7 +129,7 @@ def run_sharded(rank: int, world_size: int, init_file: str, values: dict) -> Non
     """Child process: `run` under gloo with the factors split over all ranks."""
     import torch.distributed as dist
 
-    from precompute.commands import run_command
+    from precompute.pipeline.commands import run_command
 
     torch.set_num_threads(1)                                      # forked: no OpenMP pool shared with the parent
     dist.init_process_group("gloo", init_method=f"file://{init_file}", rank=rank, world_size=world_size)
@@ -140,7 +140,7 @@ def run_sharded(rank: int, world_size: int, init_file: str, values: dict) -> Non
 def test_module_sharded_runs_on_two_three_and_four_gloo_ranks_equal_one_process(world, tmp_path):
     import torch.multiprocessing as mp
 
-    from precompute.commands import run_command
+    from precompute.pipeline.commands import run_command
 
     def settings(out, **extra):
         return dict(model=world["model"], corpus=world["corpus"], queries=world["queries"], out=str(out),

@@ -10,10 +10,10 @@ from engine.factors import FactorArguments, fit_factors
 from engine.model import find_tracked_modules, load_model
 from engine.precondition import QueryArguments, precondition, query_gradients
 from engine.scoring import within_budget
-from precompute import plan_memory as pm
+from precompute.plan import memory as pm
 from precompute.__main__ import main
-from precompute.plan import make_plan
-from precompute.plan_model import model_shape
+from precompute.plan.work import make_plan
+from precompute.plan.model_shape import model_shape
 from tests.precompute.conftest import SMALL_FLAGS, corpus_rows
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))

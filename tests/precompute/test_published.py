@@ -13,8 +13,8 @@ import pandas as pd
 import pytest
 
 from precompute.__main__ import main
-from precompute.published import import_published
-from precompute.published_format import normalised_prompt
+from precompute.published.importer import import_published
+from precompute.published.format import normalised_prompt
 from tests.published_files import REAL_FILES, ROOT, make_published, real_files_present, write_published
 
 
@@ -93,13 +93,13 @@ def test_linear_equation_block_is_named_by_its_prompts_and_ids_follow_prompts(tm
     assert [q["answer"] for q in queries[40:60]] == [str(n["b"]) for n in truth["numbers"][40:60]]
     content_7b, _ = make_published("7B")
     same = {normalised_prompt(p) for p in content_7b["prompts"]} & {normalised_prompt(q["prompt"]) for q in queries}
-    from precompute.published_format import query_ids, task_labels
+    from precompute.published.format import query_ids, task_labels
     ids_7b = set(query_ids(task_labels(content_7b["prompts"])[0], content_7b["prompts"]))
     assert len(same) == 60 and len(ids_7b & {q["id"] for q in queries}) == 60
 
 
 def test_repeated_document_ids_get_a_suffix():
-    from precompute.published_format import document_ids
+    from precompute.published.format import document_ids
     assert document_ids([5, 7, 5, 9, 5]) == ["5", "7", "5-2", "9", "5-3"]
 
 
@@ -144,7 +144,7 @@ def test_existing_runs_and_folders_are_protected(synthetic, tmp_path, capsys):
 
 
 def test_export_writes_inputs_that_precompute_reads(synthetic, tmp_path, capsys):
-    from precompute.inputs import read_corpus
+    from precompute.inputs.readers import read_corpus
     path, _, _ = synthetic
     code, stderr = cli(capsys, "export-published", str(path), "--out", str(tmp_path / "inputs"), "--per-task", "2",
                        "--long-chars", "100")

@@ -8,7 +8,7 @@ import pytest
 
 from precompute import rundir
 from precompute.__main__ import main
-from precompute.synth import write_synthetic_run
+from precompute.worlds.synth import write_synthetic_run
 from tests.precompute.test_pipeline import ANALYSIS_TABLES
 
 

@@ -7,10 +7,10 @@ import sys
 import pytest
 
 from precompute.__main__ import build_parser
-from precompute.threads import use_threads
+from precompute.pipeline.threads import use_threads
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
-SET_THEN_IMPORT = ("import sys; from precompute.threads import use_threads; "
+SET_THEN_IMPORT = ("import sys; from precompute.pipeline.threads import use_threads; "
                    "flag = None if sys.argv[1] == '-' else int(sys.argv[1]); print(use_threads(flag)); "
                    "import os, torch; print(torch.get_num_threads(), 'OMP_NUM_THREADS' in os.environ)")
 
@@ -56,7 +56,7 @@ def test_model_commands_take_threads_and_torch_free_ones_do_not():
 
 def test_the_ask_worker_uses_one_thread_whatever_the_environment(tmp_path):
     env = {**os.environ, "PYTHONPATH": ROOT, "OMP_NUM_THREADS": "2"}
-    result = subprocess.run([sys.executable, "-m", "precompute.ask_worker", "--run", str(tmp_path / "missing")],
+    result = subprocess.run([sys.executable, "-m", "precompute.index.worker", "--run", str(tmp_path / "missing")],
                             cwd=ROOT, env=env, capture_output=True, text=True, timeout=120, stdin=subprocess.DEVNULL)
     first = json.loads(result.stdout.splitlines()[0])
     assert first["event"] == "progress" and "1 intra-op thread(s)" in first["message"], first

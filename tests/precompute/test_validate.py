@@ -12,7 +12,7 @@ import torch
 import torch.nn.functional as F
 
 from precompute.__main__ import main
-from precompute.validate import EXIT_AFTER_ENV
+from precompute.validation.command import EXIT_AFTER_ENV
 from tests.precompute.conftest import run_cli
 
 FLAGS = ["--k", "3", "--random-draws", "4"]
@@ -129,8 +129,8 @@ def test_summaries_and_findings(validated):
     assert "validation.bm25.bottom_below_random" not in records and "validation.identity.bottom_below_random" in records
     assert any(name.startswith("occurrence.") for name in records)           # the other findings are kept
     assert all("adjusted_verdict" in record for record in records.values())   # Holm over the refreshed records
-    # random sets are token-matched to the run's own top-k sets (precompute.validation_sets.TOKEN_TOLERANCE)
-    from precompute.validation_sets import TOKEN_TOLERANCE
+    # random sets are token-matched to the run's own top-k sets (precompute.validation.sets.TOKEN_TOLERANCE)
+    from precompute.validation.sets import TOKEN_TOLERANCE
     target = frame.query("method == 'ekfac' and set == 'top'")["set_tokens"].mean()
     random_tokens = frame[frame["set"] == "random"].groupby("draw")["set_tokens"].first()
     assert (abs(random_tokens - target) <= TOKEN_TOLERANCE * target + 1).all(), (random_tokens.tolist(), target)
@@ -225,7 +225,7 @@ def test_calibration_sets_are_not_patched_again(runs, validated, tmp_path, monke
     the probe queries' own top/bottom sets at the lr it picks; validating those sets later re-uses that measurement
     instead of taking the same SGD step again (same rows as the CLI run)."""
     from engine.tailpatch import TailPatch
-    from precompute.validate import ValidateOptions, validate_run
+    from precompute.validation.command import ValidateOptions, validate_run
 
     real, calls = TailPatch.set_gradient, []
 

@@ -1,9 +1,9 @@
-"""Token-matched random k-sets (precompute.validation_sets): distinct documents, seeded, total tokens within the
+"""Token-matched random k-sets (precompute.validation.sets): distinct documents, seeded, total tokens within the
 stated tolerance of the ranked sets' mean, and closest-possible when the target is out of reach."""
 import numpy as np
 
-from precompute import validation_sets
-from precompute.validation_sets import TOKEN_TOLERANCE, MethodSets
+from precompute.validation import sets as validation_sets
+from precompute.validation.sets import TOKEN_TOLERANCE, MethodSets
 
 
 def test_random_sets_match_the_ranked_sets_tokens_within_the_tolerance():

@@ -1,0 +1,156 @@
+"""The settings of one run — the one place their defaults live — and the fingerprints that decide re-use.
+
+The CLI builds its flags' defaults from this dataclass and turns the parsed flags into one `Settings`
+(`Settings.from_args`), which every command and the demo receive; nothing else keeps defaults.
+"""
+from __future__ import annotations
+
+import argparse
+import os
+from dataclasses import asdict, dataclass, fields, replace
+
+from engine.arguments import parse_damping
+from engine.errors import EngineInputError
+from precompute.inputs.corpus_shards import corpus_sha256
+from precompute.rundir.errors import UserInputError
+from precompute.index.options import IndexOptions
+from precompute.rundir import sha256_of_file
+
+
+@dataclass
+class Settings:
+    model: str = ""
+    corpus: str = ""
+    out: str = ""
+    strategy: str = "ekfac"
+    fisher: str = "sampled"
+    modules: str = "mlp"
+    factor_docs: int | None = None
+    max_length: int = 256
+    batch_size: int = 8
+    device: str = "auto"
+    dtype: str = "float32"
+    seed: int = 0
+    overwrite: bool = False
+    queries: str | None = None
+    damping: str | float = "auto"
+    query_rank: int | None = 32          # None = full
+    token_topk: int = 50                 # per side: every card the dashboard's Queries page shows (up to 50)
+    chunk_docs: int | None = None
+    top_k: int = 100
+    validate: bool = False               # run the tail-patch validation (precompute.validation.command) after analysis
+    counterfactual: bool = False         # then PBRF responses + LDS (precompute.counterfactual.command), default options
+    index: IndexOptions | None = None    # build RUN/index/ in the scoring pass (score / run --index)
+    memory_per_rank: str | None = None   # refuse up front when the plan (precompute.plan.work) needs more
+    module_shards: int = 1               # factors split by module over this many ranks (must divide the world size)
+    factor_dtype: str = "float32"        # storage of the factors (the eigendecomposition is float64 regardless)
+    memory_budget: int | None = None     # bytes per rank for the queries in scoring (None: an 8 GiB dense cache)
+
+    @classmethod
+    def default(cls, name: str):
+        return next(f.default for f in fields(cls) if f.name == name)
+
+    @classmethod
+    def from_args(cls, args: argparse.Namespace) -> "Settings":
+        values = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
+        if values.get("index"):                  # --index, with its --index-* options
+            values["index"] = IndexOptions.from_args(args, prefix="index-")
+        else:
+            values.pop("index", None)
+        return cls(**values).checked()
+
+    def with_changes(self, **changes) -> "Settings":
+        return replace(self, **changes).checked()
+
+    def checked(self) -> "Settings":
+        """Validated and normalised (damping 'auto' or float, query rank int or None); raises UserInputError."""
+        try:
+            damping = parse_damping(self.damping)
+        except EngineInputError as error:
+            raise UserInputError(f"--damping: {error}") from None
+        if self.token_topk < 0:
+            raise UserInputError(f"--token-topk must be >= 0, got {self.token_topk}")
+        if self.index is not None and self.module_shards > 1:
+            raise UserInputError("--index needs every module's factors on one rank: use --module-shards 1")
+        if self.module_shards > 1:
+            from engine.distributed import rank_and_world
+            world = rank_and_world()[1]
+            if world % self.module_shards:
+                raise UserInputError(f"--module-shards {self.module_shards} must divide the number of ranks ({world})")
+        budget = None if self.memory_budget is None else parse_bytes(self.memory_budget, "--memory-budget")
+        return replace(self, damping=damping, query_rank=parse_query_rank(self.query_rank), memory_budget=budget)
+
+    @property
+    def documents_per_chunk(self) -> int:
+        return self.chunk_docs or self.batch_size * 64
+
+    def fit_key(self) -> dict:
+        """Everything the factors depend on; equal keys mean the factors in the run can be re-used."""
+        return {"model": os.path.abspath(self.model) if os.path.exists(self.model) else self.model,
+                "corpus_sha256": corpus_sha256(self.corpus), "strategy": self.strategy, "fisher": self.fisher,
+                "modules": self.modules, "factor_docs": self.factor_docs, "max_length": self.max_length,
+                "batch_size": self.batch_size, "dtype": self.dtype, "seed": self.seed,
+                **({} if self.factor_dtype == "float32" else {"factor_dtype": self.factor_dtype})}
+
+    def score_key(self, fit_key: dict) -> dict:
+        """Everything the score chunks depend on (world size excluded: chunks are global document ranges)."""
+        key = {**fit_key, "queries_sha256": sha256_of_file(self.queries), "damping": self.damping,
+               "query_rank": self.query_rank, "chunk_docs": self.documents_per_chunk}
+        return key if self.index is None else {**key, "index": asdict(self.index)}   # chunks carry its vectors
+
+    def manifest_fields(self) -> dict:
+        values = asdict(self)
+        for name in ("out", "overwrite", "corpus", "queries", "chunk_docs", "top_k"):
+            values.pop(name)
+        values["query_rank"] = "full" if self.query_rank is None else self.query_rank
+        return values
+
+
+def auto_or_positive(value, flag: str) -> str | float:
+    """'auto' or a positive finite number (--lr, --epsilon, ...); anything else one UserInputError line."""
+    if value == "auto":
+        return value
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = float("nan")
+    if not (number > 0 and number != float("inf")):
+        raise UserInputError(f"{flag} must be 'auto' or a positive number, got {value!r}")
+    return number
+
+
+def positive_int(text: str) -> int:
+    """argparse type of every count flag."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
+    return value
+
+
+BYTE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
+              "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
+
+
+def parse_bytes(value, flag: str) -> int:
+    """A byte count such as 8GiB, 512MiB, 80GB or 1000000 (argparse type via `bytes_flag`)."""
+    text = str(value).strip().lower().replace(" ", "")
+    number = text.rstrip("kmgtib")
+    try:
+        count = float(number) * BYTE_UNITS[text[len(number):]]
+    except (ValueError, KeyError):
+        raise UserInputError(f"{flag} must be a byte count such as 8GiB, 512MiB or 80GB, got {value!r}") from None
+    if count < 1:
+        raise UserInputError(f"{flag} must be positive, got {value!r}")
+    return int(count)
+
+
+def parse_query_rank(value) -> int | None:
+    if value is None or str(value) == "full":
+        return None
+    try:
+        rank = int(value)
+    except ValueError:
+        raise UserInputError(f"--query-rank must be 'full' or a positive integer, got {value!r}") from None
+    if rank < 1:
+        raise UserInputError(f"--query-rank must be 'full' or a positive integer, got {value!r}")
+    return rank
