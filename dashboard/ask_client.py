@@ -19,8 +19,10 @@ import threading
 from pathlib import Path
 from typing import Callable
 
+from precompute.rundir import layout
+
 ROOT = Path(__file__).resolve().parents[1]
-INDEX_MANIFEST = Path("index") / "manifest.json"
+INDEX_MANIFEST = Path(layout.INDEX_DIR) / layout.INDEX_MANIFEST
 START_TIMEOUT_S = 600.0
 ANSWER_TIMEOUT_S = 600.0
 

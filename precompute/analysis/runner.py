@@ -15,7 +15,7 @@ from precompute.analysis import multiplicity, registry, statistics
 from precompute.analysis.context import TOP_K, AnalysisContext
 from precompute.analysis.inputs import AnalysisInputs, load_inputs
 
-FINDINGS_FILE = "findings.json"
+FINDINGS_FILE = rundir.FINDINGS
 
 
 def findings_document(ctx: AnalysisContext, records: list[dict]) -> dict:

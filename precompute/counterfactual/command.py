@@ -33,8 +33,8 @@ from precompute.rundir import layout
 from precompute.pipeline.settings import auto_or_positive, positive_int
 
 log = logging.getLogger("precompute.counterfactual.command")
-COUNTERFACTUAL_FILE = "counterfactual.parquet"
-STORE_DIR = "counterfactual"
+COUNTERFACTUAL_FILE = layout.COUNTERFACTUAL
+STORE_DIR = layout.COUNTERFACTUAL_STORE
 LINEARITY_TOLERANCE = 0.05
 MAX_HALVINGS = 4
 COLUMNS = ["query_id", "task", "set", "method", "measured", "predicted", "set_tokens"]
@@ -276,7 +276,7 @@ def write_outputs(plan: Plan, frame: pd.DataFrame, document: dict, source: str, 
     own_store = os.path.abspath(plan.store.path) == os.path.abspath(run.file(STORE_DIR))
     if not own_store:                                   # the run carries its evidence
         os.makedirs(run.file(STORE_DIR), exist_ok=True)
-        rundir.write_json(run.file(STORE_DIR, "responses.json"), document)
+        rundir.write_json(run.file(STORE_DIR, layout.RESPONSES), document)
     lds_tables.refresh(run)
     run.update_manifest(counterfactual={
         **{k: v for k, v in asdict(plan.options).items() if k not in ("recompute",)},

@@ -9,6 +9,7 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
+from precompute.rundir import layout
 from precompute.rundir.errors import UserInputError
 
 log = logging.getLogger("precompute.counterfactual.command")
@@ -26,10 +27,10 @@ def solve_responses(plan, progress: bool = True, session=None) -> dict:
     kept = store.open(plan.key, options.recompute)
     if kept:
         log.info("re-using %d stored PBRF set responses", kept)
-    calibration = store.read(store.file("calibration.json"))
+    calibration = store.read(store.file(layout.RESPONSES_CALIBRATION))
     if calibration is None:
         calibration = calibrate(plan, solver, LINEARITY_TOLERANCE, MAX_HALVINGS)
-        store.write(store.file("calibration.json"), calibration)
+        store.write(store.file(layout.RESPONSES_CALIBRATION), calibration)
     epsilon = float(calibration["epsilon"])
     n_linearity = min(options.linearity_sets, options.sets - 1)
     bar = tqdm(total=options.sets + n_linearity, desc="counterfactual: PBRF sets", unit="set",

@@ -18,11 +18,12 @@ import os
 import numpy as np
 
 from precompute import rundir
+from precompute.rundir import layout
 from precompute.rundir.errors import UserInputError
 
-RESPONSES = "responses.json"
-KEY = "key.json"
-CALIBRATION = "calibration.json"
+RESPONSES = layout.RESPONSES
+KEY = layout.RESPONSES_KEY
+CALIBRATION = layout.RESPONSES_CALIBRATION
 DAMPING_DIGITS = 6      # damping enters the key at 6 significant digits (float noise across machines is below)
 
 

@@ -23,6 +23,7 @@ from tqdm.auto import tqdm
 from precompute import rundir
 
 from precompute.index import store as index_store
+from precompute.rundir import layout
 from precompute.rundir.errors import UserInputError
 from precompute.index.options import IndexOptions, add_index_options
 from precompute.pipeline.run_model import (RunModel, open_run_model, read_documents, resolve_model, run_hashes,
@@ -199,7 +200,7 @@ def self_check(path: str, manifest: dict, context: RunModel) -> dict:
     document, top-k overlap, and (with a faiss search) the recall of the searched top-k."""
     from precompute.index.search import IndexSearch
 
-    scores = np.load(os.path.join(path, "scores.npy"), mmap_mode="r")
+    scores = np.load(os.path.join(path, layout.SCORES), mmap_mode="r")
     rows = sorted(set(np.linspace(0, scores.shape[0] - 1, min(CHECK_QUERIES, scores.shape[0])).astype(int).tolist()))
     pq = run_queries(context, rows)
     search = IndexSearch(path, manifest)

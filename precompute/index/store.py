@@ -19,15 +19,12 @@ import numpy as np
 
 from precompute.rundir.errors import UserInputError
 from precompute.rundir import AtomicMemmap, atomic_path, read_json, sha256_of_strings, write_json
+from precompute.rundir import layout
 
-INDEX_DIR = "index"
-MANIFEST = "manifest.json"
-VECTORS = "vectors.npy"
-KEYS = "keys.npy"
-COMPRESSOR = "compressor.safetensors"
-KEYS_PROJECTION = "keys.safetensors"
-SEARCH = "search.faiss"
-CHUNKS = os.path.join(INDEX_DIR, "chunks")
+# the index's file names are the run directory's (precompute.rundir.layout); short names for this package
+INDEX_DIR, MANIFEST, VECTORS, KEYS = layout.INDEX_DIR, layout.INDEX_MANIFEST, layout.INDEX_VECTORS, layout.INDEX_KEYS
+COMPRESSOR, KEYS_PROJECTION, SEARCH = layout.INDEX_COMPRESSOR, layout.INDEX_KEYS_PROJECTION, layout.INDEX_SEARCH
+CHUNKS = os.path.join(INDEX_DIR, layout.INDEX_CHUNKS)
 FORMAT_VERSION = 1
 SEARCH_KINDS = ("exact", "flat", "ivfpq")   # exact: every document scored from its vectors (lowrank default)
 ADD_BLOCK = 1 << 14        # documents per block when filling the faiss index

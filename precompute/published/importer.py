@@ -21,12 +21,13 @@ import numpy as np
 import pandas as pd
 
 from precompute import rundir
+from precompute.rundir import layout
 from precompute.rundir.errors import UserInputError
 from precompute.published.format import Published, document_ids, query_records, read_published
 
 log = logging.getLogger("precompute.published.importer")
-RANKS = "ranks.npy"                         # int32 [Q, D]: 0-based rank by raw influence among the ~5M
-RANKS_NORMALIZED = "ranks_normalized.npy"   # int32 [Q, D]: the same by normalised influence
+RANKS = layout.PUBLISHED_RANKS                         # int32 [Q, D]: 0-based rank by raw influence among the ~5M
+RANKS_NORMALIZED = layout.PUBLISHED_RANKS_NORMALIZED   # int32 [Q, D]: the same by normalised influence
 TOP_K = 100                                 # documents per side in top_docs (as `analyze`)
 TOTAL_LAYER = "all layers (published total)"
 NORM_TOLERANCE = 1e-6                       # max relative spread of dot / cos over one document's queries

@@ -23,6 +23,26 @@ ANALYSIS_DIR = "analysis"
 FINDINGS = "findings.json"
 LABELS = "labels.json"         # the researcher's document labels (the dashboard's only write); never a score file
 LABELS_LOCK = "labels.lock"    # flock held while labels.json is read, changed and replaced
+VALIDATION = "validation.parquet"           # analysis/: tail-patch effects per query and ranking method
+COUNTERFACTUAL = "counterfactual.parquet"   # analysis/: PBRF responses against every method's prediction
+VALIDATION_STORE = "validation_chunks"      # validate's resumable work (one Parquet file per set)
+VALIDATION_LR = "lr.json"                   # validation_chunks/: the calibrated learning rate
+COUNTERFACTUAL_STORE = "counterfactual"     # counterfactual's PBRF responses, when no --responses store is given
+RESPONSES = "responses.json"                # a response store's solved sets
+RESPONSES_KEY = "key.json"                  # what the responses are valid for (model, damping, options)
+RESPONSES_CALIBRATION = "calibration.json"  # the store's probe of epsilon
+PUBLISHED_RANKS = "ranks.npy"                          # imported runs: int32 [Q, D] 0-based rank by raw influence
+PUBLISHED_RANKS_NORMALIZED = "ranks_normalized.npy"    # the same by normalised influence
+
+# RUN/index/ (`index`, or `score --index`): compressed document gradients for `ask`
+INDEX_DIR = "index"
+INDEX_MANIFEST = "manifest.json"
+INDEX_VECTORS = "vectors.npy"
+INDEX_KEYS = "keys.npy"
+INDEX_COMPRESSOR = "compressor.safetensors"
+INDEX_KEYS_PROJECTION = "keys.safetensors"
+INDEX_SEARCH = "search.faiss"
+INDEX_CHUNKS = "chunks"
 
 # status values, in pipeline order ("fitted": factors written by `fit`, nothing scored yet)
 STATUSES = ("fitting", "fitted", "scoring", "token_scores", "analyzing", "complete", "failed")

@@ -18,9 +18,9 @@ import pandas as pd
 from precompute import rundir
 from precompute.rundir import layout
 
-STORE = "validation_chunks"
-LR_FILE = "lr.json"
-VALIDATION_FILE = "validation.parquet"
+STORE = layout.VALIDATION_STORE
+LR_FILE = layout.VALIDATION_LR
+VALIDATION_FILE = layout.VALIDATION
 
 
 def method_tag(name: str, fingerprint: str) -> str:

@@ -20,7 +20,7 @@ from precompute.analysis.lds import crossed_bootstrap_lds, lds_per_query
 from precompute.analysis.registry import findings, table
 from precompute.analysis.statistics import Finding
 
-COUNTERFACTUAL_FILE = "counterfactual.parquet"
+COUNTERFACTUAL_FILE = rundir.COUNTERFACTUAL
 FINDING_PREFIX = "counterfactual."
 IDENTITY = "identity"
 ALL_TASKS = "all"

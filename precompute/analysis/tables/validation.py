@@ -18,7 +18,7 @@ from precompute.analysis import statistics
 from precompute.analysis.registry import findings, table
 from precompute.analysis.statistics import Finding
 
-VALIDATION_FILE = "validation.parquet"
+VALIDATION_FILE = rundir.VALIDATION
 FINDING_PREFIX = "validation."
 
 QUERY_DOCS = {
