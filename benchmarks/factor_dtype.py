@@ -16,7 +16,6 @@ from scipy import stats
 from engine.batches import make_batches, tokenize_documents
 from engine.factors import FactorArguments, Factors, factor_bytes, fit_factors
 from engine.model import find_tracked_modules, load_model
-from engine.precondition import QueryArguments
 from engine.query_stream import preconditioned_queries
 from engine.scoring import score_documents
 from precompute.worlds.demo import CORPUS, DEMO_SETTINGS, MODEL, QUERIES, ensure_corpus
@@ -61,7 +60,7 @@ def run_command(args: argparse.Namespace, command_line: str, progress: bool) -> 
     for dtype in ("float32",) + DTYPES:
         factors = exact if dtype == "float32" else stored_as(exact, dtype)
         pq, _ = preconditioned_queries(model, tracked, query_tokens, factors,
-                                       QueryArguments(settings.damping, settings.query_rank), settings.batch_size)
+                                       settings.query_arguments(), settings.batch_size)
         parts = score_documents(model, tracked, pq, list(make_batches(scored, settings.batch_size,
                                                                       tokenizer.pad_token_id)), progress=False)
         results[dtype] = np.concatenate([part.scores.numpy() for part in parts], axis=1).astype(np.float64)

@@ -30,7 +30,7 @@ from precompute.validation import sets as validation_sets
 from precompute.counterfactual.store import ResponseStore, damping_key, model_sha256, response_matrix
 from precompute.rundir.errors import UserInputError
 from precompute.rundir import layout
-from precompute.pipeline.settings import auto_or_positive, positive_int
+from precompute.pipeline.settings import Settings, auto_or_positive, positive_int
 
 log = logging.getLogger("precompute.counterfactual.command")
 COUNTERFACTUAL_FILE = layout.COUNTERFACTUAL
@@ -164,7 +164,7 @@ def response_key(run: rundir.Run, options: CounterfactualOptions, damping: dict)
             "queries": rundir.sha256_of_strings(f"{i}\t{p}\t{c}" for i, p, c in zip(queries["id"], queries["prompt"],
                                                                          queries["completion"])),
             "modules": list(run.layers), "damping": damping_key({m: damping[m] for m in run.layers}),
-            "max_length": int(run.manifest.get("max_length") or 256),
+            "max_length": Settings.from_manifest(run.manifest).max_length,
             "options": {k: v for k, v in asdict(options).items()
                         if k in ("sets", "set_size", "anchor_docs", "tolerance", "epsilon", "target",
                                  "linearity_sets", "seed", "dtype")}}

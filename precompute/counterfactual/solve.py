@@ -9,6 +9,7 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
+from precompute.pipeline.settings import Settings
 from precompute.rundir import layout
 from precompute.rundir.errors import UserInputError
 
@@ -136,7 +137,7 @@ class Solver:
         named = dict(model.named_modules())
         parameters = module_parameters({n: named[n] for n in names})
         damping = {name: plan.damping[name.rsplit(".", 1)[0]] for name in parameters}
-        self.max_length = int(plan.run.manifest.get("max_length") or 256)
+        self.max_length = Settings.from_manifest(plan.run.manifest).max_length
         self.tokenizer, self.texts, self.plan = tokenizer, plan.run.document_texts(), plan
         queries = plan.run.queries
         query_tokens = tokenize_queries(tokenizer, queries["prompt"].astype(str).tolist(),

@@ -33,6 +33,37 @@ def resolve_model(spec: str) -> str:
     return beside if os.path.exists(beside) else spec
 
 
+def run_model_spec(manifest: dict, chosen: str | None = None) -> str:
+    """The model to open for a run: `chosen` when given; else the recorded path if it exists here, else the
+    absolute path its fit recorded (the run was made from another directory), else relative to the repository;
+    an alias such as 'smollm2' as it is."""
+    if chosen:
+        return chosen
+    recorded = str(manifest.get("model") or "")
+    fitted = str((manifest.get("fit_key") or {}).get("model") or "")
+    if recorded and not os.path.exists(recorded) and fitted and os.path.exists(fitted):
+        return fitted
+    return resolve_model(recorded) if recorded else fitted
+
+
+def open_run_session(run_path: str, manifest: dict, modules: list[str], model: str | None = None,
+                     device: str | None = None) -> tuple[Session, Settings]:
+    """The one way a command opens a run's model: its recorded settings (Settings.from_manifest), the model
+    resolved by run_model_spec, on `device` (default: as recorded), tracking exactly `modules` (the run's layers);
+    a model that cannot be loaded is one UserInputError line naming the run."""
+    from engine.errors import EngineInputError
+
+    spec = run_model_spec(manifest, model)
+    if not spec:
+        raise UserInputError(f"{run_path}: the manifest names no model; pass --model")
+    settings = Settings.from_manifest(manifest, model=spec, out=run_path,
+                                      **({"device": device} if device else {}))
+    try:
+        return open_session(settings, modules=modules), settings
+    except EngineInputError as error:
+        raise UserInputError(f"{run_path}: cannot load the run's model: {error}") from None
+
+
 def model_sha256(spec: str) -> str:
     """Hash of a model's files (weights, config, tokenizer): a directory, a .gguf file or the 'smollm2' alias."""
     if spec == "smollm2":
@@ -74,15 +105,9 @@ def open_run_model(run_path: str, model: str | None = None, device: str = "auto"
     missing = missing_factor_files(run.file(layout.FACTORS_DIR))
     if missing:
         raise rundir.RunDirError(f"{run_path}: the run has no factors ({os.path.join(run_path, missing[0])})")
-    spec = resolve_model(model or manifest.get("model", ""))
-    settings = Settings(model=spec, out=run_path, device=device, dtype=manifest.get("dtype", "float32"),
-                        max_length=int(manifest.get("max_length", 256)),
-                        batch_size=int(manifest.get("batch_size", 8)),
-                        damping=manifest.get("damping", "auto"),
-                        query_rank=manifest.get("query_rank", 32)).checked()
-    hashes = run_hashes(run_path, spec, documents_ids)
     factors = Factors.load(run.file(layout.FACTORS_DIR))
-    session = open_session(settings, modules=factors.modules)
+    session, settings = open_run_session(run_path, manifest, factors.modules, model, device)
+    hashes = run_hashes(run_path, settings.model, documents_ids)
     return RunModel(run_path, manifest, settings, factors, session, hashes)
 
 
@@ -106,7 +131,6 @@ def read_documents(run_path: str) -> pd.DataFrame:
 def run_queries(context: RunModel, rows: list[int] | None = None):
     """The run's own queries (all, or those at `rows`), preconditioned exactly as in scoring."""
     from engine.batches import tokenize_queries
-    from engine.precondition import QueryArguments
     from engine.query_stream import preconditioned_queries
 
     records = rundir.read_jsonl(os.path.join(context.path, layout.QUERIES))
@@ -114,6 +138,6 @@ def run_queries(context: RunModel, rows: list[int] | None = None):
     tokens = tokenize_queries(context.session.tokenizer, [r["prompt"] for r in records],
                               [r["completion"] for r in records], context.settings.max_length)
     pq, _ = preconditioned_queries(context.session.model, context.session.tracked, tokens, context.factors,
-                                   QueryArguments(context.settings.damping, context.settings.query_rank),
+                                   context.settings.query_arguments(),
                                    context.settings.batch_size)
     return pq

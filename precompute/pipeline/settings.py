@@ -59,17 +59,33 @@ class Settings:
             values.pop("index", None)
         return cls(**values).checked()
 
+    @classmethod
+    def from_manifest(cls, manifest: dict, **chosen) -> "Settings":
+        """The settings a run recorded (manifest_fields), normalised — the one way a stage reads them back;
+        `chosen`: what the reader decides anew (model path, out, device). Fields the manifest lacks (older runs)
+        take this class's defaults."""
+        values = {f.name: manifest[f.name] for f in fields(cls) if f.name in manifest and f.name != "index"}
+        if isinstance(manifest.get("index"), dict):
+            values["index"] = IndexOptions(**manifest["index"])
+        values.update(chosen)
+        return cls(**values).normalised()
+
     def with_changes(self, **changes) -> "Settings":
         return replace(self, **changes).checked()
 
-    def checked(self) -> "Settings":
-        """Validated and normalised (damping 'auto' or float, query rank int or None); raises UserInputError."""
+    def normalised(self) -> "Settings":
+        """Damping 'auto' or float, query rank int or None, memory budget in bytes; raises UserInputError."""
         try:
             damping = parse_damping(self.damping)
         except EngineInputError as error:
             raise UserInputError(f"--damping: {error}") from None
         if self.token_topk < 0:
             raise UserInputError(f"--token-topk must be >= 0, got {self.token_topk}")
+        budget = None if self.memory_budget is None else parse_bytes(self.memory_budget, "--memory-budget")
+        return replace(self, damping=damping, query_rank=parse_query_rank(self.query_rank), memory_budget=budget)
+
+    def checked(self) -> "Settings":
+        """Normalised, and consistent with this process's ranks (a run being started); raises UserInputError."""
         if self.index is not None and self.module_shards > 1:
             raise UserInputError("--index needs every module's factors on one rank: use --module-shards 1")
         if self.module_shards > 1:
@@ -77,8 +93,12 @@ class Settings:
             world = rank_and_world()[1]
             if world % self.module_shards:
                 raise UserInputError(f"--module-shards {self.module_shards} must divide the number of ranks ({world})")
-        budget = None if self.memory_budget is None else parse_bytes(self.memory_budget, "--memory-budget")
-        return replace(self, damping=damping, query_rank=parse_query_rank(self.query_rank), memory_budget=budget)
+        return self.normalised()
+
+    def query_arguments(self):
+        """The engine's QueryArguments for this run (damping, query rank): the one place they are built."""
+        from engine.precondition import QueryArguments
+        return QueryArguments(damping=self.damping, rank=self.query_rank)
 
     @property
     def documents_per_chunk(self) -> int:

@@ -125,7 +125,6 @@ def score_stage(run: rundir.RunDir, settings: Settings, corpus: Corpus, queries:
     """Scores every document against every query; returns the preconditioned queries (for token scores)."""
     from engine.batches import tokenize_documents
     from engine.distributed import shard
-    from engine.precondition import QueryArguments
     from engine.query_stream import preconditioned_queries
     from engine.scoring import within_budget
 
@@ -138,7 +137,7 @@ def score_stage(run: rundir.RunDir, settings: Settings, corpus: Corpus, queries:
              settings.damping, settings.query_rank or "full")
     pq, nats = preconditioned_queries(session.model, {n: session.tracked[n] for n in factors.local_modules},
                                       query_tokens, factors,
-                                      QueryArguments(damping=settings.damping, rank=settings.query_rank),
+                                      settings.query_arguments(),
                                       settings.batch_size, progress=progress and session.rank == 0)
 
     built = index_in_scoring(run, settings, session, factors)

@@ -3,10 +3,10 @@ and engine.tailpatch driven by query ids and document columns."""
 from __future__ import annotations
 
 import logging
-import os
 
 import numpy as np
 
+from precompute.pipeline.settings import Settings
 from precompute.rundir.errors import UserInputError
 
 log = logging.getLogger("precompute.validation.command")
@@ -16,27 +16,13 @@ PROBE_GRADIENT_BYTES = 2**30  # --lr auto keeps the probe sets' gradients in mem
 
 
 def load_run_model(plan):
-    """(model, tokenizer, tracked modules) of the run, or one UserInputError line."""
-    from engine.errors import EngineInputError
-    from engine.model import load_model, resolve_device
+    """(model, tokenizer, tracked modules) of the run (pipeline.run_model.open_run_session), or one UserInputError
+    line."""
+    from precompute.pipeline.run_model import open_run_session
 
-    manifest = plan.run.manifest
-    spec = plan.options.model or str(manifest.get("model") or "")
-    fit_model = str((manifest.get("fit_key") or {}).get("model") or "")
-    if not plan.options.model and not os.path.exists(spec) and fit_model and os.path.exists(fit_model):
-        spec = fit_model                       # the run was made from another directory
-    if not spec:
-        raise UserInputError(f"{plan.run.path}: the manifest names no model; pass --model")
-    try:
-        device = resolve_device(plan.options.device or str(manifest.get("device") or "auto"))
-        model, tokenizer = load_model(spec, device=device, dtype=str(manifest.get("dtype") or "float32"))
-    except EngineInputError as error:
-        raise UserInputError(f"{plan.run.path}: cannot load the run's model: {error}") from None
-    named = dict(model.named_modules())
-    missing = [name for name in plan.run.layers if name not in named]
-    if missing:
-        raise UserInputError(f"{plan.run.path}: layers.json names module {missing[0]!r} that model {spec} lacks")
-    return model, tokenizer, {name: named[name] for name in plan.run.layers}
+    session, _ = open_run_session(str(plan.run.path), plan.run.manifest, list(plan.run.layers), plan.options.model,
+                                  plan.options.device)
+    return session.model, session.tokenizer, session.tracked
 
 
 class Patcher:
@@ -47,7 +33,7 @@ class Patcher:
         from engine.tailpatch import TailPatch, all_parameters, module_parameters
 
         self.plan, self.tokenizer = plan, tokenizer
-        self.max_length = int(plan.run.manifest.get("max_length") or 256)
+        self.max_length = Settings.from_manifest(plan.run.manifest).max_length
         parameters = module_parameters(tracked) if plan.options.params == "tracked" else all_parameters(model)
         self.patch = TailPatch(model, parameters, batch_size=plan.options.batch_size,
                                pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
