@@ -19,7 +19,8 @@ from engine.errors import EngineInputError
 from precompute.rundir.errors import UserInputError
 from precompute.index.options import add_index_options
 from precompute.rundir import RunLock
-from precompute.pipeline.settings import Settings, positive_int
+from precompute.pipeline.flag_values import positive_int
+from precompute.pipeline.settings import Settings
 from precompute.pipeline.threads import add_threads_flag, use_threads
 
 EXIT_BAD_INPUT = 2

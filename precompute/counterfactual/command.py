@@ -30,7 +30,8 @@ from precompute.validation import sets as validation_sets
 from precompute.counterfactual.store import ResponseStore, damping_key, model_sha256, response_matrix
 from precompute.rundir.errors import UserInputError
 from precompute.rundir import layout
-from precompute.pipeline.settings import Settings, auto_or_positive, positive_int
+from precompute.pipeline.flag_values import keyword_or_number, positive_int
+from precompute.pipeline.settings import Settings
 
 log = logging.getLogger("precompute.counterfactual.command")
 COUNTERFACTUAL_FILE = layout.COUNTERFACTUAL
@@ -90,7 +91,7 @@ def add_counterfactual_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def parse_epsilon(value) -> str | float:
-    return auto_or_positive(value, "--epsilon")
+    return keyword_or_number(value, "--epsilon", "auto")
 
 
 def options_from_args(args: argparse.Namespace) -> CounterfactualOptions:

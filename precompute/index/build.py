@@ -18,7 +18,6 @@ import os
 import time
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from precompute import rundir
 
@@ -28,11 +27,11 @@ from precompute.rundir.errors import UserInputError
 from precompute.index.options import IndexOptions, add_index_options
 from precompute.pipeline.run_model import (RunModel, open_run_model, read_documents, resolve_model, run_hashes,
                                   run_queries)
+from precompute.pipeline.chunk_loop import fill_chunks
 from precompute.pipeline.session import barrier, finish_distributed
 
 log = logging.getLogger("precompute")
 CHECK_QUERIES, CHECK_K = 16, 50
-EXIT_AFTER_CHUNKS_ENV = "PRECOMPUTE_TEST_EXIT_AFTER_CHUNKS"   # test hook shared with scoring: die after N chunks
 CHUNK_PARTS = ("vectors", "keys")                              # chunk arrays of the stored compressor, the keys
 
 
@@ -119,19 +118,13 @@ def index_command(args, progress: bool = True) -> None:
     barrier(session)
     ranges = rundir.chunk_ranges(len(documents), per_chunk)
     mine = [ranges[i] for i in shard(len(ranges), session.rank, session.world)]
-    todo = [(a, b) for a, b in mine if not store.has(a, b)]
     texts = documents["text"].tolist()
-    exit_after = int(os.environ.get(EXIT_AFTER_CHUNKS_ENV, "0"))
-    bar = tqdm(total=sum(b - a for a, b in mine), initial=sum(b - a for a, b in mine) - sum(b - a for a, b in todo),
-               desc=f"indexing documents (rank {session.rank})", unit="doc", disable=not progress)
-    for number, (start, stop) in enumerate(todo, start=1):
+
+    def compute(start: int, stop: int, bar) -> dict:
         arrays = compress_chunk(context, compressors, texts[start:stop], batch_size, options.dtype, bar)
-        store.write(start, stop, **dict(zip(CHUNK_PARTS, arrays)))
-        if exit_after and number >= exit_after:
-            log.warning("%s=%d: exiting abruptly after %d chunks (test hook)", EXIT_AFTER_CHUNKS_ENV, exit_after,
-                        number)
-            os._exit(75)
-    bar.close()
+        return dict(zip(CHUNK_PARTS, arrays))
+
+    fill_chunks(store, mine, compute, f"indexing documents (rank {session.rank})", progress)
     barrier(session)
     if session.rank == 0:
         finish(args.out, options, context, compressor, keys, store, ranges,

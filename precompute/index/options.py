@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 from dataclasses import dataclass, fields, replace
 
+from precompute.pipeline.flag_values import parse_query_rank
 from precompute.rundir.errors import UserInputError
 from precompute.index.store import SEARCH_KINDS
 
@@ -55,9 +56,7 @@ class IndexOptions:
     def checked(self, prefix: str = "") -> "IndexOptions":
         """Validated and normalised (search resolved, query factor rank int or None); raises UserInputError."""
         flag = lambda name: f"--{prefix}{name.replace('_', '-')}"  # noqa: E731
-        text = str(self.query_factor_rank) if self.query_factor_rank is not None else "full"
-        if text != "full" and not (text.isdigit() and int(text) > 0):
-            raise UserInputError(f"{flag('query_factor_rank')} must be 'full' or a positive integer, got {text!r}")
+        query_factor_rank = parse_query_rank(self.query_factor_rank, flag("query_factor_rank"))
         for name in ("rank", "dim", "keys_dim", "nprobe"):
             if getattr(self, name) < 1:
                 raise UserInputError(f"{flag(name)} must be a positive integer, got {getattr(self, name)}")
@@ -68,7 +67,7 @@ class IndexOptions:
         if search == "flat" and self.method == "lowrank":
             raise UserInputError(f"{flag('method')} lowrank searches exactly ({flag('search')} exact) or with ivfpq "
                                  "candidates")
-        return replace(self, search=search, query_factor_rank=None if text == "full" else int(text))
+        return replace(self, search=search, query_factor_rank=query_factor_rank)
 
 
 def add_index_options(parser, prefix: str = "") -> None:

@@ -9,11 +9,10 @@ import argparse
 import os
 from dataclasses import asdict, dataclass, fields, replace
 
-from engine.arguments import parse_damping
-from engine.errors import EngineInputError
 from precompute.inputs.corpus_shards import corpus_sha256
 from precompute.rundir.errors import UserInputError
 from precompute.index.options import IndexOptions
+from precompute.pipeline.flag_values import keyword_or_number, parse_bytes, parse_query_rank
 from precompute.rundir import sha256_of_file
 
 
@@ -75,10 +74,7 @@ class Settings:
 
     def normalised(self) -> "Settings":
         """Damping 'auto' or float, query rank int or None, memory budget in bytes; raises UserInputError."""
-        try:
-            damping = parse_damping(self.damping)
-        except EngineInputError as error:
-            raise UserInputError(f"--damping: {error}") from None
+        damping = keyword_or_number(self.damping, "--damping", "auto", float, zero_allowed=True)
         if self.token_topk < 0:
             raise UserInputError(f"--token-topk must be >= 0, got {self.token_topk}")
         budget = None if self.memory_budget is None else parse_bytes(self.memory_budget, "--memory-budget")
@@ -124,53 +120,3 @@ class Settings:
             values.pop(name)
         values["query_rank"] = "full" if self.query_rank is None else self.query_rank
         return values
-
-
-def auto_or_positive(value, flag: str) -> str | float:
-    """'auto' or a positive finite number (--lr, --epsilon, ...); anything else one UserInputError line."""
-    if value == "auto":
-        return value
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = float("nan")
-    if not (number > 0 and number != float("inf")):
-        raise UserInputError(f"{flag} must be 'auto' or a positive number, got {value!r}")
-    return number
-
-
-def positive_int(text: str) -> int:
-    """argparse type of every count flag."""
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be a positive integer, got {text}")
-    return value
-
-
-BYTE_UNITS = {"": 1, "b": 1, "kb": 10**3, "mb": 10**6, "gb": 10**9, "tb": 10**12,
-              "kib": 2**10, "mib": 2**20, "gib": 2**30, "tib": 2**40}
-
-
-def parse_bytes(value, flag: str) -> int:
-    """A byte count such as 8GiB, 512MiB, 80GB or 1000000 (argparse type via `bytes_flag`)."""
-    text = str(value).strip().lower().replace(" ", "")
-    number = text.rstrip("kmgtib")
-    try:
-        count = float(number) * BYTE_UNITS[text[len(number):]]
-    except (ValueError, KeyError):
-        raise UserInputError(f"{flag} must be a byte count such as 8GiB, 512MiB or 80GB, got {value!r}") from None
-    if count < 1:
-        raise UserInputError(f"{flag} must be positive, got {value!r}")
-    return int(count)
-
-
-def parse_query_rank(value) -> int | None:
-    if value is None or str(value) == "full":
-        return None
-    try:
-        rank = int(value)
-    except ValueError:
-        raise UserInputError(f"--query-rank must be 'full' or a positive integer, got {value!r}") from None
-    if rank < 1:
-        raise UserInputError(f"--query-rank must be 'full' or a positive integer, got {value!r}")
-    return rank

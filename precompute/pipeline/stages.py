@@ -13,24 +13,21 @@ the vectors and rank 0 finishes RUN/index/ from them (precompute/index.py) right
 from __future__ import annotations
 
 import logging
-import os
 import time
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from precompute import analysis, rundir
 from precompute.rundir.errors import UserInputError
 from precompute.pipeline.factor_shards import gather_queries, module_grid, save_factors, sum_partial_scores
 from precompute.inputs.readers import Corpus, Queries
 from precompute.rundir import layout, writers
+from precompute.pipeline.chunk_loop import fill_chunks
 from precompute.pipeline.session import Session, barrier
 from precompute.pipeline.settings import Settings
 from precompute.pipeline.token_stage import token_stage
 
 log = logging.getLogger("precompute")
-EXIT_AFTER_CHUNKS_ENV = "PRECOMPUTE_TEST_EXIT_AFTER_CHUNKS"   # test hook: die (like a kill) after N chunks
-PAUSE_AFTER_CHUNKS_ENV = "PRECOMPUTE_TEST_PAUSE_AFTER_CHUNKS"  # test hook: sleep (to be killed) after N chunks
 
 
 def warn_truncated(corpus: Corpus, truncated: np.ndarray, max_length: int) -> None:
@@ -150,26 +147,15 @@ def score_stage(run: rundir.RunDir, settings: Settings, corpus: Corpus, queries:
     ranges = rundir.chunk_ranges(len(corpus), settings.documents_per_chunk)
     mine = [ranges[i] for i in shard(len(ranges), grid.data_group, grid.n_data_groups)]
     query_batches = within_budget(pq, settings.memory_budget)
-    todo = [(start, stop) for start, stop in mine if not store.has(start, stop)]
-    exit_after = int(os.environ.get(EXIT_AFTER_CHUNKS_ENV, "0"))
-    pause_after = int(os.environ.get(PAUSE_AFTER_CHUNKS_ENV, "0"))
-    bar = tqdm(total=sum(stop - start for start, stop in mine), desc=f"scoring documents (rank {session.rank})",
-               unit="doc", disable=not progress, initial=sum(b - a for a, b in mine) - sum(b - a for a, b in todo))
-    for number, (start, stop) in enumerate(todo, start=1):
+
+    def compute(start: int, stop: int, bar):
         documents = tokenize_documents(session.tokenizer, corpus.texts[start:stop], settings.max_length)
         chunk = score_chunk(session, pq, documents, settings.batch_size, len(queries), bar, built[2],
                             settings.index.dtype if settings.index else "float32", factors.modules, query_batches)
         chunk = sum_partial_scores(chunk, grid)           # the other module shards' layers (--module-shards)
-        if grid.module_shard == 0:
-            store.write(start, stop, **chunk)
-        if exit_after and number >= exit_after:
-            log.warning("%s=%d: exiting abruptly after %d chunks (test hook)", EXIT_AFTER_CHUNKS_ENV, exit_after,
-                        number)
-            os._exit(75)
-        if pause_after and number >= pause_after:
-            log.warning("%s=%d: pausing after %d chunks (test hook)", PAUSE_AFTER_CHUNKS_ENV, pause_after, number)
-            time.sleep(3600)
-    bar.close()
+        return chunk if grid.module_shard == 0 else None
+
+    fill_chunks(store, mine, compute, f"scoring documents (rank {session.rank})", progress)
     barrier(session)
     pq = gather_queries(pq, factors, grid)
     if session.rank == 0:

@@ -12,7 +12,7 @@ import argparse
 import os
 import sys
 
-from precompute.pipeline.settings import positive_int
+from precompute.pipeline.flag_values import positive_int
 
 THREADS_ENV = "OMP_NUM_THREADS"
 

@@ -14,7 +14,8 @@ from precompute.plan import memory as pm
 from precompute.rundir.errors import UserInputError
 from precompute.plan.work import Plan, format_bytes, make_plan
 from precompute.plan.model_shape import model_shape
-from precompute.pipeline.settings import Settings, parse_bytes, parse_query_rank, positive_int
+from precompute.pipeline.flag_values import parse_bytes, parse_query_rank, positive_int
+from precompute.pipeline.settings import Settings
 
 log = logging.getLogger("precompute")
 CHARS_PER_TOKEN = 4.0            # assumption when no tokenizer is at hand (English text, BPE vocabularies)

@@ -30,7 +30,7 @@ from precompute import rundir
 from precompute.validation import sets as validation_sets
 from precompute.rundir.errors import UserInputError
 from precompute.rundir import layout
-from precompute.pipeline.settings import auto_or_positive, positive_int
+from precompute.pipeline.flag_values import keyword_or_number, positive_int
 from precompute.validation.store import VALIDATION_FILE, ValidationStore
 
 log = logging.getLogger("precompute.validation.command")
@@ -89,7 +89,7 @@ def options_from_args(args: argparse.Namespace) -> ValidateOptions:
 
 
 def parse_lr(value) -> str | float:
-    return auto_or_positive(value, "--lr")
+    return keyword_or_number(value, "--lr", "auto")
 
 
 def validate_main(args: argparse.Namespace, command_line: str, progress: bool = True) -> None:

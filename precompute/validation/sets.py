@@ -17,6 +17,7 @@ import numpy as np
 from precompute import rundir
 from precompute.analysis.ranking import top_and_bottom
 from precompute.analysis.bm25_ranking import BM25_SETTINGS, BM25Ranking, bm25s_version, query_text
+from precompute.pipeline.flag_values import keyword_or_number
 from precompute.rundir.errors import UserInputError
 
 BM25 = "bm25"
@@ -61,14 +62,9 @@ def model_key(run: rundir.Run) -> str:
 
 def select_queries(n_queries: int, spec: str, seed: int) -> np.ndarray:
     """Rows validated: all, or a seeded sample of N rows (in row order)."""
-    if spec == "all":
+    n = keyword_or_number(spec, "--queries", "all", int)
+    if n == "all":
         return np.arange(n_queries)
-    try:
-        n = int(spec)
-    except ValueError:
-        raise UserInputError(f"--queries must be 'all' or a positive integer, got {spec!r}") from None
-    if n < 1:
-        raise UserInputError(f"--queries must be 'all' or a positive integer, got {spec!r}")
     if n > n_queries:
         raise UserInputError(f"--queries {n} is more than the run's {n_queries} queries")
     return np.sort(np.random.default_rng([seed, 1]).choice(n_queries, size=n, replace=False))
