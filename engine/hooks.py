@@ -6,7 +6,6 @@ that does, so gradients flow to every tracked output and backward stops there in
 the embeddings. For a layer with a bias, a gets a constant 1 appended, so the
 layer's full gradient is G = Σ_t g_t a_tᵀ of shape [d_out, d_in + 1].
 """
-import zlib
 from contextlib import contextmanager
 from typing import Callable
 
@@ -15,6 +14,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from engine.batches import IGNORE, Batch
+from engine.seeds import derived_seed
 
 GradientCallback = Callable[[str, torch.Tensor, torch.Tensor], None]  # (module name, a [B,T,d_in'], g [B,T,d_out])
 
@@ -99,11 +99,6 @@ def token_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
     return nll.view(b, t)
 
 
-def document_seed(seed: int, tokens: torch.Tensor) -> int:
-    """A seed from the run's seed and a document's tokens: the same document draws the same labels anywhere."""
-    return (seed * 1_000_003 + zlib.crc32(tokens.cpu().numpy().tobytes())) % (2 ** 63)
-
-
 def sample_labels(logits: torch.Tensor, batch: Batch, seed: int) -> torch.Tensor:
     """Labels drawn from the model's own softmax where the batch has a target (sampled Fisher).
 
@@ -112,7 +107,8 @@ def sample_labels(logits: torch.Tensor, batch: Batch, seed: int) -> torch.Tensor
     drawn = batch.labels.clone()
     for row in range(drawn.shape[0]):
         n = int(batch.attention_mask[row].sum())
-        generator = torch.Generator(device=logits.device).manual_seed(document_seed(seed, batch.input_ids[row, :n]))
+        generator = torch.Generator(device=logits.device).manual_seed(
+            derived_seed(seed, batch.input_ids[row, :n].cpu().numpy().tobytes()))  # per document: batch-independent
         probs = torch.softmax(logits[row, :n].detach().float(), dim=-1)
         drawn[row, :n] = torch.multinomial(probs, 1, generator=generator).squeeze(1)
     return torch.where(batch.labels == IGNORE, batch.labels, drawn)

@@ -16,9 +16,7 @@ Two choices of Π (the method):
 """
 from __future__ import annotations
 
-import hashlib
 import math
-import zlib
 from dataclasses import dataclass
 from typing import Iterable, Iterator
 
@@ -29,6 +27,7 @@ from engine.batches import Batch
 from engine.errors import EngineInputError
 from engine.factors import A_VALS, A_VECS, LAMBDA, S_VALS, S_VECS, Factors
 from engine.precondition import PreconditionedQueries, choose_damping
+from engine.seeds import derived_seed
 
 METHODS = ("gaussian", "eigen")
 
@@ -77,14 +76,6 @@ class Projection:
             raise EngineInputError(f"projection has no matrices for module {missing[0]}")
         return cls(method, seed, list(modules), {n: flat[f"{n}/out"] for n in modules},
                    {n: flat[f"{n}/in"] for n in modules})
-
-    def sha256(self) -> str:
-        digest = hashlib.sha256(f"{self.method}:{self.seed}".encode())
-        for name in self.modules:
-            for tensor in (self.outs[name], self.ins[name]):
-                digest.update(name.encode())
-                digest.update(tensor.detach().to("cpu", torch.float64).contiguous().numpy().tobytes())
-        return digest.hexdigest()
 
     def project_tokens(self, name: str, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         """[B, k_out·k_in]: Σ_t (Π_out g_t)(Π_in a_t)ᵀ per document from a [B, T, d_in'] and g [B, T, d_out]."""
@@ -142,17 +133,12 @@ def module_dims(shapes: dict[str, tuple[int, int]], dim: int) -> dict[str, tuple
     return dims
 
 
-def module_seed(seed: int, name: str) -> int:
-    """A seed per (run seed, module name): a module's matrices do not depend on which other modules are tracked."""
-    return (seed * 1_000_003 + zlib.crc32(name.encode())) % (2 ** 63)
-
-
 def gaussian_projection(shapes: dict[str, tuple[int, int]], dim: int, seed: int = 0) -> Projection:
     """Π entries N(0, 1/k): unbiased inner products (float32, on CPU)."""
     outs, ins = {}, {}
     for name, (k_out, k_in) in module_dims(shapes, dim).items():
         d_out, d_in = shapes[name]
-        generator = torch.Generator().manual_seed(module_seed(seed, name))
+        generator = torch.Generator().manual_seed(derived_seed(seed, name.encode()))   # per module
         outs[name] = torch.randn(k_out, d_out, generator=generator, dtype=torch.float64).div_(math.sqrt(k_out)).float()
         ins[name] = torch.randn(k_in, d_in, generator=generator, dtype=torch.float64).div_(math.sqrt(k_in)).float()
     return Projection("gaussian", seed, list(shapes), outs, ins)

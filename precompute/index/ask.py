@@ -97,14 +97,14 @@ class Asker:
 
     def preconditioned(self, prompt: str, completion: str):
         """(the question's preconditioned gradient, its nats, its number of completion tokens)."""
-        from engine.batches import tokenize_queries
+        from engine.batches import IGNORE, tokenize_queries
         from engine.query_stream import preconditioned_queries
 
         context = self.context
         tokens = tokenize_queries(context.session.tokenizer, [prompt], [completion], self.max_length)
         pq, nats = preconditioned_queries(context.session.model, context.session.tracked, tokens, context.factors,
                                           context.settings.query_arguments(), 1)
-        n_completion = sum(label != -100 for label in tokens[0].labels)
+        n_completion = sum(label != IGNORE for label in tokens[0].labels)
         return pq, float(nats[0]), int(n_completion)
 
     def token_splits(self, pq, doc_indices: list[int]) -> dict[int, tuple[list[str], np.ndarray]]:

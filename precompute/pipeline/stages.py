@@ -186,6 +186,7 @@ def index_in_scoring(run: rundir.RunDir, settings: Settings, session: Session, f
 def write_score_files(run, store, ranges, corpus: Corpus, queries: Queries, query_tokens, nats, pq,
                       settings: Settings) -> None:
     """Rank 0: the score files from the chunks, then documents, queries, layers and the manifest's counts."""
+    from engine.batches import IGNORE
     log.info("writing score files from %d chunks", len(ranges))
     files = writers.ScoreFiles(run, len(queries), len(pq.modules), len(corpus))
     n_tokens, truncated = np.zeros(len(corpus), np.int64), np.zeros(len(corpus), bool)
@@ -201,7 +202,7 @@ def write_score_files(run, store, ranges, corpus: Corpus, queries: Queries, quer
     warn_truncated(corpus, truncated, settings.max_length)
     writers.write_documents(run, corpus.ids, corpus.sources, corpus.texts, n_tokens, truncated, corpus.metadata)
     writers.write_queries(run, [
-        {**record, "nats": float(value), "n_completion_tokens": int(sum(label != -100 for label in item.labels))}
+        {**record, "nats": float(value), "n_completion_tokens": int(sum(label != IGNORE for label in item.labels))}
         for record, item, value in zip(queries.records, query_tokens, nats)])
     writers.write_layers(run, pq.modules)
     run.update_manifest(status="token_scores", damping_used=pq.damping,

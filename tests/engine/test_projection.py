@@ -90,7 +90,7 @@ def test_seeded_projection_is_reproducible_and_seeds_differ(setup):
     factors = setup[4]
     shapes = {n: tuple(factors.shapes[n]) for n in factors.modules}
     first, again, other = (gaussian_projection(shapes, 32, seed) for seed in (5, 5, 6))
-    assert first.sha256() == again.sha256() != other.sha256()
+    assert not any(torch.equal(first.outs[name], other.outs[name]) for name in shapes)
     for name in shapes:
         assert torch.equal(first.outs[name], again.outs[name])
         assert first.outs[name].shape[1] == shapes[name][0] and first.ins[name].shape[1] == shapes[name][1]
