@@ -38,7 +38,7 @@ from engine.model import find_tracked_modules
 from engine.precondition import QueryArguments
 from engine.query_stream import preconditioned_queries
 from engine.scoring import score_documents
-from precompute.pipeline.settings import positive_int
+from precompute.pipeline.flag_values import positive_int
 from precompute.pipeline.threads import add_threads_flag, use_threads
 
 

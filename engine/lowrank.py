@@ -32,7 +32,8 @@ from engine.precondition import HEURISTIC_DAMPING, PreconditionedQueries
 from engine.seeds import derived_seed
 
 OVERSAMPLE = 4
-QUERY_RANK = 8                 # default rank kept of the whitened query Y_q (see query_factors)
+QUERY_FACTOR_RANK = 8          # default rank kept of the whitened query Y_q (see query_factors); not scoring's
+                               # query rank (QueryArguments.rank, which truncates P(G) itself)
 POWER_ITERATIONS = 1           # 2 gives the same accuracy on the demo run (Pearson 0.942 vs 0.943) at 1.3x the cost
 
 
@@ -49,7 +50,7 @@ class LowRankWhitened:
     left_query: dict[str, torch.Tensor]    # diag(√w_s) Q_Sᵀ
     right_query: dict[str, torch.Tensor]   # diag(√w_a) Q_Aᵀ
     omega: dict[str, torch.Tensor]
-    query_rank: int | None = QUERY_RANK
+    query_factor_rank: int | None = QUERY_FACTOR_RANK
 
     method = "lowrank"
 
@@ -74,7 +75,7 @@ class LowRankWhitened:
     def to(self, device, dtype) -> "LowRankWhitened":
         move = lambda d: {n: t.to(device=device, dtype=dtype) for n, t in d.items()}  # noqa: E731
         return LowRankWhitened(self.modules, self.rank, self.seed, move(self.left), move(self.right),
-                               move(self.left_query), move(self.right_query), move(self.omega))
+                               move(self.left_query), move(self.right_query), move(self.omega), self.query_factor_rank)
 
     def tensors(self) -> dict[str, torch.Tensor]:
         flat = {}
@@ -83,14 +84,15 @@ class LowRankWhitened:
         return flat
 
     @classmethod
-    def from_tensors(cls, modules: list[str], rank: int, seed: int, flat: dict) -> "LowRankWhitened":
+    def from_tensors(cls, modules: list[str], rank: int, seed: int, flat: dict,
+                     query_factor_rank: int | None = QUERY_FACTOR_RANK) -> "LowRankWhitened":
         parts = {}
         for part in ("left", "right", "left_query", "right_query", "omega"):
             missing = [n for n in modules if f"{n}/{part}" not in flat]
             if missing:
                 raise EngineInputError(f"low-rank index has no {part} matrix for module {missing[0]}")
             parts[part] = {n: flat[f"{n}/{part}"] for n in modules}
-        return cls(list(modules), rank, seed, **parts)
+        return cls(list(modules), rank, seed, **parts, query_factor_rank=query_factor_rank)
 
     def compress(self, name: str, a: torch.Tensor, g: torch.Tensor) -> torch.Tensor:
         """[B, R·(d_out + d_in')]: û and v̂ of X_d = L (Σ_t g_t a_tᵀ) Rᵀ per document, from a [B,T,d_in'], g [B,T,d_out]."""
@@ -109,7 +111,7 @@ class LowRankWhitened:
 
     def query_factors(self, pq: PreconditionedQueries) -> dict[str, tuple[torch.Tensor, torch.Tensor]]:
         """Per module Y_q ≈ Ŭ V̆ᵀ as (Ŭ [Q, d_out, r_q], V̆ [Q, d_in', r_q]) float32: from the low-rank (U, V) of the
-        preconditioned queries, or from an SVD of dense ones; truncated to its best rank `query_rank` (None:
+        preconditioned queries, or from an SVD of dense ones; truncated to its best rank `query_factor_rank` (None:
         exact). Scoring every document costs 2·N·R·r_q·(d_out + d_in') per module."""
         if list(pq.modules) != list(self.modules):
             raise EngineInputError("the index was built for other modules than the queries were preconditioned on")
@@ -122,7 +124,7 @@ class LowRankWhitened:
             else:
                 u, sigma, vh = torch.linalg.svd(value.double(), full_matrices=False)
                 u, v = u * sigma[:, None, :], vh.transpose(1, 2)
-            out[name] = truncate_product(left_query @ u, right_query @ v, self.query_rank)
+            out[name] = truncate_product(left_query @ u, right_query @ v, self.query_factor_rank)
         return out
 
 
@@ -149,7 +151,8 @@ def whitening(f: dict) -> tuple[torch.Tensor, ...]:
                                                   w_s.sqrt()[:, None] * s_vecs.t(), w_a.sqrt()[:, None] * a_vecs.t()))
 
 
-def lowrank_whitened(factors: Factors, rank: int, seed: int = 0) -> LowRankWhitened:
+def lowrank_whitened(factors: Factors, rank: int, seed: int = 0,
+                     query_factor_rank: int | None = QUERY_FACTOR_RANK) -> LowRankWhitened:
     if rank < 1:
         raise EngineInputError(f"rank must be a positive integer, got {rank}")
     parts = {k: {} for k in ("left", "right", "left_query", "right_query", "omega")}
@@ -166,7 +169,7 @@ def lowrank_whitened(factors: Factors, rank: int, seed: int = 0) -> LowRankWhite
         generator = torch.Generator().manual_seed(derived_seed(seed, name.encode()))
         parts["omega"][name] = (parts["right"][name].t().double() @ torch.randn(
             d_in, k, generator=generator, dtype=torch.float64) / math.sqrt(k)).float()   # Rᵀ Ω
-    return LowRankWhitened(list(factors.modules), rank, seed, **parts)
+    return LowRankWhitened(list(factors.modules), rank, seed, **parts, query_factor_rank=query_factor_rank)
 
 
 class CompressionCallback:

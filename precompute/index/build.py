@@ -73,7 +73,7 @@ def compressors_of(options: IndexOptions, factors, damping) -> tuple[object, obj
     from precompute.index.search import build_compressors
 
     compressor, keys = build_compressors(options.method, factors, options.rank, options.dim, options.keys_dim,
-                                         options.seed, damping, options.search)
+                                         options.seed, damping, options.search, options.query_factor_rank)
     return compressor, keys, [c for c in (compressor, keys) if c is not None]
 
 

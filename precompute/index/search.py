@@ -30,7 +30,8 @@ def tensors_sha256(flat: dict) -> str:
     return digest.hexdigest()
 
 
-def build_compressors(method: str, factors, rank: int, dim: int, keys_dim: int, seed: int, damping, search: str):
+def build_compressors(method: str, factors, rank: int, dim: int, keys_dim: int, seed: int, damping, search: str,
+                      query_factor_rank: int | None):
     """(the compressor whose vectors are stored, the keys projection for faiss or None)."""
     from engine.lowrank import lowrank_whitened
     from engine.projection import build_projection
@@ -41,7 +42,7 @@ def build_compressors(method: str, factors, rank: int, dim: int, keys_dim: int, 
     if search == "ivfpq":
         keys_method = "eigen" if factors.strategy in ("kfac", "ekfac") else "gaussian"
         keys = build_projection(keys_method, factors, keys_dim, seed, damping)
-    return lowrank_whitened(factors, rank, seed), keys
+    return lowrank_whitened(factors, rank, seed, query_factor_rank), keys
 
 
 def save_compressors(run_path: str, compressor, keys) -> None:
@@ -66,8 +67,8 @@ def load_compressors(run_path: str, manifest: dict):
                                            f"manifest; rebuild it with `python -m precompute index --run {run_path} "
                                            "--overwrite`")
     if manifest["method"] == "lowrank":
-        compressor = LowRankWhitened.from_tensors(manifest["modules"], manifest["rank"], manifest["seed"], flat)
-        compressor.query_rank = manifest.get("query_factor_rank")
+        compressor = LowRankWhitened.from_tensors(manifest["modules"], manifest["rank"], manifest["seed"], flat,
+                                                  manifest.get("query_factor_rank"))
     else:
         compressor = Projection.from_tensors(manifest["method"], manifest["seed"], manifest["modules"], flat)
     keys = None

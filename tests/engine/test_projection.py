@@ -159,8 +159,8 @@ def test_lowrank_with_full_rank_is_the_exact_score(setup, rank):
     """Rank ≥ min(d_out, d_in'): the stored factors are exact, so the estimate equals scoring's scores."""
     model, tracked, docs, _, factors, grads, _ = setup
     pq = precondition(grads, factors, QueryArguments(rank=rank))
-    compressor = lowrank_whitened(factors, rank=max(min(s) for s in factors.shapes.values()))
-    compressor.query_rank = None                          # the whitened queries exact too
+    compressor = lowrank_whitened(factors, rank=max(min(s) for s in factors.shapes.values()),
+                                  query_factor_rank=None)  # the whitened queries exact too
     vectors = torch.zeros(len(docs), compressor.total_dim)
     for index, (block,) in compress_documents(model, tracked, [compressor], make_batches(docs, 3, 0), progress=False):
         vectors[index] = block
