@@ -1,4 +1,4 @@
-"""The dashboard's side of the ask worker (precompute/ask_worker.py), without torch.
+"""The dashboard's side of the ask worker (precompute/index/worker.py), without torch.
 
 The worker is a subprocess started on first use; it keeps the run's model, factors and index loaded and talks
 JSON lines over its stdin/stdout pipes — nothing listens on a network port. It exits when the dashboard exits
@@ -137,7 +137,7 @@ class AskWorker:
 
     def ask(self, prompt: str, completion: str | None = None, generate: bool = False, top: int = 20,
             token_docs: int = 10, timeout_s: float = ANSWER_TIMEOUT_S) -> dict:
-        """The worker's result for one question (see precompute/ask.py); AskError with its one-line reason."""
+        """The worker's result for one question (see precompute/index/ask.py); AskError with its one-line reason."""
         self.start()
         with self.lock:
             self.counter += 1

@@ -51,18 +51,17 @@ class Factors:
     holds (all of them unless fitted or loaded as one module shard)."""
 
     def __init__(self, strategy: str, fisher: str, modules: list[str], n_documents: int = 0, n_tokens: int = 0,
-                 tensors: dict[str, dict[str, torch.Tensor]] | None = None, damping: dict[str, float] | None = None,
+                 tensors: dict[str, dict[str, torch.Tensor]] | None = None,
                  shapes: dict[str, list[int]] | None = None, local_modules: list[str] | None = None):
         self.strategy, self.fisher, self.modules = strategy, fisher, list(modules)
         self.n_documents, self.n_tokens = int(n_documents), int(n_tokens)
         self.tensors = tensors or {}
-        self.damping = dict(damping or {})  # read from older runs' meta.json only; scoring records its damping in the manifest
         self.shapes = dict(shapes or {})  # module -> [d_out, d_in(+1)]
         self.local_modules = list(self.modules if local_modules is None else local_modules)
 
     def meta(self, files: dict[str, list[str]] | None = None) -> dict:
         meta = {"strategy": self.strategy, "fisher": self.fisher, "modules": self.modules, "shapes": self.shapes,
-                "n_documents": self.n_documents, "n_tokens": self.n_tokens, "damping": self.damping}
+                "n_documents": self.n_documents, "n_tokens": self.n_tokens}
         return meta if files is None else {**meta, "files": files}
 
     def save_tensors(self, directory: str, file_name: str = SINGLE_FILE) -> None:
@@ -107,7 +106,7 @@ class Factors:
                     if module in needed:
                         tensors.setdefault(module, {})[name] = handle.get_tensor(key)
         return cls(meta["strategy"], meta["fisher"], meta["modules"], meta["n_documents"], meta["n_tokens"],
-                   tensors, meta.get("damping"), meta.get("shapes"), local_modules=wanted)
+                   tensors, meta.get("shapes"), local_modules=wanted)   # older meta.json files' "damping": unused
 
 
 def write_atomically(directory: str, file_name: str, write) -> None:

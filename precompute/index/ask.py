@@ -5,7 +5,7 @@ query rank), projected with the index's Π, and the index is searched for the mo
 documents (faiss candidates re-scored against the stored vectors). The first few documents per side are then
 re-run, in one batched pass, for their exact score and per-token split (engine.scoring.split_by_token), as the
 run's token_scores.parquet holds for its own queries. `Asker` keeps everything loaded; the dashboard's worker
-(precompute/ask_worker.py) uses it for every question.
+(precompute/index/worker.py) uses it for every question.
 """
 from __future__ import annotations
 

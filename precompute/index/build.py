@@ -1,7 +1,7 @@
 """`python -m precompute index --run DIR`: compressed document gradients for live questions (RUN/index/).
 
 One forward+backward pass over the run's documents (documents.parquet, in score-column order) stores per
-document a compressed form of every tracked module's gradient (precompute/index_search.py: rank-R factors of the
+document a compressed form of every tracked module's gradient (precompute/index/search.py: rank-R factors of the
 whitened gradient by default, or Kronecker projections), memory-mapped in RUN/index/vectors.npy, plus a faiss
 index where the method searches with one. Resumable like scoring: one chunk per document range in
 RUN/index/chunks/ (atomically written), ranges dealt to torchrun ranks in contiguous blocks, rank 0 assembles.

@@ -1,14 +1,15 @@
 """The stages fit → score → token scores → analyze, on one process or under torchrun.
 
-Each stage reads what earlier stages wrote and never rewrites it. Resumable: scoring writes one chunk per
+Each stage reads what earlier stages wrote and never rewrites it (validate and counterfactual, later commands,
+replace only their own records in analysis/findings.json: analysis.runner.replace_findings). Resumable: scoring writes one chunk per
 document range into RUN/chunks/ (atomically); the same command run again re-uses the factors and every finished
 chunk, and ends with the same scores. Streaming: a chunk's documents are tokenized only when that chunk is
 scored; the chunk keeps their token counts and truncation flags, which rank 0 assembles for documents.parquet,
 the manifest counts and the one truncation warning. Distributed: chunks are dealt to ranks in contiguous blocks,
 factor statistics are all-reduced by the engine, rank 0 writes the files; with --module-shards K the ranks also
-split the factors by module and K ranks score each chunk for their modules (precompute/factor_shards.py). With
+split the factors by module and K ranks score each chunk for their modules (precompute/pipeline/factor_shards.py). With
 --index (settings.index) the same forward+backward also compresses every document's gradient: the chunks carry
-the vectors and rank 0 finishes RUN/index/ from them (precompute/index.py) right after the score files.
+the vectors and rank 0 finishes RUN/index/ from them (precompute/index/build.py) right after the score files.
 """
 from __future__ import annotations
 

@@ -97,7 +97,7 @@ def counterfactual(out: str, identity: str, progress: bool) -> None:
 
     if ResponseStore(PBRF_STORE).complete() is None:
         log.warning("demo: no LDS leaderboard: %s holds no complete PBRF responses (make them once with `python -m "
-                    "precompute counterfactual --run %s --responses %s`, options in precompute/demo.py)",
+                    "precompute counterfactual --run %s --responses %s`, options in precompute/worlds/demo.py)",
                     PBRF_STORE, out, PBRF_STORE)
         return
     options = CounterfactualOptions(**DEMO_COUNTERFACTUAL, responses=PBRF_STORE, strategy_runs=[identity])

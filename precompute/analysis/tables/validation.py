@@ -59,7 +59,7 @@ for _name, _unit in validation_statistics.EXACT.items():
                          f"{_name}_exact_high": f"{_name}: exact Clopper–Pearson 95% interval, high"})
 SUMMARY_DOCS.update({"top_tokens_mean": "mean tokens in a top-k set",
                      "random_tokens_mean": "mean tokens in a random set (matched to the run's own top-k sets, see "
-                                           "precompute/validation_sets.py)"})
+                                           "precompute/validation/sets.py)"})
 assert list(QUERY_DOCS) == validation_statistics.QUERY_COLUMNS
 assert list(SUMMARY_DOCS) == validation_statistics.SUMMARY_COLUMNS
 
