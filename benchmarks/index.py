@@ -23,6 +23,7 @@ import time
 import numpy as np
 
 from precompute.index import store as index_store
+from precompute.rundir import layout
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 K = 50
@@ -57,7 +58,7 @@ def all_estimates(search, context) -> np.ndarray:
     """[Q, N] the index's estimates for every query of the run."""
     from precompute.pipeline.run_model import run_queries
 
-    n_queries = np.load(os.path.join(context.path, "scores.npy"), mmap_mode="r").shape[0]
+    n_queries = np.load(os.path.join(context.path, layout.SCORES), mmap_mode="r").shape[0]
     blocks = []
     for start in range(0, n_queries, QUERY_BLOCK):
         blocks.append(search.estimate(run_queries(context, list(range(start, min(start + QUERY_BLOCK, n_queries))))))
@@ -92,7 +93,7 @@ def accuracy(run: str, ranks: list[int] | None = None) -> dict:
 
     manifest = index_store.read_manifest(run)
     context = open_run_model(run, device="cpu")
-    scores = np.load(os.path.join(run, "scores.npy"))
+    scores = np.load(os.path.join(run, layout.SCORES))
     search = IndexSearch(run, manifest)
     out = {"bytes_per_document": manifest["bytes_per_document"], "timings": manifest["timings"],
            **metrics(all_estimates(search, context), scores)}
@@ -119,7 +120,7 @@ def pass_ratio(run: str, n_docs: int, repeats: int) -> dict:
     session, settings = context.session, context.settings
     pq = run_queries(context)
     compressors = [c for c in load_compressors(run, index_store.read_manifest(run)) if c is not None]
-    texts = pd.read_parquet(os.path.join(run, "documents.parquet"), columns=["text"])["text"]
+    texts = pd.read_parquet(os.path.join(run, layout.DOCUMENTS), columns=["text"])["text"]
     chosen = np.linspace(0, len(texts) - 1, n_docs).astype(int)
     docs = sorted(tokenize_documents(session.tokenizer, [texts[i] for i in chosen], settings.max_length),
                   key=lambda item: len(item.input_ids))
@@ -147,7 +148,7 @@ def ask_latency(run: str, n_questions: int) -> dict:
     sys.path.insert(0, ROOT)
     from dashboard.ask_client import AskWorker
 
-    records = [json.loads(line) for line in open(os.path.join(run, "queries.jsonl"))]
+    records = [json.loads(line) for line in open(os.path.join(run, layout.QUERIES))]
     worker = AskWorker(run)
     started = time.perf_counter()
     worker.start()
@@ -223,7 +224,7 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
 
 def run_command(args: argparse.Namespace, command_line: str, progress: bool) -> None:
     parts, out = set(args.parts.split(",")), {"run": args.run}
-    out["run_timings"] = json.load(open(os.path.join(args.run, "manifest.json"))).get("timings", {})
+    out["run_timings"] = json.load(open(os.path.join(args.run, layout.MANIFEST))).get("timings", {})
     if "default" in parts:
         out["default"] = {} if args.no_build else build(args.run, [])
         out["default"].update(accuracy(args.run))

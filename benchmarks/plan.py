@@ -19,6 +19,8 @@ import subprocess
 import sys
 import time
 
+from precompute.worlds.demo import CORPUS, QUERIES
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 DATA = os.path.join(ROOT, "data")
 CHILD = ("import resource, runpy, sys; sys.argv = ['precompute'] + sys.argv[1:]\n"
@@ -58,19 +60,19 @@ def wide_model(path: str) -> str:
 
 def configuration(name: str, work: str) -> tuple[str, list[str]]:
     """(model, the flags plan and run share) of one named configuration."""
-    corpus, queries = os.path.join(DATA, "corpus.jsonl"), os.path.join(DATA, "queries.jsonl")
+    corpus, queries = CORPUS, QUERIES
     if name == "demo":
         return os.path.join(DATA, "model"), [
-            "--corpus", head_lines(corpus, os.path.join(work, "corpus.jsonl"), 300),
-            "--queries", head_lines(queries, os.path.join(work, "queries.jsonl"), 20)]
+            "--corpus", head_lines(corpus, os.path.join(work, "corpus-sample.jsonl"), 300),
+            "--queries", head_lines(queries, os.path.join(work, "queries-sample.jsonl"), 20)]
     if name == "wide":
         return wide_model(os.path.join(work, "wide-model")), [
-            "--corpus", head_lines(corpus, os.path.join(work, "corpus.jsonl"), 120),
-            "--queries", head_lines(queries, os.path.join(work, "queries.jsonl"), 8),
+            "--corpus", head_lines(corpus, os.path.join(work, "corpus-sample.jsonl"), 120),
+            "--queries", head_lines(queries, os.path.join(work, "queries-sample.jsonl"), 8),
             "--batch-size", "4", "--max-length", "128"]
     return "smollm2", [
-        "--corpus", head_lines(corpus, os.path.join(work, "corpus.jsonl"), 16),
-        "--queries", head_lines(queries, os.path.join(work, "queries.jsonl"), 4),
+        "--corpus", head_lines(corpus, os.path.join(work, "corpus-sample.jsonl"), 16),
+        "--queries", head_lines(queries, os.path.join(work, "queries-sample.jsonl"), 4),
         "--batch-size", "4", "--max-length", "128", "--modules", r"layers\.[0-2]\.mlp"]
 
 

@@ -22,6 +22,7 @@ from engine.model import find_tracked_modules, load_model, resolve_device
 from engine.precondition import QueryArguments
 from engine.query_stream import preconditioned_queries
 from engine.scoring import low_rank_flops, materialise_flops, score_documents
+from precompute.worlds.demo import CORPUS, QUERIES
 
 DEFAULT_MODEL = os.path.join("data", "model")
 
@@ -37,8 +38,8 @@ def add_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--dtype", default="float32", choices=["float32", "bfloat16"])
     parser.add_argument("--modules", default="mlp")
     parser.add_argument("--strategy", default="ekfac", choices=STRATEGIES)
-    parser.add_argument("--corpus", default=os.path.join("data", "corpus.jsonl"))
-    parser.add_argument("--queries-file", default=os.path.join("data", "queries.jsonl"))
+    parser.add_argument("--corpus", default=os.path.relpath(CORPUS), help="documents (default: the demo's)")
+    parser.add_argument("--queries-file", default=os.path.relpath(QUERIES), help="queries (default: the demo's)")
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--unsorted", action="store_true", help="batch in corpus order (default: sorted by length)")
     parser.add_argument("--peak-tflops", type=float, default=None,

@@ -13,6 +13,7 @@ from dataclasses import asdict, dataclass, field
 
 from precompute.plan import memory as pm
 from precompute.plan.model_shape import ModelShape
+from precompute.rundir import layout
 
 FLOPS_PER_TOKEN_PARAMETER = 4   # plain forward (2) + backward to the inputs only (2): parameters are frozen
 ASSUMPTIONS = [
@@ -124,9 +125,9 @@ def disk_bytes(shape: ModelShape, w: pm.Workload) -> dict[str, int]:
     token_rows = w.n_queries * 2 * min(w.token_topk, w.n_docs) * w.tokens_per_doc
     factors = sum(pm.module_factor_bytes(w.strategy, *d, w.factor_dtype) for d in shape.modules.values())
     index = w.n_docs * sum(4 * (o + i) for o, i in shape.modules.values()) * 2
-    return {"scores.npy + normalized_scores.npy": 2 * scores, "layer_scores.npy": scores * n_layers,
+    return {f"{layout.SCORES} + {layout.NORMALIZED_SCORES}": 2 * scores, layout.LAYER_SCORES: scores * n_layers,
             "score chunks (while scoring)": scores * (n_layers + 1) + w.n_docs * 12,
-            "token_scores.parquet": int(token_rows * 24), "documents.parquet (at most)": w.text_bytes + w.n_docs * 64,
+            layout.TOKEN_SCORES: int(token_rows * 24), f"{layout.DOCUMENTS} (at most)": w.text_bytes + w.n_docs * 64,
             "factors": factors, "index (with --index: rank 4, float16)": index}
 
 
