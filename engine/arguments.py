@@ -5,6 +5,7 @@ from engine.errors import EngineInputError
 
 STRATEGIES = ("ekfac", "kfac", "diagonal", "identity")
 FISHERS = ("sampled", "empirical")
+MEASUREMENTS = ("completion", "answer")   # engine.task.TASKS: −log p(completion) | −log p(answer tokens only)
 
 
 def parse_damping(value) -> str | float:

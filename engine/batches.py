@@ -57,11 +57,35 @@ def first_token(tokenizer) -> int:
     raise EngineInputError("tokenizer has no bos, eos or pad token to start an empty text with")
 
 
-def tokenize_queries(tokenizer, prompts: list[str], completions: list[str], max_length: int) -> list[Tokenized]:
-    """Targets only on completion tokens; the completion is kept whole, the prompt is cut from the left."""
+def completion_token_spans(tokenizer, completion: str, ids: list[int]) -> list[tuple[int, int]]:
+    """Character span of each of the completion's tokens `ids` (a fast tokenizer's offsets; else by decoding
+    prefixes, the span a token adds to the decoded text)."""
+    if getattr(tokenizer, "is_fast", False):
+        mapping = tokenizer(completion, add_special_tokens=False, return_offsets_mapping=True)["offset_mapping"]
+        return [(int(start), int(stop)) for start, stop in mapping]
+    lengths = [0] + [len(tokenizer.decode(ids[:n + 1])) for n in range(len(ids))]
+    return list(zip(lengths[:-1], lengths[1:]))
+
+
+def measured(labels: list[int], token_spans: list[tuple[int, int]], span: tuple[int, int] | None) -> list[int]:
+    """The completion's labels with only the tokens overlapping the character `span` kept (None: all)."""
+    if span is None:
+        return labels
+    kept = [label if start < span[1] and stop > span[0] else IGNORE
+            for label, (start, stop) in zip(labels, token_spans)]
+    if all(label == IGNORE for label in kept):
+        raise EngineInputError(f"no completion token covers characters {span[0]}–{span[1]}")
+    return kept
+
+
+def tokenize_queries(tokenizer, prompts: list[str], completions: list[str], max_length: int,
+                     spans: list[tuple[int, int] | None] | None = None) -> list[Tokenized]:
+    """Targets only on completion tokens — with `spans`, only on those overlapping each completion's character
+    span (engine.task.Task.measured_span); the completion is kept whole, the prompt is cut from the left."""
     check_max_length(max_length)
     if len(prompts) != len(completions):
         raise EngineInputError(f"{len(prompts)} prompts but {len(completions)} completions")
+    spans = [None] * len(completions) if spans is None else spans
     out = []
     for number, (prompt, completion) in enumerate(zip(prompts, completions)):
         completion_ids = list(tokenizer(completion, add_special_tokens=False)["input_ids"])
@@ -76,7 +100,12 @@ def tokenize_queries(tokenizer, prompts: list[str], completions: list[str], max_
         prompt_ids = prompt_ids[-keep:]
         ids = prompt_ids + completion_ids
         p = len(prompt_ids)
-        labels = [IGNORE] * (p - 1) + completion_ids + [IGNORE]  # position p-1 predicts the first completion token
+        try:
+            targets = completion_ids if spans[number] is None else measured(
+                completion_ids, completion_token_spans(tokenizer, completion, completion_ids), spans[number])
+        except EngineInputError as error:
+            raise EngineInputError(f"query {number}: {error}") from None
+        labels = [IGNORE] * (p - 1) + targets + [IGNORE]  # position p-1 predicts the first completion token
         out.append(Tokenized(ids, labels, truncated))
     return out
 

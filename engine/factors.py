@@ -22,6 +22,7 @@ from engine.distributed import Grid, rank_and_world, sum_over
 from engine.errors import EngineInputError
 from engine.hooks import GradientCapture, forward_backward, work_dtype
 from engine.model import module_shape
+from engine.task import DEFAULT_TASK, Task
 
 # per-module tensor names: Q_A, eigenvalues of A, Q_S, eigenvalues of S, Λ (ekfac) or E[G²] (diagonal)
 A_VECS, A_VALS, S_VECS, S_VALS, LAMBDA = "a_eigvecs", "a_eigvals", "s_eigvecs", "s_eigvals", "lambda"
@@ -35,6 +36,7 @@ class FactorArguments:
     fisher: str = "sampled"  # sampled | empirical
     seed: int = 0
     dtype: str | None = None  # storage dtype of the factors (FACTOR_DTYPES); None: the work dtype
+    task: Task = DEFAULT_TASK  # its document_loss is what the factors' gradients are of (engine.task)
 
     def __post_init__(self):
         if self.strategy not in STRATEGIES:
@@ -177,7 +179,8 @@ def run_pass(model, tracked, batches: list[Batch], args: FactorArguments, on_gra
     with GradientCapture(model, tracked, on_gradient) as capture, torch.enable_grad():
         for batch in tqdm(batches, desc=desc, disable=not progress, unit="batch"):
             batch = batch.to(device)
-            forward_backward(model, capture, batch, args.seed if args.fisher == "sampled" else None)
+            forward_backward(model, capture, batch, args.seed if args.fisher == "sampled" else None,
+                             loss=args.task.document_loss)
             n_docs += batch.input_ids.shape[0]
             n_tokens += batch.n_tokens
     return n_docs, n_tokens

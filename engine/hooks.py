@@ -114,15 +114,21 @@ def sample_labels(logits: torch.Tensor, batch: Batch, seed: int) -> torch.Tensor
     return torch.where(batch.labels == IGNORE, batch.labels, drawn)
 
 
-def forward_backward(model: nn.Module, capture: GradientCapture, batch: Batch,
-                     sample_seed: int | None = None) -> torch.Tensor:
-    """One forward and one backward of Σ_docs Σ_t NLL; returns per-row summed NLL [B] (detached).
+def summed_nll(logits: torch.Tensor, labels: torch.Tensor) -> torch.Tensor:
+    """[B] Σ_t NLL per row (engine.task.Task's default loss and measurement)."""
+    return token_nll(logits, labels).sum(dim=1)
 
-    With a sample_seed the targets are sampled from the model (sampled Fisher); the returned NLL is of those."""
+
+def forward_backward(model: nn.Module, capture: GradientCapture, batch: Batch, sample_seed: int | None = None,
+                     loss: Callable = summed_nll) -> torch.Tensor:
+    """One forward and one backward of Σ_rows loss(logits, labels) (an engine.task.Task's document_loss or
+    measurement); returns the per-row loss [B] (detached).
+
+    With a sample_seed the targets are sampled from the model (sampled Fisher); the returned loss is of those."""
     capture.mask = batch.attention_mask
     logits = model(input_ids=batch.input_ids, attention_mask=batch.attention_mask).logits
     labels = batch.labels if sample_seed is None else sample_labels(logits, batch, sample_seed)
-    per_doc = token_nll(logits, labels).sum(dim=1)
+    per_doc = loss(logits, labels)
     per_doc.sum().backward()
     capture.mask = None
     return per_doc.detach()

@@ -30,6 +30,7 @@ from engine.factors import A_VALS, A_VECS, S_VALS, S_VECS, Factors
 from engine.hooks import document_capture, forward_backward, work_dtype
 from engine.precondition import HEURISTIC_DAMPING, PreconditionedQueries
 from engine.seeds import derived_seed
+from engine.task import DEFAULT_TASK, Task
 
 OVERSAMPLE = 4
 QUERY_FACTOR_RANK = 8          # default rank kept of the whitened query Y_q (see query_factors); not scoring's
@@ -204,7 +205,8 @@ class CompressionCallback:
 
 
 def compress_documents(model: nn.Module, tracked: dict[str, nn.Module], compressors: list,
-                       batches: Iterable[Batch], progress: bool = True) -> Iterator[tuple[list[int], list[torch.Tensor]]]:
+                       batches: Iterable[Batch], progress: bool = True,
+                       task: Task = DEFAULT_TASK) -> Iterator[tuple[list[int], list[torch.Tensor]]]:
     """One forward+backward per batch for any number of compressors; yields (batch.index, [vectors [B, total_dim]
     float32 on CPU per compressor]). (engine.scoring.score_documents does the same within its scoring pass.)"""
     device = next(model.parameters()).device
@@ -213,7 +215,7 @@ def compress_documents(model: nn.Module, tracked: dict[str, nn.Module], compress
     total = len(batches) if hasattr(batches, "__len__") else None
     with document_capture(model, {n: tracked[n] for n in names}, callback) as capture:
         for batch in tqdm(batches, total=total, desc="index", disable=not progress, unit="batch"):
-            forward_backward(model, capture, batch.to(device))
+            forward_backward(model, capture, batch.to(device), loss=task.document_loss)
             yield batch.index, callback.take(len(batch.index))
 
 

@@ -9,6 +9,7 @@ from engine.batches import Tokenized, make_batches
 from engine.errors import EngineInputError
 from engine.factors import A_VALS, A_VECS, LAMBDA, S_VALS, S_VECS, Factors
 from engine.hooks import GradientCapture, forward_backward
+from engine.task import DEFAULT_TASK, Task
 
 HEURISTIC_DAMPING = 0.1  # λ = 0.1 · mean(Λ) per module (Grosse et al. 2023)
 
@@ -79,8 +80,9 @@ class PreconditionedQueries:
 
 
 def query_gradients(model: nn.Module, tracked: dict[str, nn.Module], queries: list[Tokenized],
-                    batch_size: int) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
-    """Per module ∇(−f) per query [Q, d_out, d_in'] (CPU), and nats = −f = −Σ log p(completion) [Q]."""
+                    batch_size: int, task: Task = DEFAULT_TASK) -> tuple[dict[str, torch.Tensor], torch.Tensor]:
+    """Per module ∇f_q per query [Q, d_out, d_in'] (CPU), and nats = f_q [Q]: the task's measurement (default
+    −Σ log p(completion); engine.task)."""
     device = next(model.parameters()).device
     grads: dict[str, list[torch.Tensor]] = {name: [] for name in tracked}
     nats = []
@@ -91,7 +93,7 @@ def query_gradients(model: nn.Module, tracked: dict[str, nn.Module], queries: li
     pad_id = 0
     with GradientCapture(model, tracked, on_gradient) as capture, torch.enable_grad():
         for batch in make_batches(queries, batch_size, pad_id):
-            nats.append(forward_backward(model, capture, batch.to(device)).cpu())
+            nats.append(forward_backward(model, capture, batch.to(device), loss=task.measurement).cpu())
     return {name: torch.cat(parts) for name, parts in grads.items()}, torch.cat(nats).double()
 
 

@@ -14,6 +14,7 @@ from tqdm.auto import tqdm
 from engine.batches import Tokenized
 from engine.factors import Factors
 from engine.precondition import PreconditionedQueries, QueryArguments, precondition, query_gradients
+from engine.task import DEFAULT_TASK, Task
 
 
 def concatenate(parts: list[PreconditionedQueries]) -> PreconditionedQueries:
@@ -32,12 +33,13 @@ def concatenate(parts: list[PreconditionedQueries]) -> PreconditionedQueries:
 
 def preconditioned_queries(model: nn.Module, tracked: dict[str, nn.Module], queries: list[Tokenized],
                            factors: Factors, args: QueryArguments,
-                           batch_size: int, progress: bool = False) -> tuple[PreconditionedQueries, torch.Tensor]:
+                           batch_size: int, progress: bool = False,
+                           task: Task = DEFAULT_TASK) -> tuple[PreconditionedQueries, torch.Tensor]:
     """The same (PreconditionedQueries, nats [Q]) as precondition(query_gradients(...)), in batches of queries."""
     parts, nats = [], []
     starts = range(0, len(queries), batch_size)
     for start in tqdm(starts, desc="query gradients + preconditioning", unit="batch", disable=not progress):
-        grads, batch_nats = query_gradients(model, tracked, queries[start:start + batch_size], batch_size)
+        grads, batch_nats = query_gradients(model, tracked, queries[start:start + batch_size], batch_size, task)
         parts.append(precondition(grads, factors, args))
         nats.append(batch_nats)
         del grads

@@ -18,6 +18,7 @@ from engine.hooks import document_capture, forward_backward, work_dtype
 from engine.lowrank import CompressionCallback
 from engine.model import module_shape
 from engine.precondition import PreconditionedQueries
+from engine.task import DEFAULT_TASK, Task
 
 
 @dataclass
@@ -144,8 +145,8 @@ def results(done: list[PendingBatch]) -> Iterator[ScoreBatchResult]:
 
 
 def score_documents(model: nn.Module, tracked: dict[str, nn.Module], pq: PreconditionedQueries,
-                    batches: Iterable[Batch], progress: bool = True,
-                    compressors: list = ()) -> Iterator[ScoreBatchResult]:
+                    batches: Iterable[Batch], progress: bool = True, compressors: list = (),
+                    task: Task = DEFAULT_TASK) -> Iterator[ScoreBatchResult]:
     """Scores per batch; with `compressors` (engine.lowrank.compress_documents' kind) each result also carries
     their vectors of the batch's documents, from the same forward+backward."""
     device, dtype = next(model.parameters()).device, work_dtype(model)
@@ -163,7 +164,7 @@ def score_documents(model: nn.Module, tracked: dict[str, nn.Module], pq: Precond
         for batch in tqdm(batches, total=total, desc="scoring", disable=not progress, unit="batch"):
             batch = batch.to(device)
             scorer.start(batch.index)
-            forward_backward(model, capture, batch)
+            forward_backward(model, capture, batch, loss=task.document_loss)
             if compression is not None:
                 scorer.current.vectors = compression.take(len(batch.index))
             if scorer.should_flush():

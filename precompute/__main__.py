@@ -14,7 +14,7 @@ import shlex
 import sys
 from dataclasses import dataclass
 
-from engine.arguments import FISHERS, STRATEGIES
+from engine.arguments import FISHERS, MEASUREMENTS, STRATEGIES
 from engine.errors import EngineInputError
 from precompute.rundir.errors import UserInputError
 from precompute.index.options import add_index_options
@@ -62,6 +62,10 @@ def add_score_flags(parser: argparse.ArgumentParser) -> None:
                         help="auto (0.1 x mean eigenvalue per module) or a number")
     parser.add_argument("--query-rank", default=str(default("query_rank")),
                         help="full, or the rank R of the low-rank query gradients")
+    parser.add_argument("--measurement", default=default("measurement"), choices=MEASUREMENTS,
+                        help="what each query's gradient is of: completion = −log p(completion | prompt); answer = "
+                             "−log p of the tokens of the answer's last occurrence in the completion only (queries "
+                             "need an `answer`) (engine/task.py)")
     parser.add_argument("--token-topk", type=int, default=default("token_topk"),
                         help="top and bottom documents per query (by raw score) that get per-token scores "
                              "(default: %(default)s, the most the dashboard shows per side)")

@@ -160,12 +160,14 @@ def response_key(run: rundir.Run, options: CounterfactualOptions, damping: dict)
     texts = run.document_texts()
     queries = run.queries
     spec = validation_sets.model_key(run)
-    return {"model": model_sha256(spec) if spec else "",
+    settings = Settings.from_manifest(run.manifest)
+    measured = {} if settings.measurement == "completion" else {"measurement": settings.measurement}  # as before
+    return {**measured, "model": model_sha256(spec) if spec else "",
             "corpus": rundir.sha256_of_strings(f"{i}\t{t}" for i, t in zip(run.doc_ids, texts)),
             "queries": rundir.sha256_of_strings(f"{i}\t{p}\t{c}" for i, p, c in zip(queries["id"], queries["prompt"],
                                                                          queries["completion"])),
             "modules": list(run.layers), "damping": damping_key({m: damping[m] for m in run.layers}),
-            "max_length": Settings.from_manifest(run.manifest).max_length,
+            "max_length": settings.max_length,
             "options": {k: v for k, v in asdict(options).items()
                         if k in ("sets", "set_size", "anchor_docs", "tolerance", "epsilon", "target",
                                  "linearity_sets", "seed", "dtype")}}

@@ -9,6 +9,7 @@ import time
 import numpy as np
 from tqdm.auto import tqdm
 
+from precompute.pipeline.measurement import answers_of, measured_query_tokens
 from precompute.pipeline.settings import Settings
 from precompute.rundir import layout
 from precompute.rundir.errors import UserInputError
@@ -126,7 +127,6 @@ class Solver:
 
     def __init__(self, plan, model, tokenizer, tracked):
         import torch
-        from engine.batches import tokenize_queries
         from engine.pbrf import PBRFArguments, ProximalResponse, float64_norms
         from engine.tailpatch import module_parameters
 
@@ -137,11 +137,13 @@ class Solver:
         named = dict(model.named_modules())
         parameters = module_parameters({n: named[n] for n in names})
         damping = {name: plan.damping[name.rsplit(".", 1)[0]] for name in parameters}
-        self.max_length = Settings.from_manifest(plan.run.manifest).max_length
+        settings = Settings.from_manifest(plan.run.manifest)
+        self.max_length = settings.max_length
         self.tokenizer, self.texts, self.plan = tokenizer, plan.run.document_texts(), plan
         queries = plan.run.queries
-        query_tokens = tokenize_queries(tokenizer, queries["prompt"].astype(str).tolist(),
-                                        queries["completion"].astype(str).tolist(), self.max_length)
+        query_tokens = measured_query_tokens(tokenizer, queries["prompt"].astype(str).tolist(),   # as the run measured
+                                             queries["completion"].astype(str).tolist(), answers_of(queries),
+                                             self.max_length, settings.measurement)
         pad = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         self.response = ProximalResponse(model, parameters, damping, self.tokenized(plan.anchors), query_tokens,
                                          batch_size=plan.options.batch_size, pad_id=pad)

@@ -16,11 +16,13 @@ from typing import Callable
 
 import numpy as np
 
+from engine.arguments import MEASUREMENTS
 from precompute import rundir
 
 from precompute.index import store as index_store
 from precompute.rundir.errors import UserInputError
 from precompute.pipeline.run_model import open_run_model, read_documents
+from precompute.pipeline.measurement import measured_query_tokens
 
 log = logging.getLogger("precompute")
 DEFAULT_TOP = 50
@@ -34,6 +36,10 @@ def add_ask_flags(parser) -> None:
     parser.add_argument("--prompt", required=True, help="the question's prompt")
     parser.add_argument("--completion", default=None, help="the completion whose likelihood is explained")
     parser.add_argument("--generate", action="store_true", help="use the model's greedy completion of the prompt")
+    parser.add_argument("--measurement", default=None, choices=MEASUREMENTS,
+                        help="what is explained: the completion, or only the tokens of --answer in it (default: as "
+                             "the run was scored)")
+    parser.add_argument("--answer", default=None, help="the answer whose tokens --measurement answer explains")
     parser.add_argument("--max-new-tokens", type=int, default=DEFAULT_NEW_TOKENS,
                         help="with --generate: the cap; the completion ends earlier at eos or a blank line")
     parser.add_argument("--top", type=int, default=DEFAULT_TOP, help="documents per side")
@@ -95,15 +101,17 @@ class Asker:
             raise UserInputError(f"the prompt ({n_prompt} tokens) and completion ({n_completion} tokens) are longer "
                                  f"than the run's max_length of {self.max_length} tokens; shorten the prompt")
 
-    def preconditioned(self, prompt: str, completion: str):
-        """(the question's preconditioned gradient, its nats, its number of completion tokens)."""
-        from engine.batches import IGNORE, tokenize_queries
+    def preconditioned(self, prompt: str, completion: str, answer: str | None, measurement: str):
+        """(the question's preconditioned gradient, its nats, its number of measured completion tokens)."""
+        from engine.batches import IGNORE
         from engine.query_stream import preconditioned_queries
+        from engine.task import TASKS
 
         context = self.context
-        tokens = tokenize_queries(context.session.tokenizer, [prompt], [completion], self.max_length)
+        tokens = measured_query_tokens(context.session.tokenizer, [prompt], [completion], [answer], self.max_length,
+                                       measurement)
         pq, nats = preconditioned_queries(context.session.model, context.session.tracked, tokens, context.factors,
-                                          context.settings.query_arguments(), 1)
+                                          context.settings.query_arguments(), 1, task=TASKS[measurement])
         n_completion = sum(label != IGNORE for label in tokens[0].labels)
         return pq, float(nats[0]), int(n_completion)
 
@@ -122,7 +130,11 @@ class Asker:
                                                 pad_id=session.tokenizer.pad_token_id)}
 
     def ask(self, prompt: str, completion: str | None = None, generate: bool = False, top: int = DEFAULT_TOP,
-            token_docs: int = DEFAULT_TOKEN_DOCS, max_new_tokens: int = DEFAULT_NEW_TOKENS) -> dict:
+            token_docs: int = DEFAULT_TOKEN_DOCS, max_new_tokens: int = DEFAULT_NEW_TOKENS, answer: str | None = None,
+            measurement: str | None = None) -> dict:
+        """Top and bottom documents for the question; `measurement` (default: the run's) chooses what is explained:
+        the whole completion, or only its `answer`'s tokens (engine.task)."""
+        measurement = measurement or self.context.settings.measurement
         if top < 1 or token_docs < 0:
             raise UserInputError(f"top must be at least 1 and token_docs at least 0 (got {top}, {token_docs})")
         self.check_question(prompt, completion, generate)
@@ -133,11 +145,12 @@ class Asker:
             if not completion.strip():
                 raise UserInputError("the model's completion of this prompt is empty; type a completion instead")
         generated_s = time.perf_counter() - started
-        pq, nats, n_completion = self.preconditioned(prompt, completion)
+        pq, nats, n_completion = self.preconditioned(prompt, completion, answer, measurement)
         found = self.index.top_and_bottom(pq, top)
         searched_s = time.perf_counter() - started
         result = {"run": self.path, "prompt": prompt, "completion": completion, "generated": bool(generate),
-                  "generation": generation, "nats": nats, "n_completion_tokens": n_completion,
+                  "generation": generation, "measurement": measurement, "answer": answer, "nats": nats,
+                  "n_completion_tokens": n_completion,
                   "index": {k: self.manifest.get(k) for k in ("method", "rank", "dim", "dtype")}}
         splits = self.token_splits(pq, [int(doc) for indices, _ in found.values() for doc in indices[:token_docs]])
         for side, (indices, scores) in found.items():
@@ -180,7 +193,8 @@ def run_ask(args, command_line: str, progress: bool) -> None:
         raise UserInputError(f"{args.run}: run directory not found")
     asker = Asker(args.run, args.model, args.device, args.nprobe,
                   on_progress=lambda message: log.info("ask: %s", message))
-    result = asker.ask(args.prompt, args.completion, args.generate, args.top, args.token_docs, args.max_new_tokens)
+    result = asker.ask(args.prompt, args.completion, args.generate, args.top, args.token_docs, args.max_new_tokens,
+                       args.answer, args.measurement)
     print_table(result, asker.documents)
     if args.json:
         rundir.write_json(args.json, result)

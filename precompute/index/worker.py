@@ -76,7 +76,8 @@ def answer(asker, request: dict) -> dict:
     try:
         result = asker.ask(request.get("prompt", ""), request.get("completion") or None,
                            bool(request.get("generate", False)), int(request.get("top", 20)),
-                           int(request.get("token_docs", 10)))
+                           int(request.get("token_docs", 10)), answer=request.get("answer") or None,
+                           measurement=request.get("measurement") or None)
         return {"id": number, "ok": True, "result": result}
     except (UserInputError, EngineInputError, ValueError, TypeError) as error:
         return {"id": number, "ok": False, "error": str(error).splitlines()[0] if str(error) else type(error).__name__}

@@ -18,6 +18,7 @@ from precompute.index import store as index_store
 from precompute.rundir.errors import UserInputError
 from precompute.rundir import layout
 from precompute.rundir.factor_files import missing_factor_files
+from precompute.pipeline.measurement import answers_of, measured_query_tokens
 from precompute.pipeline.session import Session, open_session
 from precompute.pipeline.settings import Settings
 
@@ -130,14 +131,14 @@ def read_documents(run_path: str) -> pd.DataFrame:
 
 def run_queries(context: RunModel, rows: list[int] | None = None):
     """The run's own queries (all, or those at `rows`), preconditioned exactly as in scoring."""
-    from engine.batches import tokenize_queries
     from engine.query_stream import preconditioned_queries
 
     records = rundir.read_jsonl(os.path.join(context.path, layout.QUERIES))
     records = records if rows is None else [records[row] for row in rows]
-    tokens = tokenize_queries(context.session.tokenizer, [r["prompt"] for r in records],
-                              [r["completion"] for r in records], context.settings.max_length)
+    settings = context.settings
+    tokens = measured_query_tokens(context.session.tokenizer, [r["prompt"] for r in records],
+                                   [r["completion"] for r in records], answers_of(records), settings.max_length,
+                                   settings.measurement)
     pq, _ = preconditioned_queries(context.session.model, context.session.tracked, tokens, context.factors,
-                                   context.settings.query_arguments(),
-                                   context.settings.batch_size)
+                                   settings.query_arguments(), settings.batch_size, task=settings.task())
     return pq

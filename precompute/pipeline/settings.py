@@ -44,6 +44,7 @@ class Settings:
     module_shards: int = 1               # factors split by module over this many ranks (must divide the world size)
     factor_dtype: str = "float32"        # storage of the factors (the eigendecomposition is float64 regardless)
     memory_budget: int | None = None     # bytes per rank for the queries in scoring (None: an 8 GiB dense cache)
+    measurement: str = "completion"      # which completion tokens are measured (engine.task.TASKS: completion, answer)
 
     @classmethod
     def default(cls, name: str):
@@ -91,6 +92,11 @@ class Settings:
                 raise UserInputError(f"--module-shards {self.module_shards} must divide the number of ranks ({world})")
         return self.normalised()
 
+    def task(self):
+        """The engine's Task for this run's measurement (engine.task.TASKS)."""
+        from engine.task import TASKS
+        return TASKS[self.measurement]
+
     def query_arguments(self):
         """The engine's QueryArguments for this run (damping, query rank): the one place they are built."""
         from engine.precondition import QueryArguments
@@ -112,6 +118,8 @@ class Settings:
         """Everything the score chunks depend on (world size excluded: chunks are global document ranges)."""
         key = {**fit_key, "queries_sha256": sha256_of_file(self.queries), "damping": self.damping,
                "query_rank": self.query_rank, "chunk_docs": self.documents_per_chunk}
+        if self.measurement != "completion":              # (absent for the default: earlier runs' chunks stay valid)
+            key["measurement"] = self.measurement
         return key if self.index is None else {**key, "index": asdict(self.index)}   # chunks carry its vectors
 
     def manifest_fields(self) -> dict:

@@ -24,6 +24,7 @@ from precompute.pipeline.factor_shards import gather_queries, module_grid, save_
 from precompute.inputs.readers import Corpus, Queries
 from precompute.rundir import layout, writers
 from precompute.pipeline.chunk_loop import fill_chunks
+from precompute.pipeline.measurement import answers_of, measured_query_tokens
 from precompute.pipeline.session import Session, barrier
 from precompute.pipeline.settings import Settings
 from precompute.pipeline.token_stage import token_stage
@@ -40,17 +41,18 @@ def warn_truncated(corpus: Corpus, truncated: np.ndarray, max_length: int) -> No
 
 
 def tokenize_queries(session: Session, queries: Queries, settings: Settings) -> list:
-    from engine.batches import tokenize_queries as engine_tokenize
+    """The run's queries tokenized for its measurement; a query that cannot be is one line naming its file line."""
     from engine.errors import EngineInputError
 
     tokenized = []
     for record, line in zip(queries.records, queries.lines):
         try:
-            tokenized += engine_tokenize(session.tokenizer, [record["prompt"]], [record["completion"]],
-                                         settings.max_length)
+            tokenized += measured_query_tokens(session.tokenizer, [record["prompt"]], [record["completion"]],
+                                               answers_of([record]), settings.max_length, settings.measurement)
         except EngineInputError as error:
             message = str(error).removeprefix("query 0").lstrip(": ")
-            raise UserInputError(f"{queries.path}: line {line}: field 'completion': {message}") from None
+            field = "answer" if "answer" in message else "completion"
+            raise UserInputError(f"{queries.path}: line {line}: field {field!r}: {message}") from None
     return tokenized
 
 
@@ -136,7 +138,8 @@ def score_stage(run: rundir.RunDir, settings: Settings, corpus: Corpus, queries:
     pq, nats = preconditioned_queries(session.model, {n: session.tracked[n] for n in factors.local_modules},
                                       query_tokens, factors,
                                       settings.query_arguments(),
-                                      settings.batch_size, progress=progress and session.rank == 0)
+                                      settings.batch_size, progress=progress and session.rank == 0,
+                                      task=settings.task())
 
     built = index_in_scoring(run, settings, session, factors)
     store = rundir.ChunkStore(run)

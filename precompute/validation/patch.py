@@ -6,6 +6,7 @@ import logging
 
 import numpy as np
 
+from precompute.pipeline.measurement import answers_of, measured_query_tokens
 from precompute.pipeline.settings import Settings
 from precompute.rundir.errors import UserInputError
 
@@ -29,17 +30,18 @@ class Patcher:
     """Tail-patches by document column and measures by query id (log-probs before patching computed once)."""
 
     def __init__(self, plan, model, tokenizer, tracked):
-        from engine.batches import tokenize_queries
         from engine.tailpatch import TailPatch, all_parameters, module_parameters
 
         self.plan, self.tokenizer = plan, tokenizer
-        self.max_length = Settings.from_manifest(plan.run.manifest).max_length
+        settings = Settings.from_manifest(plan.run.manifest)
+        self.max_length = settings.max_length
         parameters = module_parameters(tracked) if plan.options.params == "tracked" else all_parameters(model)
         self.patch = TailPatch(model, parameters, batch_size=plan.options.batch_size,
                                pad_id=tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0)
         queries = plan.run.queries.set_index("id").loc[plan.query_ids]
-        tokens = tokenize_queries(tokenizer, queries["prompt"].astype(str).tolist(),
-                                  queries["completion"].astype(str).tolist(), self.max_length)
+        tokens = measured_query_tokens(tokenizer, queries["prompt"].astype(str).tolist(),       # what the run measured
+                                       queries["completion"].astype(str).tolist(), answers_of(queries),
+                                       self.max_length, settings.measurement)
         self.queries = dict(zip(plan.query_ids, tokens))
         self.documents: dict[int, object] = {}
         self.measured: dict[tuple, tuple] = {}   # the same set at the same lr is patched once (calibration's probe
