@@ -106,21 +106,6 @@ def findings_table(records: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:
     return pd.DataFrame(shown), pd.DataFrame(exported)
 
 
-LOG_TICK_MANTISSAS = ((1,), (1, 2, 5), (1, 1.5, 2, 3, 5, 7), (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 9))
-
-
-def log_ticks(low: float, high: float) -> tuple[list[float], list[str]]:
-    """Tick values for a log axis from `low` to `high` (1 always inside) with full labels ('0.5×', '1×', '2×'):
-    the coarsest of LOG_TICK_MANTISSAS that gives at least 4 ticks (the finest otherwise)."""
-    low, high = min(low, 1.0), max(high, 1.0)
-    decades = range(math.floor(math.log10(low)) - 1, math.ceil(math.log10(high)) + 1)
-    for mantissas in LOG_TICK_MANTISSAS:
-        values = sorted({round(m * 10.0 ** e, 10) for e in decades for m in mantissas if low <= m * 10.0 ** e <= high})
-        if len(values) >= 4:
-            break
-    return values, [f"{value:g}×" for value in values]
-
-
 def _panels(records: list[dict]) -> list[tuple[str, list[dict]]]:
     units = list(dict.fromkeys([unit for unit in UNIT_TITLES] + [effect_unit(r) for r in records]))
     return [(unit, rows) for unit in units if (rows := [r for r in records if effect_unit(r) == unit])]
@@ -131,7 +116,7 @@ def _ratio_axis(rows: list[dict]) -> dict:
     ends = [_number(r.get(key)) for r in rows for key in ("effect", "ci_low", "ci_high")]
     ends = [value for value in ends if np.isfinite(value) and value > 0] or [1.0]
     low, high = min(min(ends), 1.0) / 1.15, max(max(ends), 1.0) * 1.15
-    values, labels = log_ticks(low, high)
+    values, labels = charts.log_ticks(low, high)
     return dict(type="log", range=[math.log10(low), math.log10(high)], tickmode="array", tickvals=values,
                 ticktext=labels)
 

@@ -29,8 +29,10 @@ def render() -> None:
                             help="per nat: the influence of the top documents divided by the completion's "
                                  "information (nats), comparable across queries; relative: share of the sign's "
                                  "total; absolute: summed magnitude")
-    log_y = url_state.bound(right.toggle, "Log y axis", key="magnitude.log", param="log", default=False,
-                            parse=url_state.parse_bool, allowed=[True, False])
+    log_y = url_state.bound(right.toggle, "Log y axis", key="magnitude.log", param="log", default=True,
+                            parse=url_state.parse_bool, allowed=[True, False],
+                            help="On by default: the top 0.1% and the top 100% differ by orders of magnitude, so a "
+                                 "linear axis flattens every curve below 1%.")
 
     column, band, y_title = SCALES[scale]
     curves = by_task[by_task["sign"] == sign]
@@ -44,7 +46,9 @@ def render() -> None:
         left_out = curves.groupby("task")["n_low_information"].first()
         st.caption(f"Per nat leaves out low-information queries ({score_help.LOW_INFORMATION}): "
                    + ", ".join(f"{task} {int(n)}" for task, n in left_out.items() if n))
-    widgets.table(curves, key="magnitude.table", name=f"magnitude_by_task_{sign}")
+    shown = charts.from_one_document(curves, run.n_documents)
+    widgets.table(shown, key="magnitude.table", name=f"magnitude_by_task_{sign}",
+                  column_config={"percentile": st.column_config.NumberColumn("top p% of documents", format="%g%%")})
 
     information_section(run)
 

@@ -63,7 +63,8 @@ def render() -> None:
         widgets.chart(charts.count_bars(run.documents["source"].value_counts(), "Corpus by source", "source"),
                       key="overview.sources", name="corpus_sources")
     with right:
-        widgets.chart(charts.count_bars(run.queries["task"].value_counts(), "Queries per task", "task"),
+        widgets.chart(charts.count_bars(run.queries["task"].value_counts(), "Queries per task", "task",
+                                       by_task=True),
                       key="overview.tasks", name="queries_per_task")
 
     left, right = st.columns(2)

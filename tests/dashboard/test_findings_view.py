@@ -5,8 +5,9 @@ import io
 import numpy as np
 import pandas as pd
 
+from dashboard.charts import log_ticks
 from dashboard.findings_view import (claim_and_scope, effect_unit, finding_label, finding_sentences, findings_table,
-                                     forest_plot, log_ticks, plain_markdown, survivors_line)
+                                     forest_plot, plain_markdown, survivors_line)
 
 RECORDS = [
     {"name": "correlation.reasoning_vs_factual", "measure": "difference", "effect": 0.036, "ci_low": -0.025,

@@ -228,9 +228,9 @@ def test_magnitude_toggles(app_args, run_dir):
     at = open_page("magnitude", sign="negative")
     assert by_key(at.radio, "magnitude.sign").value == "negative"
     by_key(at.radio, "magnitude.scale").set_value("absolute").run()
-    by_key(at.toggle, "magnitude.log").set_value(True).run()
+    by_key(at.toggle, "magnitude.log").set_value(False).run()
     assert_clean(at)
-    assert at.query_params["scale"] == "absolute" and at.query_params["log"] == "true"
+    assert at.query_params["scale"] == "absolute" and at.query_params["log"] == "false"  # log y is the default
 
 
 def test_sources_documents_behind_a_bar(app_args, run_dir):
