@@ -23,6 +23,8 @@ ANALYSIS_DIR = "analysis"
 FINDINGS = "findings.json"
 LABELS = "labels.json"         # the researcher's document labels (the dashboard's only write); never a score file
 LABELS_LOCK = "labels.lock"    # flock held while labels.json is read, changed and replaced
+QUERY_SETS = "query_sets.json"        # named query filters saved on the Queries page (dashboard); never a score file
+QUERY_SETS_LOCK = "query_sets.lock"   # flock held while query_sets.json is read, changed and replaced
 
 # status values, in pipeline order ("fitted": factors written by `fit`, nothing scored yet)
 STATUSES = ("fitting", "fitted", "scoring", "token_scores", "analyzing", "complete", "failed")
