@@ -7,7 +7,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import ranking
-from dashboard.run import Run, RunKey
+from dashboard.run import Run, RunKey, analysis_table
+from precompute.analysis import run_difference
 
 KS = [10, 50, 100, 500, 1000]
 
@@ -131,3 +132,12 @@ def findings_side_by_side(a: dict | None, b: dict | None, name_a: str, name_b: s
             table[f"{run_name} {label}"] = values if label == "verdict" else pd.to_numeric(
                 pd.Series(values, dtype=object), errors="coerce")
     return table
+
+@st.cache_data(show_spinner="Bootstrapping the differences between the runs' findings…", max_entries=16)
+def finding_differences(key_a: RunKey, key_b: RunKey) -> pd.DataFrame | None:
+    """Each correlation finding in both runs on their shared queries and its difference with a paired bootstrap
+    interval (precompute.analysis.run_difference); None when a run has no analysis/correlations.parquet."""
+    tables = [analysis_table(key, "correlations") for key in (key_a, key_b)]
+    if any(table is None for table in tables):
+        return None
+    return run_difference.correlation_differences(*tables)

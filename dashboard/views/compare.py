@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+import pandas as pd
 import streamlit as st
 
 from precompute import rundir
@@ -12,7 +14,10 @@ from precompute import rundir
 from dashboard import charts, published_view, query_view, run_choice, url_state, widgets
 from dashboard.run import RunError, current_run, document_texts, findings, load_run
 from dashboard import lds_view, validation_view
-from dashboard.run_compare import KS, alignment, findings_side_by_side, per_query_agreement, per_task, top_list
+from dashboard.findings_view import claim_and_scope
+from dashboard.run_compare import (KS, alignment, finding_differences, findings_side_by_side, per_query_agreement,
+                                   per_task, top_list)
+from precompute.analysis.statistics import N_RESAMPLES, number_text
 
 TOP_SHOWN = 10
 
@@ -49,6 +54,38 @@ def first_sharing_queries(choices: list[str], query_ids: set[str]) -> str:
         if ids & query_ids:
             return choice
     return choices[0]
+
+
+def _interval_note(low: float, high: float) -> str:
+    """Why an interval is degenerate or missing, in words."""
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return " (no interval: too many resamples drew too few distinct queries to form pairs)"
+    return " (width 0: equal in every resample)" if low == high else ""
+
+
+def _differences(run, other, names: tuple[str, str]) -> None:
+    """The correlation findings of both runs on their shared queries, each difference with its paired interval."""
+    st.subheader("Differences between the runs' findings")
+    table = finding_differences(run.key, other.key)
+    if table is None or table.empty:
+        st.info("No finding both runs define on their shared queries: the paired differences need each run's "
+                "analysis/correlations.parquet and, on the shared queries, the factual task and a reasoning task "
+                "with 3 queries or more.")
+        return
+    st.caption(f"Each correlation finding recomputed on the queries both runs share (same id and task), in "
+               f"**{widgets.markdown_text(names[0])}** (this run) and **{widgets.markdown_text(names[1])}**, and the "
+               f"difference this − other with a 95% paired bootstrap interval ({N_RESAMPLES:,} resamples: one draw of "
+               "the shared query ids within each task, applied to both runs). `differs` when the interval excludes "
+               "0. The other findings need each query's full ranking and are compared above without an interval.")
+    shown = pd.DataFrame({
+        "finding": [" · ".join(claim_and_scope(name)) for name in table["finding"]],
+        "this run": table["effect_a"], "other run": table["effect_b"],
+        "difference [95% CI]": [f"{number_text(d)} [{number_text(lo)}, {number_text(hi)}]" + _interval_note(lo, hi)
+                                for d, lo, hi in table[["difference", "ci_low", "ci_high"]].itertuples(index=False)],
+        "verdict": table["verdict"], "queries": table["n_queries"]})
+    widgets.table(shown, key="compare.differences", name="compare_finding_differences", export=table,
+                  column_config={"this run": st.column_config.NumberColumn(format="%.3g"),
+                                 "other run": st.column_config.NumberColumn(format="%.3g")})
 
 
 def render() -> None:
@@ -105,6 +142,7 @@ def render() -> None:
         st.info("Neither run has analysis/findings.json.")
     else:
         widgets.table(side_by_side, key="compare.findings", name="compare_findings")
+    _differences(run, other, names)
     validation_view.compare_summaries(run, other)  # both runs' tail-patch validation
     lds_view.compare_leaderboards(run, other)  # both runs' LDS leaderboards
 

@@ -86,3 +86,18 @@ def test_second_run_defaults_to_one_sharing_queries(tmp_path):
         choices.append(str(path))
     assert first_sharing_queries(choices, {"q0", "q1"}) == choices[2]
     assert first_sharing_queries(choices, {"nothing"}) == choices[0]
+
+
+def test_finding_differences_are_the_analysis_layers_on_the_runs_tables(run_dir, second_run_dir):
+    from dashboard.run_compare import finding_differences
+    from precompute.analysis.run_difference import correlation_differences
+
+    a, b = read_run(run_dir), read_run(second_run_dir)
+    shown = finding_differences(a.key, b.key)
+    expected = correlation_differences(pd.read_parquet(run_dir / "analysis" / "correlations.parquet"),
+                                       pd.read_parquet(second_run_dir / "analysis" / "correlations.parquet"))
+    assert len(shown) > 0
+    pd.testing.assert_frame_equal(shown, expected)
+    read = pd.read_csv(io.StringIO(shown.to_csv(index=False)))   # the CSV export: numbers in their own columns
+    assert all(read[c].dtype.kind == "f" for c in ("effect_a", "effect_b", "difference", "ci_low", "ci_high"))
+    np.testing.assert_allclose(read["difference"], read["effect_a"] - read["effect_b"])
