@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import widgets
-from dashboard.run import Run, RunKey, document_texts
+from dashboard.run import Run, RunKey, analysis_table, document_texts
 from precompute.analysis import label_breakdown
 from precompute.analysis.inputs import AnalysisInputs
 from precompute.rundir import labels as run_labels
@@ -100,13 +100,19 @@ def run_inputs(run: Run) -> AnalysisInputs:
                           documents=run.documents[["id"]], doc_texts=[])
 
 
+@st.cache_data(show_spinner="Finding where each query's top and bottom k end…", max_entries=4)
+def rank_cutoffs(run_key: RunKey, _run: Run) -> list:
+    """label_breakdown.row_cutoffs per query, from the run's rank_cutoffs table (or computed once per run)."""
+    return label_breakdown.query_cutoffs(run_inputs(_run), analysis_table(run_key, "rank_cutoffs"))
+
+
 @st.cache_data(show_spinner="Breaking the labels down…", max_entries=8)
 def label_multipliers(run_key: RunKey, _run: Run, revision: int, _labels: run_labels.Labels) -> pd.DataFrame:
-    """category_multipliers rows for the label column (cached per labels revision)."""
+    """category_multipliers rows for the label column (cached per labels revision; reads only the labelled
+    documents' scores, placed against the run's rank cutoffs)."""
     values, _ = run_labels.label_column(_labels, _run.doc_ids)
-    frame = label_breakdown.column_multipliers(run_inputs(_run), LABEL_COLUMN, values,
-                                               background=run_labels.UNLABELLED)
-    return frame
+    return label_breakdown.column_multipliers(run_inputs(_run), LABEL_COLUMN, values,
+                                              background=run_labels.UNLABELLED, cutoffs=rank_cutoffs(run_key, _run))
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
