@@ -6,7 +6,7 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, published_view, run_choice, widgets
+from dashboard import charts, published_view, report_view, run_choice, widgets
 from dashboard.findings_view import show_findings
 from dashboard.run import Run, RunKey, current_run, findings
 from dashboard import lds_view, validation_view
@@ -54,6 +54,7 @@ def render() -> None:
     if found:
         st.subheader("Findings")
         show_findings(run.key, found)
+        report_view.downloads(run)  # one self-contained HTML report and the script that regenerates it
     lds_view.leaderboard_section(run)  # LDS vs PBRF leaderboard (runs made with `precompute counterfactual`)
     validation_view.run_summary(run)  # tail-patch validation table (runs made with `precompute validate`)
 
