@@ -197,7 +197,7 @@ def magnitude_curves(table: pd.DataFrame, value: str, title: str, log_y: bool, y
                                  hovertemplate=f"{task}<br>top %{{x:.3g}}% of documents: %{{y:.3g}}<extra></extra>"))
     fig.update_xaxes(type="log", dtick=1, tickformat="~g", ticksuffix="%", title="top p% of documents by score")
     fig.update_yaxes(type="log" if log_y else "linear", title=y_title, dtick=1 if log_y else None,
-                     tickformat="~g" if log_y else None)
+                     tickformat=",~r" if log_y else None)  # 1,000,000 and 0.001, not 1e+6
     return _layout(fig, title)
 
 

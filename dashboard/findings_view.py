@@ -18,6 +18,7 @@ from precompute.analysis.statistics import number_text
 VERDICT_COLOURS = {"holds": "#2ca02c", "not supported": "#7f7f7f", "reversed": "#d62728"}
 VERDICT_BADGES = {"holds": "green", "not supported": "gray", "reversed": "red"}
 MARKDOWN_SPECIALS = "\\`*_[]{}()#+-!|~$<>"
+TABLE_ROW_PX = 35  # Streamlit's dataframe row height
 RECORD_COLUMNS = ["name", "verdict", "adjusted_verdict", "primary", "primary_adjusted_verdict", "effect", "ci_low",
                   "ci_high", "null_value", "interval_p", "holm_p", "primary_holm_p", "p_value", "p_value_method", "n",
                   "paper_direction", "effect_label", "claim"]
@@ -151,9 +152,9 @@ def forest_plot(records: list[dict]) -> go.Figure:
         fig.add_vline(x=1.0 if unit == "ratio" else 0.0, line_dash="dot", line_color="grey", row=row, col=1)
         if unit == "ratio":
             fig.update_xaxes(**_ratio_axis(rows), row=row, col=1)
-        fig.update_yaxes(autorange="reversed", row=row, col=1)
-    fig.update_layout(legend_title_text="verdict", legend=dict(orientation="h", y=1.0, yanchor="bottom", x=1.0,
-                                                               xanchor="right"))
+        fig.update_yaxes(autorange="reversed", categoryorder="array",  # the table's order, top to bottom
+                         categoryarray=[finding_label(r) for r in rows], row=row, col=1)
+    fig.update_layout(legend_title_text="verdict")
     fig.update_annotations(font_size=13)
     return charts._layout(fig, "Findings: effect and 95% interval, one panel per unit",
                           height=150 + 30 * sum(heights) + 70 * len(panels))
@@ -179,15 +180,16 @@ def finding_sentences(records: list[dict]) -> list[str]:
 
 
 def survivors_line(records: list[dict]) -> str:
-    """Which findings keep their verdict after Holm's adjustment (over the run, and among the headline claims)."""
+    """How many findings keep their verdict after Holm's adjustment (which ones: the table's `after Holm`), and
+    which headline claims keep theirs."""
     kept = [r["name"] for r in records if r.get("adjusted_verdict") not in (None, "not supported")]
     headline = [r["name"] for r in records if r.get("primary")]
     headline_kept = [r["name"] for r in records if r.get("primary_adjusted_verdict") not in (None, "not supported")]
     family = next((r.get("family_size") for r in records if r.get("family_size") is not None), len(records))
-    return (f"After Holm over the run's {family} findings, {len(kept)} keep their verdict"
-            + (f": {', '.join(kept)}" if kept else "") + f". Headline claims ({', '.join(headline) or 'none'}): "
-            + (f"{len(headline_kept)} of {len(headline)} keep theirs" + (f" ({', '.join(headline_kept)})"
-                                                                         if headline_kept else "") + "."))
+    return (f"After Holm over the run's {family} findings, {len(kept)} keep their verdict. Headline claims "
+            f"({', '.join(headline) or 'none'}): " + (f"{len(headline_kept)} of {len(headline)} keep theirs"
+                                                     + (f" ({', '.join(headline_kept)})" if headline_kept else "")
+                                                     + "."))
 
 
 def show_findings(run_key, findings: dict) -> None:
@@ -213,8 +215,8 @@ def show_findings(run_key, findings: dict) -> None:
                                                  "correction in this file).")))
     shown, exported = findings_table(records)
     widgets.table(shown, key="findings.table", name=f"findings_{run_name}", export=exported,
-                  column_config={"headline claim": st.column_config.CheckboxColumn("headline claim"),
-                                 "effect [95% CI]": st.column_config.TextColumn(width="medium")})
+                  height=TABLE_ROW_PX * (len(shown) + 1) + 3,  # every finding visible, no inner scroll
+                  column_config={"headline claim": st.column_config.CheckboxColumn("headline")})
     if adjusted:
         st.caption(plain_markdown(survivors_line(records)))
     widgets.chart(forest_plot(records), key="findings.forest", name=f"findings_forest_{run_name}")

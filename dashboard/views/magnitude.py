@@ -48,7 +48,7 @@ def render() -> None:
                    + ", ".join(f"{task} {int(n)}" for task, n in left_out.items() if n))
     shown = charts.from_one_document(curves, run.n_documents)
     widgets.table(shown, key="magnitude.table", name=f"magnitude_by_task_{sign}",
-                  column_config={"percentile": st.column_config.NumberColumn("top p% of documents", format="%g%%")})
+                  column_config={"percentile": st.column_config.NumberColumn("top p% of documents", format="%.3g%%")})
 
     information_section(run)
 

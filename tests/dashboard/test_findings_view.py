@@ -71,6 +71,8 @@ def test_each_unit_has_its_own_panel_and_ratios_full_log_ticks():
     for name, axis in axis_of.items():
         if axis != axis_of["occurrence.answer"]:
             assert fig.layout["xaxis" + axis[1:]].type != "log", name
+    ratio_y = fig.layout["yaxis" + axis_of["occurrence.answer"][1:]]
+    assert list(ratio_y.categoryarray) == [finding_label(r) for r in PANELLED if r["measure"] == "ratio"]
     titles = [annotation.text for annotation in fig.layout.annotations]
     assert any("standardised effect" in t for t in titles) and any("Pearson r" in t for t in titles)
 
@@ -131,5 +133,5 @@ def test_adjusted_verdicts_show_as_second_badges_and_survivors():
                                ":green-badge[headline claim, after Holm: holds] Ratio")
     assert lines[2].startswith("- :red-badge[reversed] :gray-badge[after Holm: not supported] Reversed")
     assert survivors_line(adjusted) == (
-        "After Holm over the run's 3 findings, 1 keep their verdict: occurrence.answer. Headline claims "
+        "After Holm over the run's 3 findings, 1 keep their verdict. Headline claims "
         "(correlation.reasoning_vs_factual, occurrence.answer): 1 of 2 keep theirs (occurrence.answer).")
