@@ -134,10 +134,8 @@ def findings_side_by_side(a: dict | None, b: dict | None, name_a: str, name_b: s
     return table
 
 @st.cache_data(show_spinner="Bootstrapping the differences between the runs' findings…", max_entries=16)
-def finding_differences(key_a: RunKey, key_b: RunKey) -> pd.DataFrame | None:
-    """Each correlation finding in both runs on their shared queries and its difference with a paired bootstrap
-    interval (precompute.analysis.run_difference); None when a run has no analysis/correlations.parquet."""
-    tables = [analysis_table(key, "correlations") for key in (key_a, key_b)]
-    if any(table is None for table in tables):
-        return None
-    return run_difference.correlation_differences(*tables)
+def finding_differences(key_a: RunKey, key_b: RunKey) -> pd.DataFrame:
+    """The findings both runs define on their shared queries, each run's value and the contrast between them with a
+    paired bootstrap interval (precompute.analysis.run_difference, from the runs' analysis tables)."""
+    tables = [{name: analysis_table(key, name) for name in run_difference.TABLES} for key in (key_a, key_b)]
+    return run_difference.finding_differences(*tables)

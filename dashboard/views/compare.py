@@ -17,6 +17,7 @@ from dashboard import lds_view, validation_view
 from dashboard.findings_view import claim_and_scope
 from dashboard.run_compare import (KS, alignment, finding_differences, findings_side_by_side, per_query_agreement,
                                    per_task, top_list)
+from precompute.analysis.run_difference import TABLES
 from precompute.analysis.statistics import N_RESAMPLES, number_text
 
 TOP_SHOWN = 10
@@ -56,32 +57,37 @@ def first_sharing_queries(choices: list[str], query_ids: set[str]) -> str:
     return choices[0]
 
 
-def _interval_note(low: float, high: float) -> str:
-    """Why an interval is degenerate or missing, in words."""
+def _contrast_text(row: dict) -> str:
+    """'−0.042 [−0.069, −0.015]' (this − other) or '1.2× [1.05, 1.4]' (this ÷ other); a degenerate or missing
+    interval says why."""
+    low, high = row["ci_low"], row["ci_high"]
+    text = (f"{number_text(row['contrast'])}{'×' if row['measure'] == 'ratio' else ''} "
+            f"[{number_text(low)}, {number_text(high)}]")
     if not (np.isfinite(low) and np.isfinite(high)):
-        return " (no interval: too many resamples drew too few distinct queries to form pairs)"
-    return " (width 0: equal in every resample)" if low == high else ""
+        return text + " (no interval: too many resamples undefined, e.g. too few distinct queries to form pairs)"
+    return text + (" (width 0: equal in every resample)" if low == high else "")
 
 
 def _differences(run, other, names: tuple[str, str]) -> None:
-    """The correlation findings of both runs on their shared queries, each difference with its paired interval."""
+    """The findings both runs define on their shared queries, each contrast with its paired interval."""
     st.subheader("Differences between the runs' findings")
     table = finding_differences(run.key, other.key)
-    if table is None or table.empty:
+    if table.empty:
         st.info("No finding both runs define on their shared queries: the paired differences need each run's "
-                "analysis/correlations.parquet and, on the shared queries, the factual task and a reasoning task "
-                "with 3 queries or more.")
+                f"analysis tables ({', '.join(TABLES)}) and, on the shared queries, the factual task and a reasoning "
+                "task with enough queries.")
         return
-    st.caption(f"Each correlation finding recomputed on the queries both runs share (same id and task), in "
-               f"**{widgets.markdown_text(names[0])}** (this run) and **{widgets.markdown_text(names[1])}**, and the "
-               f"difference this − other with a 95% paired bootstrap interval ({N_RESAMPLES:,} resamples: one draw of "
-               "the shared query ids within each task, applied to both runs). `differs` when the interval excludes "
-               "0. The other findings need each query's full ranking and are compared above without an interval.")
+    st.caption(f"The findings recomputed on the queries both runs share (same id and task), in "
+               f"**{widgets.markdown_text(names[0])}** (this run) and **{widgets.markdown_text(names[1])}**, and "
+               f"their contrast (this − other for a difference, this ÷ other for a ratio) with a 95% paired "
+               f"bootstrap interval ({N_RESAMPLES:,} resamples: one draw of the shared query ids within each task, "
+               "applied to both runs). `differs` when the interval excludes no contrast (0, or 1×). Covered: the "
+               "correlation findings and the per-nat magnitude finding; the others need each query's full ranking "
+               "and are compared above without an interval.")
     shown = pd.DataFrame({
         "finding": [" · ".join(claim_and_scope(name)) for name in table["finding"]],
         "this run": table["effect_a"], "other run": table["effect_b"],
-        "difference [95% CI]": [f"{number_text(d)} [{number_text(lo)}, {number_text(hi)}]" + _interval_note(lo, hi)
-                                for d, lo, hi in table[["difference", "ci_low", "ci_high"]].itertuples(index=False)],
+        "contrast [95% CI]": [_contrast_text(row) for row in table.to_dict("records")],
         "verdict": table["verdict"], "queries": table["n_queries"]})
     widgets.table(shown, key="compare.differences", name="compare_finding_differences", export=table,
                   column_config={"this run": st.column_config.NumberColumn(format="%.3g"),

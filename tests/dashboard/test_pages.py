@@ -302,10 +302,10 @@ def test_compare_itself_correlates_perfectly(app_args, run_dir, tmp_path):
     assert len(findings) > 0   # finding, then effect, low, high, n, verdict per run
     pd.testing.assert_frame_equal(findings.iloc[:, 1:6].set_axis(range(5), axis=1),
                                   findings.iloc[:, 6:11].set_axis(range(5), axis=1))
-    differences = next(frame for frame in frames if "difference [95% CI]" in frame)
+    differences = next(frame for frame in frames if "contrast [95% CI]" in frame)
     assert len(differences) > 0 and (differences["this run"] == differences["other run"]).all()
     assert (differences["verdict"] == "no difference shown").all()
-    notes = differences["difference [95% CI]"].str.extract(r"\((width 0|no interval)")[0]
+    notes = differences["contrast [95% CI]"].str.extract(r"\((width 0|no interval)")[0]
     assert notes.notna().all() and (notes == "width 0").any()     # a degenerate or missing interval says why
 
 
