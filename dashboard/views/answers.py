@@ -15,6 +15,14 @@ _ALL = "(all tasks)"
 DWARF_RATIO = 10.0  # a log y axis by default when the largest enrichment is this many times the smallest
 
 
+LOG_HELP = (f"On by default when one task's enrichment is more than {DWARF_RATIO:g}× another's (a linear axis would "
+            "flatten the small bars).")
+
+
+def k_help(k: int) -> str:
+    return f"Default: the top {k} the occurrence finding uses (FINDINGS_K = {FINDINGS_K}, at most the corpus size)."
+
+
 def findings_k(ks: list[int], n_documents: int) -> int:
     """The top-k depth the occurrence finding uses (FINDINGS_K, capped at the corpus size as the analysis caps
     it) when the table has it, else the largest k offered."""
@@ -43,8 +51,7 @@ def _overview(run, basis: str | None, k: int) -> None:
         log_y = url_state.bound(st.toggle, "Log y axis", key="answers.log", param="log",
                                 default=values_dwarf_others(chosen["enrichment"]), parse=url_state.parse_bool,
                                 allowed=[True, False],
-                                help=f"On by default when one task's enrichment is more than {DWARF_RATIO:g}× "
-                                     "another's (a linear axis would flatten the small bars).")
+                                help=LOG_HELP)
         title = f"Matches in the top {k} documents ÷ matches expected in {k} random documents, per task"
         widgets.chart(charts.enrichment_bars(chosen, title, log_y=log_y), key="answers.enrichment",
                       name=f"answer_enrichment_k{k}")
@@ -72,8 +79,7 @@ def render() -> None:
                            what="task")
     k = url_state.bound(right.selectbox, "Top k", key="answers.k", param="k", default=findings_k(ks, run.n_documents),
                         parse=int, options=ks, what="k",
-                        help=f"Default: the top {findings_k(ks, run.n_documents)} the occurrence finding uses "
-                             f"(FINDINGS_K = {FINDINGS_K}, at most the corpus size).")
+                        help=k_help(findings_k(ks, run.n_documents)))
     _overview(run, basis, k)
 
     st.subheader("Per query")
