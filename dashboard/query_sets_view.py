@@ -137,6 +137,11 @@ def section(run: Run, table) -> None:
     with st.expander(f"Findings on the query set “{active}” ({len(ids):,} of {len(table):,} queries)",
                      expanded=True):
         st.caption(f"Filter: {widgets.markdown_text(definition or '(none: every query)')}. {SCOPE}")
-        findings_view.show_findings(run.key, findings)
+        if findings["findings"]:
+            findings_view.show_findings(run.key, findings)
+        else:
+            st.info("No finding can be computed on these queries alone: each compares groups the set lacks (e.g. "
+                    "reasoning against factual queries, or needs a task's documents to be labelled).",
+                    icon=":material/info:")
         report_view.downloads(run, {"name": active, "expression": definition, "query_ids": list(ids)},
                               key="queries.report")

@@ -104,3 +104,10 @@ def test_choosing_a_saved_set_puts_its_filter_in_the_table_and_delete_removes_it
     assert_clean(at)
     assert query_sets.read_query_sets(own_run).sets == ()
     assert "set" not in at.query_params
+
+
+def test_a_set_without_any_finding_says_so(app_args, run_dir):
+    app_args(run_dir)
+    at = open_page("queries", set="factual only", set_where='task == "factual"')
+    assert_clean(at)
+    assert any("No finding can be computed on these queries alone" in i.value for i in at.info)
