@@ -110,14 +110,20 @@ def rank_cutoffs(run_key: RunKey, _run: Run) -> list:
 def label_multipliers(run_key: RunKey, _run: Run, revision: int, _labels: run_labels.Labels) -> pd.DataFrame:
     """category_multipliers rows for the label column (cached per labels revision; reads only the labelled
     documents' scores, placed against the run's rank cutoffs)."""
-    values, _ = run_labels.label_column(_labels, _run.doc_ids)
+    values, _ = run_labels.label_column(_labels, _run.doc_positions)
     return label_breakdown.column_multipliers(run_inputs(_run), LABEL_COLUMN, values,
                                               background=run_labels.UNLABELLED, cutoffs=rank_cutoffs(run_key, _run))
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
+def task_tops(run_key: RunKey, _run: Run, k: int) -> dict:
+    """Each task's distinct top-k documents (independent of the labels: kept across labels revisions)."""
+    return label_breakdown.task_tops(run_inputs(_run), k)
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
 def sample_comparison(run_key: RunKey, _run: Run, revision: int, _labels: run_labels.Labels, k: int):
-    return label_breakdown.sample_comparison(run_inputs(_run), _labels, k)
+    return label_breakdown.sample_comparison(run_inputs(_run), _labels, k, task_tops(run_key, _run, k))
 
 
 def breakdown_columns(run: Run) -> list[str]:
@@ -136,7 +142,7 @@ def breakdown_table(run: Run) -> pd.DataFrame:
 
 
 def label_values(run: Run) -> np.ndarray:
-    values, _ = run_labels.label_column(run_labels.read_labels(str(run.path)), run.doc_ids)
+    values, _ = run_labels.label_column(run_labels.read_labels(str(run.path)), run.doc_positions)
     return np.asarray(values, dtype=object)
 
 

@@ -160,15 +160,21 @@ def task_top_documents(inputs: AnalysisInputs, task: str, k: int) -> np.ndarray:
     return np.unique(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
 
 
-def sample_comparison(inputs: AnalysisInputs, labels: run_labels.Labels, k: int) -> pd.DataFrame:
-    """Per task and label: its share among the labelled documents of the task's top k (distinct documents) and
-    among the labelled random sample, exact (Clopper-Pearson) 95% intervals, their ratio and Fisher's exact
-    two-sided p-value for equal shares."""
-    doc_ids = inputs.documents["id"].astype(str).to_numpy(dtype=object)
+def task_tops(inputs: AnalysisInputs, k: int) -> dict[str, np.ndarray]:
+    """task -> task_top_documents (independent of the labels: a caller may keep it across labels revisions)."""
+    return {task: task_top_documents(inputs, task, k) for task in dict.fromkeys(str(q["task"]) for q in inputs.queries)}
+
+
+def sample_comparison(inputs: AnalysisInputs, labels: run_labels.Labels, k: int,
+                      tops: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """Per task and label: its share among the labelled documents of the task's top k (distinct documents;
+    `tops`: task_tops(inputs, k) when the caller has it) and among the labelled random sample, exact
+    (Clopper-Pearson) 95% intervals, their ratio and Fisher's exact two-sided p-value for equal shares."""
+    doc_ids = inputs.documents["id"].to_numpy(dtype=object)
     sampled = [labels.labels[d] for d in labels.sample if d in labels.labels]
     rows = []
-    for task in dict.fromkeys(str(q["task"]) for q in inputs.queries):
-        top = [labels.labels[d] for d in doc_ids[task_top_documents(inputs, task, k)] if d in labels.labels]
+    for task, top_columns in (task_tops(inputs, k) if tops is None else tops).items():
+        top = [labels.labels[d] for d in map(str, doc_ids[top_columns]) if d in labels.labels]
         for label in labels.label_set:
             a, n_a = sum(v == label for v in top), len(top)
             b, n_b = sum(v == label for v in sampled), len(sampled)

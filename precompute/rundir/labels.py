@@ -17,6 +17,7 @@ import json
 import os
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 import pandas as pd
 
 from precompute.rundir import files, layout
@@ -177,6 +178,17 @@ def import_csv(run_path: str, text: str, known_ids) -> Labels:
 
 
 def label_column(labels: Labels, doc_ids) -> tuple[list, list[str]]:
-    """Each document's label (UNLABELLED when none), in `doc_ids` order, and the category names present."""
-    values = pd.Series(doc_ids, dtype=object).astype(str).map(labels.labels).fillna(UNLABELLED).tolist()
-    return values, sorted(set(values))
+    """Each document's label (UNLABELLED when none), in `doc_ids` order, and the category names present. Only
+    the labelled documents are looked up; a pandas Index of string ids (a run's doc_positions) is used as it is,
+    so its hash table is built once per run, not once per labels revision."""
+    index = doc_ids if isinstance(doc_ids, pd.Index) and doc_ids.inferred_type == "string" \
+        else pd.Index(pd.Series(doc_ids, dtype=object).astype(str))
+    if not index.is_unique:
+        values = pd.Series(index, dtype=object).map(labels.labels).fillna(UNLABELLED).tolist()
+        return values, sorted(set(values))
+    values = np.full(len(index), UNLABELLED, dtype=object)
+    positions = index.get_indexer(list(labels.labels))
+    found = positions >= 0
+    values[positions[found]] = np.asarray(list(labels.labels.values()), dtype=object)[found]
+    present = set(values[positions[found]]) | ({UNLABELLED} if found.sum() < len(index) else set())
+    return values.tolist(), sorted(present)
