@@ -19,15 +19,22 @@ LOG_HELP = (f"On by default when one task's enrichment is more than {DWARF_RATIO
             "flatten the small bars).")
 
 
-def k_help(k: int) -> str:
-    return f"Default: the top {k} the occurrence finding uses (FINDINGS_K = {FINDINGS_K}, at most the corpus size)."
+def k_help(ks: list[int], n_documents: int) -> str:
+    """Which k the page opens with, and why (findings_k)."""
+    k = findings_k(ks, n_documents)
+    if k == min(FINDINGS_K, n_documents):
+        return f"Default: the top {k} the occurrence finding uses (FINDINGS_K = {FINDINGS_K}, at most the corpus size)."
+    return (f"Default: the top {k}, the largest k below the corpus of {n_documents:,} documents (the occurrence "
+            f"finding's k = min(FINDINGS_K = {FINDINGS_K}, corpus size) would take every document: ×1 by definition).")
 
 
 def findings_k(ks: list[int], n_documents: int) -> int:
     """The top-k depth the occurrence finding uses (FINDINGS_K, capped at the corpus size as the analysis caps
-    it) when the table has it, else the largest k offered."""
+    it) when the table has it and it is below the corpus size, else the largest k below the corpus size (at k =
+    the corpus every enrichment is ×1 by definition), else the largest k offered."""
+    below = [k for k in ks if k < n_documents]
     k = min(FINDINGS_K, n_documents)
-    return k if k in ks else ks[-1]
+    return k if k in below else (below[-1] if below else ks[-1])
 
 
 def values_dwarf_others(values) -> bool:
@@ -79,7 +86,7 @@ def render() -> None:
                            what="task")
     k = url_state.bound(right.selectbox, "Top k", key="answers.k", param="k", default=findings_k(ks, run.n_documents),
                         parse=int, options=ks, what="k",
-                        help=k_help(findings_k(ks, run.n_documents)))
+                        help=k_help(ks, run.n_documents))
     _overview(run, basis, k)
 
     st.subheader("Per query")

@@ -198,5 +198,6 @@ def test_enrichment_bars_log_axis_and_answers_defaults():
     assert charts.enrichment_bars(table, "t").layout.yaxis.type != "log"
     assert values_dwarf_others([180.0, 2.8, np.nan, 0.0]) and not values_dwarf_others([2.0, 2.0 * DWARF_RATIO])
     assert findings_k([50, 100, FINDINGS_K], 10_000) == FINDINGS_K      # the finding's depth, not the first k
-    assert findings_k([50, 80], 80) == 80                                # capped at the corpus size, as analysis does
+    assert findings_k([50, 80, 100], 90) == 80                           # capped at the corpus size, as analysis does
+    assert findings_k([50, 80], 80) == 50           # k = the corpus size is x1 by definition: the largest k below
     assert findings_k([50, 100], 10_000) == 100
