@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import html
 import json
+import pprint
 import re
 from pathlib import Path
 
@@ -30,6 +31,7 @@ font-size:.8em}.note{color:#555;font-size:.9em}"""
 
 
 def _table_html(frame: pd.DataFrame) -> str:
+    frame = frame.apply(lambda column: column.map({True: "yes", False: ""}) if column.dtype == bool else column)
     return frame.to_html(index=False, escape=True, na_rep="–", border=0, float_format="{:.4g}".format)
 
 
@@ -68,7 +70,8 @@ def _settings_html(numbers: dict) -> str:
     if query_set:
         rows += [("query set", query_set["name"]), ("its filter expression", query_set["expression"]),
                  ("its queries", f"{len(query_set['query_ids'])}: {', '.join(query_set['query_ids'])}")]
-    return _table_html(pd.DataFrame(rows, columns=["setting", "value"]))
+    rows += [(f"run: {key}", value) for key, value in settings.get("run_settings", {}).items()]
+    return _table_html(pd.DataFrame([(key, str(value)) for key, value in rows], columns=["setting", "value"]))
 
 
 def _scope_note(numbers: dict) -> str:
@@ -194,7 +197,8 @@ def reproduce_script(numbers: dict, run_path: str) -> str:
     settings = numbers["settings"]
     return SCRIPT_TEMPLATE.format(run_dir=repr(str(Path(run_path).resolve())), repository=repr(str(REPOSITORY)),
                                   query_set=repr(settings.get("query_set")), seed=repr(settings["seed"]),
-                                  n_resamples=repr(settings["n_resamples"]), hashes=repr(numbers["hashes"]))
+                                  n_resamples=repr(settings["n_resamples"]),
+                                  hashes=pprint.pformat(numbers["hashes"], width=116))
 
 
 def export(run_path: str, query_set: dict | None = None, made: str = "") -> tuple[str, str]:

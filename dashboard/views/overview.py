@@ -9,6 +9,7 @@ import streamlit as st
 from dashboard import charts, published_view, report_view, run_choice, widgets
 from dashboard.findings_view import show_findings
 from dashboard.run import Run, RunKey, current_run, findings
+from precompute.analysis.report import run_settings
 from dashboard import lds_view, validation_view
 
 _CHECK_COLUMNS = 200_000  # documents read for the layer-sum check on big runs
@@ -71,10 +72,7 @@ def render() -> None:
     left, right = st.columns(2)
     with left:
         st.subheader("Settings")
-        settings = {key: manifest.get(key) for key in ("strategy", "fisher", "damping", "modules", "query_rank",
-                                                       "max_length", "batch_size", "factor_docs", "token_topk",
-                                                       "device", "dtype", "seed", "world_size", "created")}
-        settings.update({f"counts.{k}": v for k, v in (manifest.get("counts") or {}).items()})
+        settings = run_settings(manifest)  # the same list the exported report gives
         settings_table = pd.DataFrame({"setting": list(settings), "value": [str(v) for v in settings.values()]})
         widgets.table(settings_table, key="overview.settings", name="settings")
         st.subheader("Timings (s)")

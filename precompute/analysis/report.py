@@ -22,6 +22,8 @@ from precompute.analysis.runner import json_ready
 
 FORMAT = 1
 LEADERBOARD_TABLES = ("lds_summary", "validation_summary")
+RUN_SETTINGS = ("model", "strategy", "fisher", "damping", "modules", "query_rank", "max_length", "batch_size",
+                "factor_docs", "token_topk", "device", "dtype", "seed", "world_size", "created", "synthetic", "imported")
 HASHED_FILES = (rundir.MANIFEST, *rundir.SCORE_FILES, f"{rundir.ANALYSIS_DIR}/{rundir.FINDINGS}",
                 *(f"{rundir.ANALYSIS_DIR}/{name}.parquet" for name in LEADERBOARD_TABLES))
 
@@ -56,9 +58,17 @@ def _run_findings(run_path: str) -> dict:
     return rundir.read_json(path)
 
 
+def run_settings(manifest: dict) -> dict:
+    """How the run was made, from its manifest: RUN_SETTINGS (those present) and `counts.*`."""
+    found = {key: manifest[key] for key in RUN_SETTINGS if key in manifest}
+    found.update({f"counts.{key}": value for key, value in (manifest.get("counts") or {}).items()})
+    return found
+
+
 def report_numbers(run_path: str, query_set: dict | None = None, seed: int = statistics.DEFAULT_SEED,
                    n_resamples: int = statistics.N_RESAMPLES) -> dict:
-    """Every number of a report: settings, findings, leaderboard tables, chart counts and the run's file hashes.
+    """Every number of a report: settings (the report's and the run's), findings, leaderboard tables, chart counts
+    and the run's file hashes.
 
     `query_set` is {"name", "expression", "query_ids"} (the ids the expression selected when the report was made;
     they, not the expression, define the set here: the filter language belongs to the dashboard)."""
@@ -72,7 +82,8 @@ def report_numbers(run_path: str, query_set: dict | None = None, seed: int = sta
         findings = subset_findings(load_inputs(rundir.RunDir(run_path)), sorted(chosen), seed, n_resamples)
         tasks = [q["task"] for q in queries if str(q["id"]) in chosen]
     settings = {"run": os.path.basename(run_path), "query_set": query_set, "seed": findings.get("seed", seed),
-                "n_resamples": findings.get("n_resamples", n_resamples)}
+                "n_resamples": findings.get("n_resamples", n_resamples),
+                "run_settings": run_settings(rundir.read_json(os.path.join(run_path, rundir.MANIFEST)))}
     return json_ready({
         "format": FORMAT, "settings": settings, "findings": findings,
         "tables": {name: _table_records(run_path, name) for name in LEADERBOARD_TABLES},

@@ -49,6 +49,9 @@ def test_the_script_regenerates_every_number_and_the_run_agrees(run_dir, tmp_pat
     assert embedded["counts"]["queries_per_task"] == dict(tasks)
     assert embedded["hashes"]["scores.npy"] == hashlib.sha256((run_dir / "scores.npy").read_bytes()).hexdigest()
     assert set(embedded["hashes"]) >= {"manifest.json", "queries.jsonl", "documents.parquet", "scores.npy"}
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert embedded["settings"]["run_settings"]["strategy"] == manifest["strategy"]
+    assert embedded["settings"]["run_settings"]["counts.documents"] == manifest["counts"]["documents"]
     # the forest plot's data is in the page: its first panel's points are findings' effects
     assert "forest-plot" in page and "Findings" in page
 
