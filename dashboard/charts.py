@@ -1,6 +1,9 @@
 """Pure figure builders: DataFrames / arrays in, plotly Figures out. No Streamlit here."""
 from __future__ import annotations
 
+import math
+import zlib
+
 import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
@@ -10,15 +13,44 @@ NEGATIVE = "#14a39a"  # teal
 DIVERGING = [[0.0, NEGATIVE], [0.5, "#f7f7f7"], [1.0, POSITIVE]]
 TEMPLATE = "plotly_white"
 
+# one colour per task on every chart, page and run: the paper's and the demo's tasks by name, any other task by a
+# hash of its name into OTHER_TASK_COLOURS (controls in a lighter shade of what they control)
+TASK_COLOURS = {"factual": "#4c78a8", "factual_control": "#9ecae9", "arithmetic": "#e45756", "slope": "#54a24b",
+                "slopes": "#54a24b", "linear_equation": "#f58518", "reasoning_control": "#b279a2"}
+OTHER_TASK_COLOURS = ["#72b7b2", "#9d755d", "#eeca3b", "#ff9da6", "#bab0ac", "#439894", "#d67195", "#8f6d31"]
+
+
+def task_colour(task: str) -> str:
+    """The colour of a task on every chart (stable across pages, runs and charts)."""
+    task = str(task)
+    return TASK_COLOURS.get(task) or OTHER_TASK_COLOURS[zlib.crc32(task.encode("utf-8")) % len(OTHER_TASK_COLOURS)]
+
 
 def _layout(fig: go.Figure, title: str, height: int = 420) -> go.Figure:
     fig.update_layout(template=TEMPLATE, title=title, height=height, margin=dict(l=60, r=20, t=50, b=50))
     return fig
 
 
-def count_bars(counts: pd.Series, title: str, x_title: str) -> go.Figure:
-    """Bars of counts by category (e.g. documents per source, queries per task)."""
-    fig = go.Figure(go.Bar(x=[str(i) for i in counts.index], y=counts.to_numpy(), marker_color="#4c78a8"))
+LOG_TICK_MANTISSAS = ((1,), (1, 2, 5), (1, 1.5, 2, 3, 5, 7), (1, 1.2, 1.5, 2, 2.5, 3, 4, 5, 6, 7, 8, 9))
+
+
+def log_ticks(low: float, high: float, suffix: str = "×") -> tuple[list[float], list[str]]:
+    """Tick values for a log axis from `low` to `high` (1 always inside) with full labels ('0.5×', '1×', '2×';
+    never plotly's bare minor digits '2 3 4 … 9'): the coarsest of LOG_TICK_MANTISSAS that gives at least 4 ticks
+    (the finest otherwise)."""
+    low, high = min(low, 1.0), max(high, 1.0)
+    decades = range(math.floor(math.log10(low)) - 1, math.ceil(math.log10(high)) + 1)
+    for mantissas in LOG_TICK_MANTISSAS:
+        values = sorted({round(m * 10.0 ** e, 10) for e in decades for m in mantissas if low <= m * 10.0 ** e <= high})
+        if len(values) >= 4:
+            break
+    return values, [f"{value:g}{suffix}" for value in values]
+
+
+def count_bars(counts: pd.Series, title: str, x_title: str, by_task: bool = False) -> go.Figure:
+    """Bars of counts by category (e.g. documents per source, queries per task: `by_task` gives task colours)."""
+    colours = [task_colour(i) for i in counts.index] if by_task else "#4c78a8"
+    fig = go.Figure(go.Bar(x=[str(i) for i in counts.index], y=counts.to_numpy(), marker_color=colours))
     fig.update_layout(xaxis_title=x_title, yaxis_title="count")
     return _layout(fig, title, height=320)
 
@@ -141,27 +173,31 @@ def score_scatter(x: np.ndarray, y: np.ndarray, x_label: str, y_label: str, doc_
     return _layout(fig, title, height=480)
 
 
+def from_one_document(table: pd.DataFrame, n_documents: int | None) -> pd.DataFrame:
+    """The rows at percentiles of at least one document (below, the top p% is still one document)."""
+    return table if not n_documents else table[table["percentile"] >= 100.0 / n_documents * (1 - 1e-9)]
+
+
 def magnitude_curves(table: pd.DataFrame, value: str, title: str, log_y: bool, y_title: str,
                      n_documents: int | None = None, band: tuple[str, str] | None = None) -> go.Figure:
     """Cumulative influence of the top p% documents, one line per task (table: task, percentile, `value`), from
     the percentile of one document up (below it the curve is flat by construction); log x axis, powers of 10.
     With `band` (two columns: interval ends), each line gets its interval as a shaded area."""
-    if n_documents:
-        table = table[table["percentile"] >= 100.0 / n_documents * (1 - 1e-9)]
+    table = from_one_document(table, n_documents)
     fig = go.Figure()
-    palette = ["#4c78a8", "#e45756", "#54a24b", "#f58518", "#b279a2", "#72b7b2", "#9d755d", "#eeca3b"]
-    for number, (task, part) in enumerate(table.sort_values("percentile").groupby("task", sort=True)):
-        colour = palette[number % len(palette)]
+    for task, part in table.sort_values("percentile").groupby("task", sort=True):
+        colour = task_colour(task)
         if band is not None and part[list(band)].notna().any().all():
             outline = np.concatenate([part["percentile"], part["percentile"][::-1]])
             fig.add_trace(go.Scatter(x=outline, y=np.concatenate([part[band[1]], part[band[0]][::-1]]),
                                      fill="toself", mode="none", fillcolor=colour, opacity=0.15, hoverinfo="skip",
                                      legendgroup=str(task), showlegend=False))
         fig.add_trace(go.Scatter(x=part["percentile"], y=part[value], mode="lines+markers", name=str(task),
-                                 legendgroup=str(task), marker=dict(size=4, color=colour), line=dict(color=colour)))
+                                 legendgroup=str(task), marker=dict(size=4, color=colour), line=dict(color=colour),
+                                 hovertemplate=f"{task}<br>top %{{x:.3g}}% of documents: %{{y:.3g}}<extra></extra>"))
     fig.update_xaxes(type="log", dtick=1, tickformat="~g", ticksuffix="%", title="top p% of documents by score")
     fig.update_yaxes(type="log" if log_y else "linear", title=y_title, dtick=1 if log_y else None,
-                     tickformat="~g" if log_y else None)
+                     tickformat=",~r" if log_y else None)  # 1,000,000 and 0.001, not 1e+6
     return _layout(fig, title)
 
 
@@ -169,10 +205,9 @@ def information_scatter(table: pd.DataFrame, title: str) -> go.Figure:
     """ln top influence against ln nats, one point per query coloured by task (table: query_id, task, log_nats,
     log_top_influence, fitted, in_fit), with each task's fitted line (the information-adjusted fit) where given."""
     fig = go.Figure()
-    palette = ["#4c78a8", "#e45756", "#54a24b", "#f58518", "#b279a2", "#72b7b2", "#9d755d", "#eeca3b"]
     shown = table[table["log_nats"].notna() & table["log_top_influence"].notna()]
-    for number, (task, part) in enumerate(shown.groupby("task", sort=True)):
-        colour = palette[number % len(palette)]
+    for task, part in shown.groupby("task", sort=True):
+        colour = task_colour(task)
         fig.add_trace(go.Scatter(x=part["log_nats"], y=part["log_top_influence"], mode="markers", name=str(task),
                                  legendgroup=str(task), marker=dict(size=7, color=colour, opacity=0.8),
                                  customdata=part["query_id"],
@@ -192,6 +227,7 @@ def slope_boxes(power_law: pd.DataFrame) -> go.Figure:
     fig = go.Figure()
     for task, part in power_law.groupby("task", sort=True):
         fig.add_trace(go.Box(y=part["slope"], name=str(task), boxpoints="all", jitter=0.4, pointpos=0,
+                             marker_color=task_colour(task),
                              customdata=part["query_id"], hovertemplate="%{customdata}: %{y:.3f}<extra></extra>"))
     fig.update_layout(showlegend=False, yaxis_title="slope")
     return _layout(fig, "Power-law slopes of the top positive scores")
@@ -271,9 +307,9 @@ def answer_rates(table: pd.DataFrame, title: str) -> go.Figure:
     return _layout(fig, title)
 
 
-def enrichment_bars(table: pd.DataFrame, title: str) -> go.Figure:
+def enrichment_bars(table: pd.DataFrame, title: str, log_y: bool = False) -> go.Figure:
     """Observed ÷ expected matches per task, one bar per target kind, with 95% whiskers and a ×1 line
-    (table: task, target_kind, enrichment, ci_low, ci_high)."""
+    (table: task, target_kind, enrichment, ci_low, ci_high); `log_y`: a log y axis labelled 0.5×, 1×, 2×, ..."""
     fig = go.Figure()
     for kind, part in table.groupby("target_kind", sort=True):
         part = part.sort_values("task")
@@ -283,6 +319,13 @@ def enrichment_bars(table: pd.DataFrame, title: str) -> go.Figure:
                              hovertemplate="%{x}: ×%{y:.2f}<extra>" + str(kind) + "</extra>"))
     fig.add_hline(y=1.0, line_dash="dot", line_color="grey")
     fig.update_layout(barmode="group", xaxis_title="task", yaxis_title="observed ÷ expected by chance")
+    if log_y:
+        ends = table[["enrichment", "ci_low", "ci_high"]].to_numpy(dtype=np.float64).ravel()
+        ends = ends[np.isfinite(ends) & (ends > 0)]
+        low, high = (ends.min() / 1.2, ends.max() * 1.2) if len(ends) else (0.5, 2.0)
+        values, labels = log_ticks(low, high)
+        fig.update_yaxes(type="log", range=[math.log10(min(low, 1.0)), math.log10(max(high, 1.0))],
+                         tickmode="array", tickvals=values, ticktext=labels)
     return _layout(fig, title)
 
 
@@ -291,6 +334,7 @@ def document_profile(table: pd.DataFrame, title: str, axis_title: str = "score")
     fig = go.Figure()
     for task, part in table.groupby("task", sort=True):
         fig.add_trace(go.Box(y=part["score"], name=str(task), boxpoints="all", jitter=0.4, pointpos=0,
+                             marker_color=task_colour(task),
                              customdata=part["query_id"], hovertemplate="%{customdata}: %{y:.3g}<extra></extra>"))
     if "percentile" not in axis_title:
         fig.add_hline(y=0.0, line_color="grey", line_dash="dot")

@@ -8,7 +8,7 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import widgets
-from dashboard.run import Run, RunKey, document_texts
+from dashboard.run import Run, RunKey, analysis_table, document_texts
 from precompute.analysis import label_breakdown
 from precompute.analysis.inputs import AnalysisInputs
 from precompute.rundir import labels as run_labels
@@ -100,18 +100,30 @@ def run_inputs(run: Run) -> AnalysisInputs:
                           documents=run.documents[["id"]], doc_texts=[])
 
 
+@st.cache_data(show_spinner="Finding where each query's top and bottom k end…", max_entries=4)
+def rank_cutoffs(run_key: RunKey, _run: Run) -> list:
+    """label_breakdown.row_cutoffs per query, from the run's rank_cutoffs table (or computed once per run)."""
+    return label_breakdown.query_cutoffs(run_inputs(_run), analysis_table(run_key, "rank_cutoffs"))
+
+
 @st.cache_data(show_spinner="Breaking the labels down…", max_entries=8)
 def label_multipliers(run_key: RunKey, _run: Run, revision: int, _labels: run_labels.Labels) -> pd.DataFrame:
-    """category_multipliers rows for the label column (cached per labels revision)."""
-    values, _ = run_labels.label_column(_labels, _run.doc_ids)
-    frame = label_breakdown.column_multipliers(run_inputs(_run), LABEL_COLUMN, values,
-                                               background=run_labels.UNLABELLED)
-    return frame
+    """category_multipliers rows for the label column (cached per labels revision; reads only the labelled
+    documents' scores, placed against the run's rank cutoffs)."""
+    values, _ = run_labels.label_column(_labels, _run.doc_positions)
+    return label_breakdown.column_multipliers(run_inputs(_run), LABEL_COLUMN, values,
+                                              background=run_labels.UNLABELLED, cutoffs=rank_cutoffs(run_key, _run))
+
+
+@st.cache_data(show_spinner=False, max_entries=8)
+def task_tops(run_key: RunKey, _run: Run, k: int) -> dict:
+    """Each task's distinct top-k documents (independent of the labels: kept across labels revisions)."""
+    return label_breakdown.task_tops(run_inputs(_run), k)
 
 
 @st.cache_data(show_spinner=False, max_entries=8)
 def sample_comparison(run_key: RunKey, _run: Run, revision: int, _labels: run_labels.Labels, k: int):
-    return label_breakdown.sample_comparison(run_inputs(_run), _labels, k)
+    return label_breakdown.sample_comparison(run_inputs(_run), _labels, k, task_tops(run_key, _run, k))
 
 
 def breakdown_columns(run: Run) -> list[str]:
@@ -130,7 +142,7 @@ def breakdown_table(run: Run) -> pd.DataFrame:
 
 
 def label_values(run: Run) -> np.ndarray:
-    values, _ = run_labels.label_column(run_labels.read_labels(str(run.path)), run.doc_ids)
+    values, _ = run_labels.label_column(run_labels.read_labels(str(run.path)), run.doc_positions)
     return np.asarray(values, dtype=object)
 
 

@@ -58,6 +58,19 @@ def filtered(table: pd.DataFrame, *, task: str = ALL, correctness: str = ALL, se
     return filter_rows(chosen, expression)
 
 
+def filter_expression(*, task: str = ALL, correctness: str = ALL, search: str = "", expression: str = "") -> str:
+    """One filter expression (dashboard.query_filter) that keeps the rows `filtered` keeps with these choices (the
+    search over each of id, prompt and completion): what a saved query set stores."""
+    parts = [] if task == ALL else [f"task == {task!r}"]
+    parts += {ALL: [], "correct": ["correct == True"], "incorrect": ["correct == False"],
+              "unknown": ["isnull(correct)"]}[correctness]
+    if search:
+        parts.append(" or ".join(f"contains({column}, {search!r})" for column in ("id", "prompt", "completion")))
+    if expression.strip():
+        parts.append(expression.strip())
+    return parts[0] if len(parts) == 1 else " and ".join(f"({part})" for part in parts)
+
+
 def sorted_by(table: pd.DataFrame, column: str, descending: bool) -> pd.DataFrame:
     """Stable sort by one column (missing values last)."""
     if column not in table.columns:

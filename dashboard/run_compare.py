@@ -7,7 +7,8 @@ import pandas as pd
 import streamlit as st
 
 from dashboard import ranking
-from dashboard.run import Run, RunKey
+from dashboard.run import Run, RunKey, analysis_table
+from precompute.analysis import run_difference
 
 KS = [10, 50, 100, 500, 1000]
 
@@ -131,3 +132,10 @@ def findings_side_by_side(a: dict | None, b: dict | None, name_a: str, name_b: s
             table[f"{run_name} {label}"] = values if label == "verdict" else pd.to_numeric(
                 pd.Series(values, dtype=object), errors="coerce")
     return table
+
+@st.cache_data(show_spinner="Bootstrapping the differences between the runs' findings…", max_entries=16)
+def finding_differences(key_a: RunKey, key_b: RunKey) -> pd.DataFrame:
+    """The findings both runs define on their shared queries, each run's value and the contrast between them with a
+    paired bootstrap interval (precompute.analysis.run_difference, from the runs' analysis tables)."""
+    tables = [{name: analysis_table(key, name) for name in run_difference.TABLES} for key in (key_a, key_b)]
+    return run_difference.finding_differences(*tables)

@@ -7,6 +7,8 @@ import json
 import math
 import os
 import tempfile
+import time
+from contextlib import contextmanager
 from dataclasses import dataclass
 from typing import Iterable
 
@@ -186,8 +188,9 @@ def run_pass(model, tracked, batches: list[Batch], args: FactorArguments, on_gra
     return n_docs, n_tokens
 
 
-def fit_covariances(model, tracked, batches, args, progress, peers: list[int]) -> tuple[dict, int]:
-    dtype = work_dtype(model)
+def covariance_sums(model, tracked, batches, args, progress, peers: list[int]) -> tuple[dict, int]:
+    """Σ a aᵀ and Σ g gᵀ per module (this rank's documents; in `tracked` order, which every peer shares for the
+    reductions) and the token count summed over `peers`."""
     sums: dict[str, list[torch.Tensor]] = {}
 
     def on_gradient(name, a, g):
@@ -199,14 +202,31 @@ def fit_covariances(model, tracked, batches, args, progress, peers: list[int]) -
 
     _, n_tokens = run_pass(model, tracked, batches, args, on_gradient, "factors: covariances", progress)
     n_tokens = int(sum_over(torch.tensor([n_tokens], dtype=torch.float64), peers).item())
+    return {name: sums[name] for name in tracked}, n_tokens
+
+
+def eigendecompose(sums: dict, n_tokens: int, dtype: torch.dtype, peers: list[int]) -> dict:
+    """Per module Q_A, eigenvalues of A, Q_S, eigenvalues of S: float64 eigh of the covariances summed over
+    `peers`, stored in `dtype`."""
     eigen = {}
-    for name in tracked:
-        a_sum, s_sum = (sum_over(t.cpu(), peers) for t in sums[name])
+    for name, (a_part, s_part) in sums.items():
+        a_sum, s_sum = (sum_over(t.cpu(), peers) for t in (a_part, s_part))
         a_vals, a_vecs = torch.linalg.eigh(a_sum.double() / n_tokens)
         s_vals, s_vecs = torch.linalg.eigh(s_sum.double() / n_tokens)
         eigen[name] = {A_VECS: a_vecs.to(dtype), A_VALS: a_vals.to(dtype),
                        S_VECS: s_vecs.to(dtype), S_VALS: s_vals.to(dtype)}
-    return eigen, n_tokens
+    return eigen
+
+
+@contextmanager
+def timed_stage(into: dict | None, key: str):
+    """into[key] = {"cpu_s" (this process, all threads), "wall_s"} of the block, when `into` is a dict."""
+    cpu, wall = time.process_time(), time.perf_counter()
+    try:
+        yield
+    finally:
+        if into is not None:
+            into[key] = {"cpu_s": time.process_time() - cpu, "wall_s": time.perf_counter() - wall}
 
 
 def eigenbasis_gradients(g: torch.Tensor, a: torch.Tensor, s_vecs: torch.Tensor, a_vecs: torch.Tensor,
@@ -243,9 +263,11 @@ def fit_lambda(model, tracked, batches, args, eigen, progress, peers: list[int])
 
 
 def fit_factors(model: nn.Module, tracked: dict[str, nn.Module], batches: Iterable[Batch], args: FactorArguments,
-                progress: bool = True, grid: Grid | None = None) -> Factors:
+                progress: bool = True, grid: Grid | None = None, stage_seconds: dict | None = None) -> Factors:
     """Factors of every tracked module, or under a `grid` with module shards only of this rank's shard
-    (partition_modules; statistics summed over its module peers, which see the other data groups' documents)."""
+    (partition_modules; statistics summed over its module peers, which see the other data groups' documents).
+    `stage_seconds` (a dict) receives each stage's CPU and wall seconds (timed_stage): covariances,
+    eigendecomposition, eigenvalue_correction."""
     grid = grid or Grid(*rank_and_world())
     shapes = {name: list(module_shape(module)) for name, module in tracked.items()}
     owned = partition_modules(shapes, args.strategy, grid.module_shards)[grid.module_shard]
@@ -261,13 +283,18 @@ def fit_factors(model: nn.Module, tracked: dict[str, nn.Module], batches: Iterab
         tensors: dict[str, dict[str, torch.Tensor]] = {name: {} for name in mine}
         n_docs = n_tokens = 0
         if args.strategy in ("kfac", "ekfac"):
-            eigen, n_tokens = fit_covariances(model, mine, batches, args, progress, peers)
+            with timed_stage(stage_seconds, "covariances"):
+                sums, n_tokens = covariance_sums(model, mine, batches, args, progress, peers)
+            with timed_stage(stage_seconds, "eigendecomposition"):
+                eigen = eigendecompose(sums, n_tokens, work_dtype(model), peers)
+            del sums
             for name in mine:
                 tensors[name].update(eigen[name])
             n_docs = int(sum_over(torch.tensor([sum(b.input_ids.shape[0] for b in batches)],
                                                dtype=torch.float64), peers).item())
         if args.strategy in ("ekfac", "diagonal"):
-            lambdas, n_docs, n_tokens = fit_lambda(model, mine, batches, args, tensors, progress, peers)
+            with timed_stage(stage_seconds, "eigenvalue_correction"):
+                lambdas, n_docs, n_tokens = fit_lambda(model, mine, batches, args, tensors, progress, peers)
             for name in mine:
                 tensors[name][LAMBDA] = lambdas[name]
     finally:

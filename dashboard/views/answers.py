@@ -2,14 +2,47 @@
 query, with the documents that contain them."""
 from __future__ import annotations
 
+import numpy as np
 import pandas as pd
 import streamlit as st
 
 from dashboard import charts, query_view, ranking, url_state, widgets
 from dashboard.run import analysis_table, current_run, document_texts, require_table
 from dashboard.text_match import answer_in_context, contains_value, context_terms
+from precompute.analysis.context import FINDINGS_K
 
 _ALL = "(all tasks)"
+DWARF_RATIO = 10.0  # a log y axis by default when the largest enrichment is this many times the smallest
+
+
+LOG_HELP = (f"On by default when one task's enrichment is more than {DWARF_RATIO:g}× another's (a linear axis would "
+            "flatten the small bars).")
+
+
+def k_help(ks: list[int], n_documents: int) -> str:
+    """Which k the page opens with, and why (findings_k)."""
+    k = findings_k(ks, n_documents)
+    if k == min(FINDINGS_K, n_documents):
+        return f"Default: the top {k} the occurrence finding uses (FINDINGS_K = {FINDINGS_K}, at most the corpus size)."
+    return (f"Default: the top {k}, the largest k below the corpus of {n_documents:,} documents (the occurrence "
+            f"finding's k = min(FINDINGS_K = {FINDINGS_K}, corpus size) would take every document: ×1 by definition).")
+
+
+def findings_k(ks: list[int], n_documents: int) -> int:
+    """The top-k depth the occurrence finding uses (FINDINGS_K, capped at the corpus size as the analysis caps
+    it) when the table has it and it is below the corpus size, else the largest k below the corpus size (at k =
+    the corpus every enrichment is ×1 by definition), else the largest k offered."""
+    below = [k for k in ks if k < n_documents]
+    k = min(FINDINGS_K, n_documents)
+    return k if k in below else (below[-1] if below else ks[-1])
+
+
+def values_dwarf_others(values) -> bool:
+    """True when the largest positive value is more than DWARF_RATIO times the smallest (a linear axis would
+    flatten the small ones)."""
+    values = np.asarray(values, dtype=np.float64)
+    values = values[np.isfinite(values) & (values > 0)]
+    return len(values) > 1 and values.max() > DWARF_RATIO * values.min()
 
 
 def _by_basis(table: pd.DataFrame, basis: str | None) -> pd.DataFrame:
@@ -21,8 +54,13 @@ def _overview(run, basis: str | None, k: int) -> None:
     enrichment = analysis_table(run.key, "answer_enrichment")
     if enrichment is not None and len(enrichment):
         chosen = _by_basis(enrichment, basis)
+        chosen = chosen[chosen["k"] == k]
+        log_y = url_state.bound(st.toggle, "Log y axis", key="answers.log", param="log",
+                                default=values_dwarf_others(chosen["enrichment"]), parse=url_state.parse_bool,
+                                allowed=[True, False],
+                                help=LOG_HELP)
         title = f"Matches in the top {k} documents ÷ matches expected in {k} random documents, per task"
-        widgets.chart(charts.enrichment_bars(chosen[chosen["k"] == k], title), key="answers.enrichment",
+        widgets.chart(charts.enrichment_bars(chosen, title, log_y=log_y), key="answers.enrichment",
                       name=f"answer_enrichment_k{k}")
         st.caption("Whiskers: 95% interval (bootstrap over queries); dotted line: ×1, what chance gives. The bare "
                    "answer of a reasoning query is often a small number that most math documents contain; the "
@@ -46,8 +84,9 @@ def render() -> None:
                                  "reference: the data's answer and steps") if bases else None
     task = url_state.bound(middle.selectbox, "Task", key="answers.task", param="task", default=_ALL, options=tasks,
                            what="task")
-    k = url_state.bound(right.selectbox, "Top k", key="answers.k", param="k", default=ks[0], parse=int, options=ks,
-                        what="k")
+    k = url_state.bound(right.selectbox, "Top k", key="answers.k", param="k", default=findings_k(ks, run.n_documents),
+                        parse=int, options=ks, what="k",
+                        help=k_help(ks, run.n_documents))
     _overview(run, basis, k)
 
     st.subheader("Per query")

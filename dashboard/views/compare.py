@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import os
 
+import numpy as np
+import pandas as pd
 import streamlit as st
 
 from precompute import rundir
@@ -12,7 +14,11 @@ from precompute import rundir
 from dashboard import charts, published_view, query_view, run_choice, url_state, widgets
 from dashboard.run import RunError, current_run, document_texts, findings, load_run
 from dashboard import lds_view, validation_view
-from dashboard.run_compare import KS, alignment, findings_side_by_side, per_query_agreement, per_task, top_list
+from dashboard.findings_view import claim_and_scope
+from dashboard.run_compare import (KS, alignment, finding_differences, findings_side_by_side, per_query_agreement,
+                                   per_task, top_list)
+from precompute.analysis.run_difference import TABLES
+from precompute.analysis.statistics import N_RESAMPLES, number_text
 
 TOP_SHOWN = 10
 
@@ -49,6 +55,43 @@ def first_sharing_queries(choices: list[str], query_ids: set[str]) -> str:
         if ids & query_ids:
             return choice
     return choices[0]
+
+
+def _contrast_text(row: dict) -> str:
+    """'−0.042 [−0.069, −0.015]' (this − other) or '1.2× [1.05, 1.4]' (this ÷ other); a degenerate or missing
+    interval says why."""
+    low, high = row["ci_low"], row["ci_high"]
+    text = (f"{number_text(row['contrast'])}{'×' if row['measure'] == 'ratio' else ''} "
+            f"[{number_text(low)}, {number_text(high)}]")
+    if not (np.isfinite(low) and np.isfinite(high)):
+        return text + " (no interval: too many resamples undefined, e.g. too few distinct queries to form pairs)"
+    return text + (" (width 0: equal in every resample)" if low == high else "")
+
+
+def _differences(run, other, names: tuple[str, str]) -> None:
+    """The findings both runs define on their shared queries, each contrast with its paired interval."""
+    st.subheader("Differences between the runs' findings")
+    table = finding_differences(run.key, other.key)
+    if table.empty:
+        st.info("No finding both runs define on their shared queries: the paired differences need each run's "
+                f"analysis tables ({', '.join(TABLES)}) and, on the shared queries, the factual task and a reasoning "
+                "task with enough queries.")
+        return
+    st.caption(f"The findings recomputed on the queries both runs share (same id and task), in "
+               f"**{widgets.markdown_text(names[0])}** (this run) and **{widgets.markdown_text(names[1])}**, and "
+               f"their contrast (this − other for a difference, this ÷ other for a ratio) with a 95% paired "
+               f"bootstrap interval ({N_RESAMPLES:,} resamples: one draw of the shared query ids within each task, "
+               "applied to both runs). `differs` when the interval excludes no contrast (0, or 1×). Covered: the "
+               "correlation findings and the per-nat magnitude finding; the others need each query's full ranking "
+               "and are compared above without an interval.")
+    shown = pd.DataFrame({
+        "finding": [" · ".join(claim_and_scope(name)) for name in table["finding"]],
+        "this run": table["effect_a"], "other run": table["effect_b"],
+        "contrast [95% CI]": [_contrast_text(row) for row in table.to_dict("records")],
+        "verdict": table["verdict"], "queries": table["n_queries"]})
+    widgets.table(shown, key="compare.differences", name="compare_finding_differences", export=table,
+                  column_config={"this run": st.column_config.NumberColumn(format="%.3g"),
+                                 "other run": st.column_config.NumberColumn(format="%.3g")})
 
 
 def render() -> None:
@@ -105,6 +148,7 @@ def render() -> None:
         st.info("Neither run has analysis/findings.json.")
     else:
         widgets.table(side_by_side, key="compare.findings", name="compare_findings")
+    _differences(run, other, names)
     validation_view.compare_summaries(run, other)  # both runs' tail-patch validation
     lds_view.compare_leaderboards(run, other)  # both runs' LDS leaderboards
 

@@ -21,22 +21,30 @@ def render() -> None:
     st.title("Magnitude")
     by_task = require_table(run, "magnitude_by_task")
     scales = [label for label, (column, _, _) in SCALES.items() if column in by_task.columns]
+    defined = [label for label in scales if by_task[SCALES[label][0]].notna().any()]  # e.g. no nats: no per nat
     left, middle, right = st.columns(3)
     sign = url_state.bound(left.radio, "Sign", key="magnitude.sign", param="sign", default=SIGNS[0],
                            options=SIGNS, horizontal=True)
-    scale = url_state.bound(middle.radio, "Scale", key="magnitude.scale", param="scale", default=scales[0],
+    scale = url_state.bound(middle.radio, "Scale", key="magnitude.scale", param="scale",
+                            default=(defined or scales)[0],
                             options=scales, horizontal=True,
                             help="per nat: the influence of the top documents divided by the completion's "
                                  "information (nats), comparable across queries; relative: share of the sign's "
                                  "total; absolute: summed magnitude")
-    log_y = url_state.bound(right.toggle, "Log y axis", key="magnitude.log", param="log", default=False,
-                            parse=url_state.parse_bool, allowed=[True, False])
+    log_y = url_state.bound(right.toggle, "Log y axis", key="magnitude.log", param="log", default=True,
+                            parse=url_state.parse_bool, allowed=[True, False],
+                            help="On by default: the top 0.1% and the top 100% differ by orders of magnitude, so a "
+                                 "linear axis flattens every curve below 1%.")
 
     column, band, y_title = SCALES[scale]
     curves = by_task[by_task["sign"] == sign]
     title = f"Cumulative {sign} influence of each task's top documents ({scale}; from one document up)"
-    widgets.chart(charts.magnitude_curves(curves, column, title, log_y, y_title, run.n_documents, band),
-                  key="magnitude.curves", name=f"magnitude_{sign}_{scale.replace(' ', '_')}")
+    if scale not in defined:
+        st.info(f"No task has a {scale} value in this run (per nat needs each completion's information in nats, "
+                "which an imported run without the model lacks).")
+    else:
+        widgets.chart(charts.magnitude_curves(curves, column, title, log_y, y_title, run.n_documents, band),
+                      key="magnitude.curves", name=f"magnitude_{sign}_{scale.replace(' ', '_')}")
     st.caption("Per nat: the summed raw scores of the top p% documents ÷ the completion's information (nats), "
                "averaged over the task's queries, with its 95% bootstrap interval (shaded). Relative: the same sum "
                "as a share of all the sign's influence. Absolute: the sum itself.")
@@ -44,7 +52,9 @@ def render() -> None:
         left_out = curves.groupby("task")["n_low_information"].first()
         st.caption(f"Per nat leaves out low-information queries ({score_help.LOW_INFORMATION}): "
                    + ", ".join(f"{task} {int(n)}" for task, n in left_out.items() if n))
-    widgets.table(curves, key="magnitude.table", name=f"magnitude_by_task_{sign}")
+    shown = charts.from_one_document(curves, run.n_documents)
+    widgets.table(shown, key="magnitude.table", name=f"magnitude_by_task_{sign}",
+                  column_config={"percentile": st.column_config.NumberColumn("top p% of documents", format="%.3g%%")})
 
     information_section(run)
 
@@ -61,8 +71,8 @@ def render() -> None:
 def information_section(run) -> None:
     """Top influence against completion information per query, and the information-adjusted finding."""
     table = analysis_table(run.key, "magnitude_information")
-    if table is None or not len(table):
-        return
+    if table is None or not (table["log_nats"].notna() & table["log_top_influence"].notna()).any():
+        return  # no query with both numbers (e.g. no nats in an imported run): nothing to plot
     st.subheader("Influence and information")
     widgets.chart(charts.information_scatter(table, "Top-1% influence against completion information, per query"),
                   key="magnitude.information", name="magnitude_information")

@@ -6,9 +6,10 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
-from dashboard import charts, published_view, run_choice, widgets
+from dashboard import charts, published_view, report_view, run_choice, widgets
 from dashboard.findings_view import show_findings
 from dashboard.run import Run, RunKey, current_run, findings
+from precompute.analysis.report import run_settings
 from dashboard import lds_view, validation_view
 
 _CHECK_COLUMNS = 200_000  # documents read for the layer-sum check on big runs
@@ -54,6 +55,7 @@ def render() -> None:
     if found:
         st.subheader("Findings")
         show_findings(run.key, found)
+        report_view.downloads(run)  # one self-contained HTML report and the script that regenerates it
     lds_view.leaderboard_section(run)  # LDS vs PBRF leaderboard (runs made with `precompute counterfactual`)
     validation_view.run_summary(run)  # tail-patch validation table (runs made with `precompute validate`)
 
@@ -63,16 +65,14 @@ def render() -> None:
         widgets.chart(charts.count_bars(run.documents["source"].value_counts(), "Corpus by source", "source"),
                       key="overview.sources", name="corpus_sources")
     with right:
-        widgets.chart(charts.count_bars(run.queries["task"].value_counts(), "Queries per task", "task"),
+        widgets.chart(charts.count_bars(run.queries["task"].value_counts(), "Queries per task", "task",
+                                       by_task=True),
                       key="overview.tasks", name="queries_per_task")
 
     left, right = st.columns(2)
     with left:
         st.subheader("Settings")
-        settings = {key: manifest.get(key) for key in ("strategy", "fisher", "damping", "modules", "query_rank",
-                                                       "max_length", "batch_size", "factor_docs", "token_topk",
-                                                       "device", "dtype", "seed", "world_size", "created")}
-        settings.update({f"counts.{k}": v for k, v in (manifest.get("counts") or {}).items()})
+        settings = run_settings(manifest)  # the same list the exported report gives
         settings_table = pd.DataFrame({"setting": list(settings), "value": [str(v) for v in settings.values()]})
         widgets.table(settings_table, key="overview.settings", name="settings")
         st.subheader("Timings (s)")

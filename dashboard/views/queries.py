@@ -10,7 +10,7 @@ from dashboard import charts, highlight, labels_view, query_table, query_view, r
 from dashboard import url_state, widgets
 from dashboard.query_filter import MAX_CHARS, MAX_DEPTH, MAX_LIST, MAX_TEXT, FilterError
 from dashboard.run import current_run, document_texts
-from dashboard import lds_view, validation_view
+from dashboard import lds_view, query_sets_view, validation_view
 
 CHOSEN = "queries.q_chosen"  # a query was chosen this run (row or select box): it stays open whatever the filter
 SORTABLE = ["id", "task", "correct", "nats", "n_completion_tokens", "answer", "model_answer"]
@@ -95,6 +95,7 @@ def render() -> None:
     table = cached_query_table(run.key, run.queries)
     shown = _filters(table)
     _query_list(table, shown)
+    query_sets_view.section(run, table)  # saved filters and the run's findings recomputed on a chosen set
 
     query_id = _opened_query(table, shown)
     kinds = list(score_help.SCORE_KINDS)

@@ -68,11 +68,10 @@ def breakdown(run: Run) -> tuple[str, pd.DataFrame]:
     return by, chosen.rename(columns={"category": "source"}).reset_index(drop=True)
 
 
-@st.cache_data(show_spinner="Finding the documents behind the bar…", max_entries=64)
-def documents_behind(run_key: RunKey, _run: Run, task: str, side: str, k: int, source: str,
-                     by: str = "source", labels_revision: int = 0) -> pd.DataFrame:
-    """Documents of category `source` (of column `by`) in the `side` k of the task's queries: how many queries rank
-    them there, mean score."""
+@st.cache_data(show_spinner="Finding the documents behind the bar…", max_entries=16)
+def task_side_hits(run_key: RunKey, _run: Run, task: str, side: str, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """(how many of the task's queries rank each document in their `side` k, each document's summed score over
+    them): independent of the column broken down by, so a new labels revision does not rank the rows again."""
     rows = np.flatnonzero(_run.queries["task"].astype(str).to_numpy() == task)
     sign = 1.0 if side == "top" else -1.0
     hits = np.zeros(_run.n_documents, dtype=np.int32)
@@ -83,13 +82,24 @@ def documents_behind(run_key: RunKey, _run: Run, task: str, side: str, k: int, s
         total += values
         chosen = np.argpartition(-sign * values, k - 1)[:k] if k < _run.n_documents else slice(None)
         hits[chosen] += 1
+    return hits, total
+
+
+@st.cache_data(show_spinner="Finding the documents behind the bar…", max_entries=64)
+def documents_behind(run_key: RunKey, _run: Run, task: str, side: str, k: int, source: str,
+                     by: str = "source", labels_revision: int = 0) -> pd.DataFrame:
+    """Documents of category `source` (of column `by`) in the `side` k of the task's queries: how many queries rank
+    them there, mean score."""
+    n_rows = int(np.count_nonzero(_run.queries["task"].astype(str).to_numpy() == task))
+    sign = 1.0 if side == "top" else -1.0
+    hits, total = task_side_hits(run_key, _run, task, side, k)
     columns = np.flatnonzero((category_values(run_key, _run, by, labels_revision) == source) & (hits > 0))
-    mean = total[columns] / max(len(rows), 1)
+    mean = total[columns] / max(n_rows, 1)
     order = np.lexsort((-sign * mean, -hits[columns]))[:LISTED]
     columns = columns[order]
     texts = document_texts(run_key)
     return pd.DataFrame({"doc_id": _run.doc_ids[columns], "queries_ranking_it": hits[columns],
-                         "of_queries": len(rows), "mean_score": total[columns] / max(len(rows), 1),
+                         "of_queries": n_rows, "mean_score": total[columns] / max(n_rows, 1),
                          "text": [" ".join(str(texts.iloc[int(c)])[:SNIPPET].split()) for c in columns]})
 
 

@@ -6,6 +6,7 @@
 - ranking:    top/bottom-k columns and scores per nat (one guard for low-information completions)
 - occurrence: does a text contain an answer / step (the rule the dashboard's badges use too); search: corpus-wide
 - runner:     analyze_run(run) -> tables + findings, written to RUN/analysis/
+- run_difference: two runs' correlation findings on their shared queries, with paired bootstrap intervals
 - docs:       renders the analysis section of docs/run-directory.md from the registry
 """
 from precompute.analysis.context import FACTUAL_TASK, TOP_K, AnalysisContext, is_control_task, is_reasoning_task

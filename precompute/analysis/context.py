@@ -99,6 +99,16 @@ def pearson_matrix(scores: np.ndarray, chunk: int = CORRELATION_CHUNK) -> tuple[
     return r, p
 
 
+def reasoning_and_factual_groups(task_rows: dict[str, np.ndarray], usable: np.ndarray) -> list[np.ndarray] | None:
+    """The usable rows of each reasoning task with at least 2 of them, then the usable factual rows (the groups a
+    reasoning-vs-factual finding compares); None when fewer than 2 factual rows or no reasoning task remain."""
+    factual = task_rows.get(FACTUAL_TASK, np.zeros(0, np.int64))
+    factual = factual[usable[factual]]
+    reasoning = [rows[usable[rows]] for task, rows in task_rows.items() if is_reasoning_task(task)]
+    reasoning = [rows for rows in reasoning if len(rows) >= 2]
+    return reasoning + [factual] if len(factual) >= 2 and reasoning else None
+
+
 class AnalysisContext:
     def __init__(self, inputs: AnalysisInputs, top_k: int = TOP_K, seed: int = statistics.DEFAULT_SEED,
                  n_resamples: int = statistics.N_RESAMPLES, progress: bool = True, findings_k: int = FINDINGS_K):
@@ -131,13 +141,8 @@ class AnalysisContext:
         return [task for task in self.task_rows if is_reasoning_task(task)]
 
     def reasoning_and_factual(self, usable: np.ndarray) -> list[np.ndarray] | None:
-        """The usable rows of each reasoning task with at least 2 of them, then the usable factual rows (the groups
-        a reasoning-vs-factual finding compares); None when fewer than 2 factual rows or no reasoning task remain."""
-        factual = self.task_rows.get("factual", np.zeros(0, np.int64))
-        factual = factual[usable[factual]]
-        reasoning = [rows[usable[rows]] for task, rows in self.task_rows.items() if task in self.reasoning_tasks]
-        reasoning = [rows for rows in reasoning if len(rows) >= 2]
-        return reasoning + [factual] if len(factual) >= 2 and reasoning else None
+        """reasoning_and_factual_groups of this run's tasks."""
+        return reasoning_and_factual_groups(self.task_rows, usable)
 
     @cached_property
     def nats(self) -> np.ndarray:

@@ -20,25 +20,6 @@ SAMPLE_COLUMNS = ["task", "k", "label", "top_labelled", "top_with_label", "top_s
                   "ratio", "p_value"]
 
 
-def _side_counts(key: np.ndarray, chosen: np.ndarray, chosen_codes: np.ndarray, ks: list[int],
-                 n_categories: int, thresholds: dict) -> np.ndarray:
-    """[len(ks), categories] counts of the `chosen` documents among the k highest `key` values (ties by index,
-    as ranking.top_columns); thresholds[k] = the k-th highest key value (k < len(key))."""
-    n = len(key)
-    counts = np.zeros((len(ks), n_categories), dtype=np.int64)
-    for position, k in enumerate(ks):
-        if k >= n:
-            counts[position] = np.bincount(chosen_codes, minlength=n_categories)
-            continue
-        threshold = thresholds[k]
-        above = key[chosen] > threshold
-        room = k - int(np.count_nonzero(key > threshold))      # places left for documents tied at the threshold
-        tied = np.flatnonzero(key == threshold)[:room]          # ties by index: the first `room` of them
-        inside = above | np.isin(chosen, tied, assume_unique=True)
-        counts[position] = np.bincount(chosen_codes[inside], minlength=n_categories)
-    return counts
-
-
 def _thresholds(values: np.ndarray, ks: list[int]) -> tuple[np.ndarray, dict, np.ndarray, dict]:
     """(top key, k -> k-th highest, bottom key, k -> k-th highest of the bottom key): one partition of the row
     for both sides when it has no NaN (NaN never ranks above a number, on either side)."""
@@ -52,26 +33,96 @@ def _thresholds(values: np.ndarray, ks: list[int]) -> tuple[np.ndarray, dict, np
     return keys[0], {k: parts[0][n - k] for k in small}, keys[1], {k: parts[1][n - k] for k in small}
 
 
-def sparse_category_counts(values: np.ndarray, codes: np.ndarray, n_categories: int, background: int,
-                           ks: list[int]) -> dict:
-    """breakdowns.category_counts' {side: [len(ks), categories]} for a column where most documents have the
-    `background` category (unlabelled): only the other documents are located (one partition of the row, no
-    sort), the background count is k minus theirs."""
+def row_cutoffs(values: np.ndarray, ks: list[int]) -> tuple[np.ndarray, np.ndarray]:
+    """(threshold, last column), each [2 sides (top, bottom), len(ks)], of one score row: document d is among a
+    side's first k (ties by index, NaN after every number, as ranking.top_columns) iff key[d] > threshold, or
+    key[d] == threshold and d <= last column; key = the values (negated for the bottom), NaN read as -inf. One
+    partition of the row, no sort; independent of any document column, so computed once per run."""
     values = np.asarray(values)
-    chosen = np.flatnonzero(codes != background)
+    n = len(values)
+    threshold = np.full((2, len(ks)), -np.inf)
+    last = np.full((2, len(ks)), n - 1, dtype=np.int64)
     top_key, top_thresholds, bottom_key, bottom_thresholds = _thresholds(values, ks)
+    for side, (key, found) in enumerate(((top_key, top_thresholds), (bottom_key, bottom_thresholds))):
+        for position, k in enumerate(ks):
+            if k >= n:
+                continue                                       # every document: key > -inf or d <= n - 1
+            room = k - int(np.count_nonzero(key > found[k]))   # places left for documents tied at the threshold
+            threshold[side, position] = found[k]
+            last[side, position] = np.flatnonzero(key == found[k])[room - 1]
+    return threshold, last
+
+
+def sparse_category_counts(values: np.ndarray, codes: np.ndarray, n_categories: int, background: int,
+                           ks: list[int], cutoffs: tuple[np.ndarray, np.ndarray] | None = None) -> dict:
+    """breakdowns.category_counts' {side: [len(ks), categories]} for a column where most documents have the
+    `background` category (unlabelled): only the other documents' scores are read and placed against the row's
+    cutoffs (row_cutoffs, computed here when not given); the background count is k minus theirs."""
+    chosen = np.flatnonzero(codes != background)
+    threshold, last = row_cutoffs(values, ks) if cutoffs is None else cutoffs
+    scores = np.asarray(values[chosen], dtype=np.float64)
     found = {}
-    for side, key, thresholds in (("top", top_key, top_thresholds), ("bottom", bottom_key, bottom_thresholds)):
-        counts = _side_counts(key, chosen, codes[chosen], ks, n_categories, thresholds)
+    for side, (name, sign) in enumerate((("top", 1.0), ("bottom", -1.0))):
+        key = np.where(np.isnan(scores), -np.inf, sign * scores)
+        inside = (key > threshold[side][:, None]) | ((key == threshold[side][:, None])
+                                                     & (chosen <= last[side][:, None]))
+        counts = np.stack([np.bincount(codes[chosen][among], minlength=n_categories) for among in inside]) \
+            if len(ks) else np.zeros((0, n_categories), dtype=np.int64)
         counts[:, background] = np.minimum(ks, len(values)) - counts.sum(axis=1) + counts[:, background]
-        found[side] = counts
+        found[name] = counts
     return found
 
 
+CUTOFF_COLUMNS = {
+    "query_id": "query id",
+    "side": "`top` (highest scores) or `bottom` (lowest)",
+    "k": "k of the category multipliers (50, 500, ... below the corpus size, then the corpus size)",
+    "threshold": "the side's k-th score (negated for the bottom; NaN scores read as -inf; -inf when k is the "
+                 "corpus size)",
+    "last_column": "the last score column, in index order, among the documents tied at the threshold that are "
+                   "inside the side's first k",
+}
+
+
+def cutoff_table(query_ids, cutoffs: list[tuple[np.ndarray, np.ndarray]], ks: list[int]) -> pd.DataFrame:
+    """CUTOFF_COLUMNS rows from row_cutoffs per query (in query order)."""
+    rows = [(str(query), side, k, float(threshold[s, position]), int(last[s, position]))
+            for query, (threshold, last) in zip(query_ids, cutoffs)
+            for s, side in enumerate(("top", "bottom")) for position, k in enumerate(ks)]
+    return pd.DataFrame(rows, columns=list(CUTOFF_COLUMNS))
+
+
+def cutoffs_from_table(table: pd.DataFrame | None, query_ids, ks: list[int]) -> list | None:
+    """row_cutoffs per query read back from a cutoff_table; None when the table is missing or does not hold
+    exactly these queries and ks (then the caller computes them)."""
+    if table is None or list(table.columns) != list(CUTOFF_COLUMNS):
+        return None
+    wanted = pd.MultiIndex.from_product([[str(q) for q in query_ids], ["top", "bottom"], ks])
+    indexed = table.assign(query_id=table["query_id"].astype(str)).set_index(["query_id", "side", "k"])
+    if len(indexed) != len(wanted) or not indexed.index.is_unique or not wanted.isin(indexed.index).all():
+        return None
+    ordered = indexed.loc[wanted]
+    shape = (len(query_ids), 2, len(ks))
+    return list(zip(ordered["threshold"].to_numpy(np.float64).reshape(shape),
+                    ordered["last_column"].to_numpy(np.int64).reshape(shape)))
+
+
+def query_cutoffs(inputs: AnalysisInputs, table: pd.DataFrame | None = None) -> list:
+    """row_cutoffs per query: read from a rank_cutoffs table when it matches the run, else computed (one
+    partition per row)."""
+    ks = breakdowns.multiplier_ks(len(inputs.documents))
+    found = cutoffs_from_table(table, [str(q["id"]) for q in inputs.queries], ks)
+    if found is not None:
+        return found
+    return [row_cutoffs(np.asarray(inputs.scores[i], dtype=np.float32), ks) for i in range(len(inputs.queries))]
+
+
 def column_multipliers(inputs: AnalysisInputs, column: str, values, seed: int = statistics.DEFAULT_SEED,
-                       n_resamples: int = statistics.N_RESAMPLES, background: str | None = None) -> pd.DataFrame:
+                       n_resamples: int = statistics.N_RESAMPLES, background: str | None = None,
+                       cutoffs: list | None = None) -> pd.DataFrame:
     """breakdowns.multipliers for one document column given as values in score-column order. With a
-    `background` category (e.g. unlabelled) the counts come from sparse_category_counts (no full sort per row)."""
+    `background` category (e.g. unlabelled) the counts come from sparse_category_counts (no full sort per row;
+    with `cutoffs`, row_cutoffs per query, only the other documents' scores are read)."""
     ctx = AnalysisContext(inputs, seed=seed, n_resamples=n_resamples, progress=False)
     codes, names = pd.factorize(pd.Series(list(values), dtype=object).astype(str), sort=True)
     names = [str(n) for n in names]
@@ -79,9 +130,10 @@ def column_multipliers(inputs: AnalysisInputs, column: str, values, seed: int = 
     ks = breakdowns.multiplier_ks(ctx.n_docs)
     rows = []
     for i in range(ctx.n_queries):
-        row = np.asarray(inputs.scores[i], dtype=np.float32)
+        row = np.asarray(inputs.scores[i], dtype=np.float32)    # a memory-mapped row is read only where indexed
         if background in names:
-            rows.append({column: sparse_category_counts(row, codes, len(names), names.index(background), ks)})
+            rows.append({column: sparse_category_counts(row, codes, len(names), names.index(background), ks,
+                                                        None if cutoffs is None else cutoffs[i])})
         else:
             rows.append(breakdowns.category_counts(ctx, RowView(i, row)))
     ctx.rows = {"category_counts": rows}
@@ -108,15 +160,21 @@ def task_top_documents(inputs: AnalysisInputs, task: str, k: int) -> np.ndarray:
     return np.unique(np.concatenate(chosen)) if chosen else np.zeros(0, dtype=np.int64)
 
 
-def sample_comparison(inputs: AnalysisInputs, labels: run_labels.Labels, k: int) -> pd.DataFrame:
-    """Per task and label: its share among the labelled documents of the task's top k (distinct documents) and
-    among the labelled random sample, exact (Clopper-Pearson) 95% intervals, their ratio and Fisher's exact
-    two-sided p-value for equal shares."""
-    doc_ids = inputs.documents["id"].astype(str).to_numpy(dtype=object)
+def task_tops(inputs: AnalysisInputs, k: int) -> dict[str, np.ndarray]:
+    """task -> task_top_documents (independent of the labels: a caller may keep it across labels revisions)."""
+    return {task: task_top_documents(inputs, task, k) for task in dict.fromkeys(str(q["task"]) for q in inputs.queries)}
+
+
+def sample_comparison(inputs: AnalysisInputs, labels: run_labels.Labels, k: int,
+                      tops: dict[str, np.ndarray] | None = None) -> pd.DataFrame:
+    """Per task and label: its share among the labelled documents of the task's top k (distinct documents;
+    `tops`: task_tops(inputs, k) when the caller has it) and among the labelled random sample, exact
+    (Clopper-Pearson) 95% intervals, their ratio and Fisher's exact two-sided p-value for equal shares."""
+    doc_ids = inputs.documents["id"].to_numpy(dtype=object)
     sampled = [labels.labels[d] for d in labels.sample if d in labels.labels]
     rows = []
-    for task in dict.fromkeys(str(q["task"]) for q in inputs.queries):
-        top = [labels.labels[d] for d in doc_ids[task_top_documents(inputs, task, k)] if d in labels.labels]
+    for task, top_columns in (task_tops(inputs, k) if tops is None else tops).items():
+        top = [labels.labels[d] for d in map(str, doc_ids[top_columns]) if d in labels.labels]
         for label in labels.label_set:
             a, n_a = sum(v == label for v in top), len(top)
             b, n_b = sum(v == label for v in sampled), len(sampled)

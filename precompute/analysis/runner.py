@@ -50,25 +50,29 @@ def analyze(inputs: AnalysisInputs, top_k: int = TOP_K, progress: bool = True, s
             raise AssertionError(f"analysis table {spec.name}: columns {list(frame.columns)} differ from the "
                                  f"registered {list(spec.columns)}")
         tables[spec.name] = frame
-    records = [finding.record() for spec in registry.registered_findings() for finding in spec.produce(ctx)]
-    tables["findings"] = findings_document(ctx, records)
+    tables["findings"] = findings_document(ctx, produced_records(ctx))
     return tables
+
+
+def produced_records(ctx: AnalysisContext) -> list[dict]:
+    """Every registered findings producer's records, in registry order (before the multiplicity adjustment)."""
+    return [finding.record() for spec in registry.registered_findings() for finding in spec.produce(ctx)]
 
 
 def write_tables(run: rundir.RunDir, tables: dict) -> None:
     for name, table in tables.items():
         if name == "findings":
-            rundir.write_json(run.file(rundir.ANALYSIS_DIR, FINDINGS_FILE), _plain(table))
+            rundir.write_json(run.file(rundir.ANALYSIS_DIR, FINDINGS_FILE), json_ready(table))
         else:
             rundir.write_parquet(run.file(rundir.ANALYSIS_DIR, f"{name}.parquet"), table)
 
 
-def _plain(value):
+def json_ready(value):
     """JSON-ready: numpy scalars to Python, NaN/inf to null."""
     if isinstance(value, dict):
-        return {key: _plain(item) for key, item in value.items()}
+        return {key: json_ready(item) for key, item in value.items()}
     if isinstance(value, (list, tuple)):
-        return [_plain(item) for item in value]
+        return [json_ready(item) for item in value]
     if isinstance(value, np.generic):
         value = value.item()
     if isinstance(value, float) and not np.isfinite(value):

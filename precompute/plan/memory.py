@@ -157,7 +157,7 @@ def scoring_buffers(shape: ModelShape, w: Workload, batch: int, choice: dict[str
 
 
 def fit_bytes(shape: ModelShape, modules: list[str], w: Workload, batch: int) -> dict[str, int]:
-    """engine.factors.fit_covariances / fit_lambda: the float32 sums A, S of every owned module plus, while one
+    """engine.factors.covariance_sums / fit_lambda: the float32 sums A, S of every owned module plus, while one
     module is decomposed, its float64 copy, eigenvectors and eigenvalues; then the eigenbases (float32) with the
     Λ sums and one module's per-document Q_Sᵀ G_d Q_A [B, d_out, d_in'] and its square."""
     if w.strategy == "identity":

@@ -12,16 +12,16 @@ every operation raises LabelsError naming the file and the field, and the file s
 from __future__ import annotations
 
 import csv
-import fcntl
 import io
 import json
 import os
-import time
 from dataclasses import dataclass, field, replace
 
+import numpy as np
 import pandas as pd
 
 from precompute.rundir import files, layout
+from precompute.rundir.lock import WaitingFileLock
 
 FORMAT = 1
 DEFAULT_LABEL_SET = ("teaches the procedure", "states the answer", "related topic", "unrelated")
@@ -96,38 +96,10 @@ def read_labels(run_path: str) -> Labels:
     return _checked(value, path)
 
 
-class _LabelsLock:
-    """Exclusive flock on RUN/labels.lock, waited for up to LOCK_TIMEOUT_S."""
-
-    def __init__(self, run_path: str):
-        self.path = os.path.join(str(run_path), layout.LABELS_LOCK)
-
-    def __enter__(self):
-        try:
-            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
-        except OSError as err:
-            raise LabelsError(f"{self.path}: cannot write labels beside this run ({err})") from None
-        deadline = time.monotonic() + LOCK_TIMEOUT_S
-        while True:
-            try:
-                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-                return self
-            except BlockingIOError:
-                if time.monotonic() > deadline:
-                    os.close(self.fd)
-                    raise LabelsError(f"{self.path}: another writer has held the labels lock for "
-                                      f"{LOCK_TIMEOUT_S:.0f} s; try again") from None
-                time.sleep(0.01)
-
-    def __exit__(self, *exc):
-        fcntl.flock(self.fd, fcntl.LOCK_UN)
-        os.close(self.fd)
-
-
 def update_labels(run_path: str, change) -> Labels:
     """Apply `change(Labels) -> Labels` under the lock to the file's current content and write the result
     atomically (revision + 1); returns what was written. A file that does not pass the check is not touched."""
-    with _LabelsLock(run_path):
+    with WaitingFileLock(os.path.join(str(run_path), layout.LABELS_LOCK), LabelsError, "labels", LOCK_TIMEOUT_S):
         current = read_labels(run_path)
         changed = change(current)
         changed = replace(changed, revision=current.revision + 1)
@@ -206,6 +178,17 @@ def import_csv(run_path: str, text: str, known_ids) -> Labels:
 
 
 def label_column(labels: Labels, doc_ids) -> tuple[list, list[str]]:
-    """Each document's label (UNLABELLED when none), in `doc_ids` order, and the category names present."""
-    values = pd.Series(doc_ids, dtype=object).astype(str).map(labels.labels).fillna(UNLABELLED).tolist()
-    return values, sorted(set(values))
+    """Each document's label (UNLABELLED when none), in `doc_ids` order, and the category names present. Only
+    the labelled documents are looked up; a pandas Index of string ids (a run's doc_positions) is used as it is,
+    so its hash table is built once per run, not once per labels revision."""
+    index = doc_ids if isinstance(doc_ids, pd.Index) and doc_ids.inferred_type == "string" \
+        else pd.Index(pd.Series(doc_ids, dtype=object).astype(str))
+    if not index.is_unique:
+        values = pd.Series(index, dtype=object).map(labels.labels).fillna(UNLABELLED).tolist()
+        return values, sorted(set(values))
+    values = np.full(len(index), UNLABELLED, dtype=object)
+    positions = index.get_indexer(list(labels.labels))
+    found = positions >= 0
+    values[positions[found]] = np.asarray(list(labels.labels.values()), dtype=object)[found]
+    present = set(values[positions[found]]) | ({UNLABELLED} if found.sum() < len(index) else set())
+    return values.tolist(), sorted(present)

@@ -10,6 +10,7 @@ import contextlib
 import errno
 import fcntl
 import os
+import time
 
 from precompute.rundir import layout
 from precompute.rundir.directory import RunDirError
@@ -82,3 +83,33 @@ def writer_pid(path: str) -> int | None:
     except PermissionError:
         return pid
     return pid
+
+
+class WaitingFileLock:
+    """`with WaitingFileLock(path, error, what):` — an exclusive flock on `path`, waited for up to `timeout_s`;
+    for the small files the dashboard writes beside a run (labels, query sets), where two browser tabs may write at
+    once. Problems raise `error` (an exception class) with a message naming the lock file and `what` it guards."""
+
+    def __init__(self, path: str, error: type[Exception], what: str, timeout_s: float = 10.0):
+        self.path, self.error, self.what, self.timeout_s = path, error, what, timeout_s
+
+    def __enter__(self) -> "WaitingFileLock":
+        try:
+            self.fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        except OSError as err:
+            raise self.error(f"{self.path}: cannot write {self.what} beside this run ({err})") from None
+        deadline = time.monotonic() + self.timeout_s
+        while True:
+            try:
+                fcntl.flock(self.fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return self
+            except BlockingIOError:
+                if time.monotonic() > deadline:
+                    os.close(self.fd)
+                    raise self.error(f"{self.path}: another writer has held the {self.what} lock for "
+                                     f"{self.timeout_s:.0f} s; try again") from None
+                time.sleep(0.01)
+
+    def __exit__(self, *exc) -> None:
+        fcntl.flock(self.fd, fcntl.LOCK_UN)
+        os.close(self.fd)

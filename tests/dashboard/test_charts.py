@@ -158,3 +158,46 @@ def test_information_scatter_plots_each_query_and_the_fitted_line():
     assert set(points) == {"arith", "factual"} and list(points["arith"].customdata) == ["a1", "a2"]   # no NaN point
     lines = [trace for trace in fig.data if trace.mode == "lines"]
     assert [list(line.y) for line in lines] == [[1.1, 1.4], [-2.1, -0.9]]
+
+
+def test_a_task_has_one_colour_on_every_chart_and_run():
+    curves = pd.DataFrame({"task": ["slope", "factual", "zeta"], "percentile": [1.0, 1.0, 1.0],
+                           "relative_mean": [0.5, 0.3, 0.2]})
+    information = pd.DataFrame({"query_id": ["s1", "f1", "z1"], "task": ["slope", "factual", "zeta"],
+                                "log_nats": [0.1, -2.0, 0.3], "log_top_influence": [1.0, -1.0, 0.5],
+                                "fitted": [np.nan] * 3, "in_fit": [False] * 3})
+    power_law = pd.DataFrame({"query_id": ["f1", "s1"], "task": ["factual", "slope"], "slope": [-1.0, -2.0]})
+    colours = [
+        {t.name: t.line.color for t in charts.magnitude_curves(curves, "relative_mean", "t", True, "y").data},
+        {t.name: t.marker.color for t in charts.information_scatter(information, "t").data},
+        {t.name: t.marker.color for t in charts.slope_boxes(power_law).data},
+        dict(zip(["factual", "slope"],
+                 charts.count_bars(pd.Series([3, 4], index=["factual", "slope"]), "t", "task", by_task=True)
+                 .data[0].marker.color)),
+    ]
+    for task in ("slope", "factual", "zeta"):
+        assert len({chart[task] for chart in colours if task in chart}) == 1, task
+        assert all(chart[task] == charts.task_colour(task) for chart in colours if task in chart)
+    assert charts.task_colour("slope") != charts.task_colour("factual")
+    known = [charts.task_colour(t) for t in ("factual", "arithmetic", "slope", "linear_equation",
+                                             "factual_control", "reasoning_control")]
+    assert len(set(known)) == len(known)                    # the paper's and the demo's tasks never share one
+    assert charts.task_colour("zeta") in charts.OTHER_TASK_COLOURS   # any other task: a fixed hash of its name
+
+
+def test_enrichment_bars_log_axis_and_answers_defaults():
+    from dashboard.views.answers import DWARF_RATIO, findings_k, values_dwarf_others
+    from precompute.analysis.context import FINDINGS_K
+
+    table = pd.DataFrame({"task": ["factual_control", "slope"], "target_kind": "answer",
+                          "enrichment": [180.0, 2.8], "ci_low": [8.3, 2.7], "ci_high": [400.0, 3.0]})
+    fig = charts.enrichment_bars(table, "t", log_y=True)
+    assert fig.layout.yaxis.type == "log" and "1×" in fig.layout.yaxis.ticktext
+    assert list(fig.layout.yaxis.ticktext) == [f"{v:g}×" for v in fig.layout.yaxis.tickvals]
+    assert 10 ** fig.layout.yaxis.range[0] <= 1.0 and 10 ** fig.layout.yaxis.range[1] >= 400.0
+    assert charts.enrichment_bars(table, "t").layout.yaxis.type != "log"
+    assert values_dwarf_others([180.0, 2.8, np.nan, 0.0]) and not values_dwarf_others([2.0, 2.0 * DWARF_RATIO])
+    assert findings_k([50, 100, FINDINGS_K], 10_000) == FINDINGS_K      # the finding's depth, not the first k
+    assert findings_k([50, 80, 100], 90) == 80                           # capped at the corpus size, as analysis does
+    assert findings_k([50, 80], 80) == 50           # k = the corpus size is x1 by definition: the largest k below
+    assert findings_k([50, 100], 10_000) == 100

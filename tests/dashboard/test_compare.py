@@ -86,3 +86,22 @@ def test_second_run_defaults_to_one_sharing_queries(tmp_path):
         choices.append(str(path))
     assert first_sharing_queries(choices, {"q0", "q1"}) == choices[2]
     assert first_sharing_queries(choices, {"nothing"}) == choices[0]
+
+
+def test_finding_differences_are_the_analysis_layers_on_the_runs_tables(run_dir, second_run_dir):
+    from dashboard.run_compare import finding_differences
+    from precompute.analysis.run_difference import TABLES
+    from precompute.analysis.run_difference import finding_differences as expected_differences
+
+    a, b = read_run(run_dir), read_run(second_run_dir)
+    shown = finding_differences(a.key, b.key)
+    expected = expected_differences(*[{name: pd.read_parquet(run / "analysis" / f"{name}.parquet") for name in TABLES}
+                                      for run in (run_dir, second_run_dir)])
+    assert len(shown) > 0 and "magnitude.per_nat_top1" in set(shown["finding"])
+    pd.testing.assert_frame_equal(shown, expected)
+    read = pd.read_csv(io.StringIO(shown.to_csv(index=False)))   # the CSV export: numbers in their own columns
+    assert all(read[c].dtype.kind == "f" for c in ("effect_a", "effect_b", "contrast", "ci_low", "ci_high"))
+    differences = read[read["measure"] == "difference"]
+    np.testing.assert_allclose(differences["contrast"], differences["effect_a"] - differences["effect_b"])
+    ratios = read[read["measure"] == "ratio"]
+    np.testing.assert_allclose(ratios["contrast"], ratios["effect_a"] / ratios["effect_b"])

@@ -52,3 +52,24 @@ def test_the_filter_help_states_the_limits_the_filter_applies():
     assert filter_rows(frame, "not " * (2 * (depth // 4)) + "nats > 1")["id"].tolist() == ["b"]   # even: no change
     with pytest.raises(FilterError, match=f"deeper than {depth}"):
         filter_rows(frame, "not " * (depth + 1) + "nats > 1")
+
+
+def test_the_answers_help_states_the_default_k_and_log_rule_the_page_applies(run_dir):
+    import json
+
+    import pandas as pd
+
+    from dashboard.views.answers import LOG_HELP, findings_k, k_help, values_dwarf_others
+
+    ratio = float(re.search(r"more than ([\d.]+)× another's", LOG_HELP).group(1))
+    assert values_dwarf_others([1.0, ratio * 1.001]) and not values_dwarf_others([1.0, ratio * 0.999])
+    occurrence = pd.read_parquet(run_dir / "analysis" / "answer_occurrence.parquet")
+    n_documents = json.loads((run_dir / "manifest.json").read_text())["counts"]["documents"]
+    ks = sorted(int(v) for v in occurrence["k"].unique())
+    k = findings_k(ks, n_documents)
+    stated = int(re.search(r"the top (\d+) the occurrence finding uses", k_help(ks, n_documents)).group(1))
+    records = json.loads((run_dir / "analysis" / "findings.json").read_text())["findings"]
+    label = next(r["effect_label"] for r in records if r["name"] == "occurrence.answer")
+    assert stated == k and label.endswith(f"in the top {k}")    # the page's default k is the finding's k
+    small = k_help([50, 80], 80)      # an imported run of 80 documents: k = 80 would be x1 by definition
+    assert int(re.search(r"the top (\d+),", small).group(1)) == findings_k([50, 80], 80) == 50

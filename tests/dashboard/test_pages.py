@@ -228,9 +228,9 @@ def test_magnitude_toggles(app_args, run_dir):
     at = open_page("magnitude", sign="negative")
     assert by_key(at.radio, "magnitude.sign").value == "negative"
     by_key(at.radio, "magnitude.scale").set_value("absolute").run()
-    by_key(at.toggle, "magnitude.log").set_value(True).run()
+    by_key(at.toggle, "magnitude.log").set_value(False).run()
     assert_clean(at)
-    assert at.query_params["scale"] == "absolute" and at.query_params["log"] == "true"
+    assert at.query_params["scale"] == "absolute" and at.query_params["log"] == "false"  # log y is the default
 
 
 def test_sources_documents_behind_a_bar(app_args, run_dir):
@@ -297,10 +297,16 @@ def test_compare_itself_correlates_perfectly(app_args, run_dir, tmp_path):
     assert (table["pearson"] > 0.999).all() and (table["top_100_overlap"] == 1.0).all()
     top_a = at.dataframe[2].value
     assert top_a["in_both_top"].all() and (top_a["rank_change"] == 0).all()
-    findings = at.dataframe[-1].value
-    assert len(findings) > 0 and findings.shape[1] == 11   # finding, then effect, low, high, n, verdict per run
+    frames = [frame.value for frame in at.dataframe]
+    findings = next(frame for frame in frames if frame.shape[1] == 11)
+    assert len(findings) > 0   # finding, then effect, low, high, n, verdict per run
     pd.testing.assert_frame_equal(findings.iloc[:, 1:6].set_axis(range(5), axis=1),
                                   findings.iloc[:, 6:11].set_axis(range(5), axis=1))
+    differences = next(frame for frame in frames if "contrast [95% CI]" in frame)
+    assert len(differences) > 0 and (differences["this run"] == differences["other run"]).all()
+    assert (differences["verdict"] == "no difference shown").all()
+    notes = differences["contrast [95% CI]"].str.extract(r"\((width 0|no interval)")[0]
+    assert notes.notna().all() and (notes == "width 0").any()     # a degenerate or missing interval says why
 
 
 def test_a_rewritten_run_is_read_again(app_args, tmp_path):

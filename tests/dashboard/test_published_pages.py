@@ -74,6 +74,16 @@ def test_overview_says_what_the_sample_is(app_args, imported_runs):
     assert "Imported, not computed here" in notes and "8 documents the paper published out of the ~5M" in notes
 
 
+def test_magnitude_opens_on_a_scale_the_import_defines(app_args, imported_runs):
+    app_args(imported_runs["7B"])
+    at = open_page("magnitude")
+    assert_clean(at)
+    assert at.radio(key="magnitude.scale").value == "relative"     # no nats in an import: no per-nat curve
+    assert len(at.get("plotly_chart")) == 2                         # the curves and the slopes, no empty scatter
+    at.radio(key="magnitude.scale").set_value("per nat").run()
+    assert "No task has a per nat value in this run" in " ".join(i.value for i in at.info)
+
+
 def test_compare_matches_the_two_imports_by_prompt(app_args, imported_runs):
     app_args(imported_runs["7B"], imported_runs["35B"])
     at = open_page("compare", k="10")

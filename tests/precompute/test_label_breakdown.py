@@ -41,6 +41,8 @@ def test_sample_comparison_by_hand():
     labelled.update({"d100": "teaches the procedure", "d101": "unrelated", "d102": "unrelated", "d103": "unrelated"})
     labels = run_labels.Labels(labels=labelled, sample=tuple(sample))
     table = label_breakdown.sample_comparison(inputs, labels, 5)
+    pd.testing.assert_frame_equal(label_breakdown.sample_comparison(
+        inputs, labels, 5, label_breakdown.task_tops(inputs, 5)), table)      # the tops kept across revisions
     row = table[(table["task"] == "arithmetic") & (table["label"] == "teaches the procedure")].iloc[0]
     assert not set(sample) & set(top_ids)
     a = sum(1 for i in range(len(top_ids)) if i % 3)
@@ -85,3 +87,44 @@ def test_label_multipliers_with_unlabelled_documents_equal_the_full_path():
     fast = label_breakdown.label_multipliers(inputs, labels, n_resamples=200)
     full = label_breakdown.column_multipliers(inputs, "label", values, n_resamples=200)
     pd.testing.assert_frame_equal(fast, full)
+
+
+def test_rank_cutoffs_table_gives_the_same_counts_and_multipliers():
+    """analyze's rank_cutoffs table read back equals row_cutoffs; with it only the labelled documents' scores
+    are read, and the multipliers equal the full ranking's; a table of other queries or ks is not used."""
+    from precompute.analysis.tables import breakdowns
+    inputs, sources = planted_inputs()
+    inputs.scores[1, 10:40] = inputs.scores[1, 10]                      # ties at the top of one row
+    inputs.scores[2, 50:60] = np.nan
+    ids = [q["id"] for q in inputs.queries]
+    ks = breakdowns.multiplier_ks(len(sources))
+    table = analyze(inputs)["rank_cutoffs"]
+    cutoffs = label_breakdown.cutoffs_from_table(table, ids, ks)
+    for (threshold, last), row in zip(cutoffs, inputs.scores):
+        expected_threshold, expected_last = label_breakdown.row_cutoffs(row, ks)
+        np.testing.assert_array_equal(threshold, expected_threshold)
+        np.testing.assert_array_equal(last, expected_last)
+    labelled = {f"d{j}": s for j, s in enumerate(sources) if j % 5 == 0 or 10 <= j < 40}
+    values, _ = run_labels.label_column(run_labels.Labels(label_set=("code", "web", "wiki"), labels=labelled),
+                                        inputs.documents["id"])
+    fast = label_breakdown.column_multipliers(inputs, "label", values, n_resamples=200,
+                                              background=run_labels.UNLABELLED, cutoffs=cutoffs)
+    full = label_breakdown.column_multipliers(inputs, "label", values, n_resamples=200)
+    pd.testing.assert_frame_equal(fast, full)
+    assert label_breakdown.cutoffs_from_table(table[table["query_id"] != "q0"], ids, ks) is None
+    assert label_breakdown.cutoffs_from_table(table, ids, [50]) is None
+    assert label_breakdown.query_cutoffs(inputs, None)[1][1].tolist() == cutoffs[1][1].tolist()
+
+
+def test_label_column_looks_up_only_the_labelled_documents_with_the_same_result():
+    """label_column (a run's Index of ids, or any sequence of ids) equals mapping every id through the labels."""
+    rng = np.random.default_rng(3)
+    ids = np.array([f"d{i}" for i in range(3000)], dtype=object)
+    chosen = rng.choice(len(ids), size=40, replace=False)
+    labelled = {f"d{c}": str(rng.choice(["a", "b"])) for c in chosen} | {"gone": "a"}
+    labels = run_labels.Labels(label_set=("a", "b"), labels=labelled)
+    for given in (ids, pd.Index(ids), list(ids), np.arange(3000), np.array(["d1", "d1", "d7"], dtype=object)):
+        expected = pd.Series(given, dtype=object).astype(str).map(labelled).fillna(run_labels.UNLABELLED).tolist()
+        assert run_labels.label_column(labels, given) == (expected, sorted(set(expected)))
+    every = run_labels.Labels(labels={d: "a" for d in ids})
+    assert run_labels.label_column(every, pd.Index(ids)) == (["a"] * len(ids), ["a"])

@@ -118,33 +118,38 @@ VS_CROSS = ("Reasoning queries of the same task correlate more than reasoning qu
             "(Ruis et al.'s control).")
 
 
-@findings("correlation", order=1)
-def correlation_findings(ctx) -> list[Finding]:
-    groups = {task: rows for task, rows in ctx.task_rows.items() if len(rows) >= MIN_GROUP}
-    reasoning = [task for task in ctx.reasoning_tasks if task in groups]
-    found = []
+def contrast_specs(task_rows: dict[str, np.ndarray], reasoning_tasks: list[str]) -> list[tuple]:
+    """(name, claim, effect_label, groups, statistic, parts) of every correlation finding, for tasks with at least
+    MIN_GROUP queries; statistic(pairs, weights) and each part(pairs, weights) are PairSums statistics. Shared by
+    the findings here and by the two-run differences (precompute.analysis.run_difference)."""
+    groups = {task: rows for task, rows in task_rows.items() if len(rows) >= MIN_GROUP}
+    reasoning = [task for task in reasoning_tasks if task in groups]
+    specs = []
     if reasoning and "factual" in groups:
         def pooled(pairs, w):
             return pairs.within(w[:-1]) - pairs.within(w[-1:])
-        found.append(contrast(ctx, "correlation.reasoning_vs_factual", VS_FACTUAL,
-                              "same-task reasoning mean r minus factual mean r",
-                              [groups[t] for t in reasoning] + [groups["factual"]], pooled,
-                              {"reasoning": lambda p, w: p.within(w[:-1]), "factual": lambda p, w: p.within(w[-1:])}))
+        specs.append(("correlation.reasoning_vs_factual", VS_FACTUAL, "same-task reasoning mean r minus factual mean r",
+                      [groups[t] for t in reasoning] + [groups["factual"]], pooled,
+                      {"reasoning": lambda p, w: p.within(w[:-1]), "factual": lambda p, w: p.within(w[-1:])}))
         for task in reasoning:
-            found.append(contrast(ctx, f"correlation.reasoning_vs_factual.{task}", VS_FACTUAL,
-                                  f"{task} mean r minus factual mean r", [groups[task], groups["factual"]], pooled,
-                                  {task: lambda p, w: p.within(w[:1]), "factual": lambda p, w: p.within(w[1:])}))
+            specs.append((f"correlation.reasoning_vs_factual.{task}", VS_FACTUAL, f"{task} mean r minus factual mean r",
+                          [groups[task], groups["factual"]], pooled,
+                          {task: lambda p, w: p.within(w[:1]), "factual": lambda p, w: p.within(w[1:])}))
     if len(reasoning) >= 2:
-        found.append(contrast(ctx, "correlation.same_vs_cross_task", VS_CROSS,
-                              "same-task minus cross-task mean r (reasoning pairs)", [groups[t] for t in reasoning],
-                              lambda p, w: p.within(w) - p.across_all(w),
-                              {"same_task": lambda p, w: p.within(w), "cross_task": lambda p, w: p.across_all(w)}))
+        specs.append(("correlation.same_vs_cross_task", VS_CROSS, "same-task minus cross-task mean r (reasoning pairs)",
+                      [groups[t] for t in reasoning], lambda p, w: p.within(w) - p.across_all(w),
+                      {"same_task": lambda p, w: p.within(w), "cross_task": lambda p, w: p.across_all(w)}))
         for task in reasoning:
             others = [t for t in reasoning if t != task]
-            found.append(contrast(
-                ctx, f"correlation.same_vs_cross_task.{task}", VS_CROSS,
-                f"{task} same-task mean r minus its mean r with other reasoning tasks",
-                [groups[task]] + [groups[t] for t in others],
-                lambda p, w: p.within(w[:1]) - p.across(w[0], w[1:]),
-                {"same_task": lambda p, w: p.within(w[:1]), "cross_task": lambda p, w: p.across(w[0], w[1:])}))
-    return found
+            specs.append((f"correlation.same_vs_cross_task.{task}", VS_CROSS,
+                          f"{task} same-task mean r minus its mean r with other reasoning tasks",
+                          [groups[task]] + [groups[t] for t in others],
+                          lambda p, w: p.within(w[:1]) - p.across(w[0], w[1:]),
+                          {"same_task": lambda p, w: p.within(w[:1]),
+                           "cross_task": lambda p, w: p.across(w[0], w[1:])}))
+    return specs
+
+
+@findings("correlation", order=1)
+def correlation_findings(ctx) -> list[Finding]:
+    return [contrast(ctx, *spec) for spec in contrast_specs(ctx.task_rows, ctx.reasoning_tasks)]

@@ -153,6 +153,20 @@ def power_law_by_task(ctx) -> pd.DataFrame:
                                        "n_queries"])
 
 
+PER_NAT_LABEL = f"mean per-nat influence of the top {FINDING_PERCENTILE:g}% positive documents, reasoning ÷ factual"
+
+
+def reasoning_over_factual(per_nat: np.ndarray):
+    """statistic(*weights) of magnitude.per_nat_top1: the weighted mean of `per_nat` over the reasoning groups ÷ over
+    the factual group (the last); shared with the two-run differences (precompute.analysis.run_difference)."""
+    mean = weighted_mean(per_nat)
+
+    def ratio(*w):
+        with np.errstate(invalid="ignore", divide="ignore"):
+            return mean(*w[:-1]) / mean(w[-1])
+    return ratio
+
+
 @findings("magnitude", order=3)
 def magnitude_findings(ctx) -> list[Finding]:
     column = int(np.flatnonzero(PERCENTILES == FINDING_PERCENTILE)[0])
@@ -162,10 +176,7 @@ def magnitude_findings(ctx) -> list[Finding]:
     if groups is None:
         return []
     mean = weighted_mean(per_nat)
-
-    def ratio(*w):
-        with np.errstate(invalid="ignore", divide="ignore"):
-            return mean(*w[:-1]) / mean(w[-1])
+    ratio = reasoning_over_factual(per_nat)
     weights = statistics.query_weights(groups, ctx.n_queries)
     name = "magnitude.per_nat_top1"
     low, high, interval_p = statistics.bootstrap_test(groups, ratio, ctx.n_queries, ctx.rng(name), ctx.n_resamples,
@@ -175,8 +186,7 @@ def magnitude_findings(ctx) -> list[Finding]:
     return [Finding(
         name=name, claim="Reasoning relies less on individual documents than factual recall: the top documents carry "
                          "less influence per nat of completion information (Ruis et al.).",
-        effect_label=f"mean per-nat influence of the top {FINDING_PERCENTILE:g}% positive documents, reasoning ÷ "
-                     "factual",
+        effect_label=PER_NAT_LABEL,
         paper_direction="less", measure="ratio", effect=float(ratio(*weights)), ci_low=float(low),
         ci_high=float(high), p_value=statistics.permutation_p_value(groups, ratio, ctx.n_queries,
                                                                      ctx.rng(name + "/permutation"), ctx.n_resamples),

@@ -1,0 +1,86 @@
+"""The exported report (dashboard/report.py): one HTML file that references no host, whose embedded numbers its own
+script regenerates from the run directory (run here as a separate process) and which agree with the run's files
+read independently; a changed run is reported by the script."""
+import hashlib
+import json
+import re
+import shutil
+import subprocess
+import sys
+from collections import Counter
+
+import numpy as np
+import pytest
+
+from dashboard import report
+from precompute import rundir
+
+HOST = re.compile(r"https?://", re.I)
+PLOTLY_JS = re.compile(r"<script type='text/javascript'>.*?</script>", re.S)
+
+
+def exported(run, tmp_path, query_set=None):
+    page, script = report.export(str(run), query_set, made="Made in a test.")
+    (tmp_path / "report.html").write_text(page, encoding="utf-8")
+    (tmp_path / "reproduce_report.py").write_text(script, encoding="utf-8")
+    return page
+
+
+def reproduce(tmp_path, *args):
+    """Run the report's script from another folder, as a reader would; returns the CompletedProcess."""
+    return subprocess.run([sys.executable, str(tmp_path / "reproduce_report.py"), *args, "--compare",
+                           str(tmp_path / "report.html"), "--out", str(tmp_path / "again")], cwd=tmp_path,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_the_script_regenerates_every_number_and_the_run_agrees(run_dir, tmp_path):
+    page = exported(run_dir, tmp_path)
+    done = reproduce(tmp_path)
+    assert done.returncode == 0 and "every number agrees" in done.stdout, done.stdout + done.stderr
+    embedded = report.embedded_numbers(page)
+    again = json.loads((tmp_path / "again" / "report_numbers.json").read_text())
+    assert again == embedded
+    assert report.embedded_numbers((tmp_path / "again" / "report.html").read_text()) == embedded
+    # against the run's files, read here without the project's code
+    run_findings = json.loads((run_dir / "analysis" / "findings.json").read_text())
+    assert [(r["name"], r["effect"], r["ci_low"], r["ci_high"], r["verdict"]) for r in embedded["findings"]["findings"]] \
+        == [(r["name"], r["effect"], r["ci_low"], r["ci_high"], r["verdict"]) for r in run_findings["findings"]]
+    tasks = Counter(json.loads(line)["task"] for line in (run_dir / "queries.jsonl").read_text().splitlines())
+    assert embedded["counts"]["queries_per_task"] == dict(tasks)
+    assert embedded["hashes"]["scores.npy"] == hashlib.sha256((run_dir / "scores.npy").read_bytes()).hexdigest()
+    assert set(embedded["hashes"]) >= {"manifest.json", "queries.jsonl", "documents.parquet", "scores.npy"}
+    manifest = json.loads((run_dir / "manifest.json").read_text())
+    assert embedded["settings"]["run_settings"]["strategy"] == manifest["strategy"]
+    assert embedded["settings"]["run_settings"]["counts.documents"] == manifest["counts"]["documents"]
+    # the forest plot's data is in the page: its first panel's points are findings' effects
+    assert "forest-plot" in page and "Findings" in page
+
+
+def test_the_report_references_no_host(run_dir, tmp_path):
+    page = exported(run_dir, tmp_path)
+    assert len(PLOTLY_JS.findall(page)) == 1                       # plotly.js inlined once
+    outside = PLOTLY_JS.sub("", page)
+    assert not HOST.findall(outside)
+    assert not re.search(r"<(?:script|link|img|iframe)[^>]*(?:src|href)\s*=", page, re.I)
+
+
+def test_a_query_set_report_and_a_changed_run(run_dir, tmp_path):
+    queries = [json.loads(line) for line in (run_dir / "queries.jsonl").read_text().splitlines()]
+    chosen = [q["id"] for q in queries if q["task"] in ("factual", "slopes")][:-1]
+    run = shutil.copytree(run_dir, tmp_path / "run")
+    query_set = {"name": "factual and slopes", "expression": 'task in ["factual", "slopes"]', "query_ids": chosen}
+    page = exported(run, tmp_path, query_set)
+    embedded = report.embedded_numbers(page)
+    assert embedded["settings"]["query_set"] == query_set and embedded["findings"]["query_ids"] == sorted(chosen)
+    assert sum(embedded["counts"]["queries_per_task"].values()) == len(chosen)
+    assert "factual and slopes" in page and embedded["findings"]["findings"]
+    scores = np.load(run / rundir.SCORES)
+    np.save(run / rundir.SCORES, scores * np.float32(1.5) + np.float32(0.01))
+    done = reproduce(tmp_path, str(run))
+    assert done.returncode == 1, done.stdout + done.stderr
+    assert "scores.npy: differs" in done.stdout and "numbers DIFFER" in done.stdout
+
+
+def test_embedded_numbers_refuses_other_pages():
+    with pytest.raises(ValueError, match="not an Influence Explorer report"):
+        report.embedded_numbers("<html></html>")
