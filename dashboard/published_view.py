@@ -10,8 +10,11 @@ import numpy as np
 import pandas as pd
 import streamlit as st
 
+from precompute.rundir import layout
+
 # score kind (dashboard.run.SCORE_KINDS values) -> the rank file that orders the corpus the same way
-RANK_FILES = {"raw": "ranks.npy", "per_nat": "ranks.npy", "normalized": "ranks_normalized.npy"}
+RANK_FILES = {"raw": layout.PUBLISHED_RANKS, "per_nat": layout.PUBLISHED_RANKS,
+              "normalized": layout.PUBLISHED_RANKS_NORMALIZED}
 
 
 def imported(manifest: dict) -> dict | None:
@@ -23,7 +26,7 @@ def imported(manifest: dict) -> dict | None:
 @st.cache_resource(show_spinner=False, max_entries=16)
 def corpus_ranks(run_key: tuple[str, float], kind: str) -> np.ndarray | None:
     """[Q, D] ranks among the paper's whole corpus for this score kind, or None (no or unreadable file)."""
-    path = Path(run_key[0]) / RANK_FILES.get(kind, "ranks.npy")
+    path = Path(run_key[0]) / RANK_FILES.get(kind, layout.PUBLISHED_RANKS)
     try:
         return np.load(path, mmap_mode="r", allow_pickle=False)
     except (FileNotFoundError, ValueError, OSError):

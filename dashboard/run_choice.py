@@ -9,6 +9,7 @@ from pathlib import Path
 import streamlit as st
 
 from dashboard import pages, url_state
+from precompute.rundir import layout
 
 DEFAULT_RUN = "runs/demo"
 RUNS_ROOT = Path("runs")
@@ -25,7 +26,7 @@ def cli_runs(argv: list[str] | None = None) -> list[str]:
 def found_runs(root: Path = RUNS_ROOT) -> list[str]:
     if not root.is_dir():
         return []
-    return sorted(str(child) for child in root.iterdir() if (child / "manifest.json").is_file())
+    return sorted(str(child) for child in root.iterdir() if (child / layout.MANIFEST).is_file())
 
 
 def run_choices() -> list[str]:

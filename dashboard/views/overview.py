@@ -11,6 +11,7 @@ from dashboard.findings_view import show_findings
 from dashboard.run import Run, RunKey, current_run, findings
 from precompute.analysis.report import run_settings
 from dashboard import lds_view, validation_view
+from precompute.rundir import layout
 
 _CHECK_COLUMNS = 200_000  # documents read for the layer-sum check on big runs
 
@@ -19,8 +20,8 @@ _CHECK_COLUMNS = 200_000  # documents read for the layer-sum check on big runs
 def sanity_checks(run_key: RunKey, _run: Run) -> pd.DataFrame:
     """NaN / inf counts of every array and how well layer scores sum to scores (on a column sample)."""
     rows = []
-    for name, array in (("scores.npy", _run.scores), ("normalized_scores.npy", _run.normalized),
-                        ("doc_grad_norms.npy", _run.grad_norms)):
+    for name, array in ((layout.SCORES, _run.scores), (layout.NORMALIZED_SCORES, _run.normalized),
+                        (layout.GRAD_NORMS, _run.grad_norms)):
         flat = np.asarray(array).reshape(-1)
         rows.append((name, "NaN count", int(np.isnan(flat).sum())))
         rows.append((name, "inf count", int(np.isinf(flat).sum())))
@@ -28,10 +29,10 @@ def sanity_checks(run_key: RunKey, _run: Run) -> pd.DataFrame:
     summed = np.asarray(_run.layer_scores[:, :, :n]).sum(axis=1, dtype=np.float64)
     direct = np.asarray(_run.scores[:, :n], dtype=np.float64)
     scale = max(float(np.nanmax(np.abs(direct))), 1e-30) if direct.size else 1.0
-    rows.append(("layer_scores.npy", f"max |Σ layers − score| / max |score| (first {n:,} docs)",
+    rows.append((layout.LAYER_SCORES, f"max |Σ layers − score| / max |score| (first {n:,} docs)",
                  float(np.nanmax(np.abs(summed - direct)) / scale) if direct.size else 0.0))
-    rows.append(("layer_scores.npy", "NaN count (same docs)", int(np.isnan(summed).sum())))
-    rows.append(("doc_grad_norms.npy", "zero norms", int((np.asarray(_run.grad_norms) == 0).sum())))
+    rows.append((layout.LAYER_SCORES, "NaN count (same docs)", int(np.isnan(summed).sum())))
+    rows.append((layout.GRAD_NORMS, "zero norms", int((np.asarray(_run.grad_norms) == 0).sum())))
     return pd.DataFrame(rows, columns=["file", "check", "value"]).astype({"value": "float64"})
 
 

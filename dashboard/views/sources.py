@@ -12,6 +12,7 @@ from scipy.stats import hypergeom
 
 from dashboard import charts, labels_view, url_state, widgets
 from dashboard.run import Run, RunKey, analysis_table, current_run, document_texts, require_table
+from precompute.rundir import layout
 from precompute.rundir.reader import read_parquet_file
 
 SIDES = ["top", "bottom"]
@@ -48,7 +49,7 @@ def category_values(run_key: RunKey, _run: Run, column: str, labels_revision: in
     if column == labels_view.LABEL_COLUMN:
         return labels_view.label_values(_run)
     base = column[: -len("_family")] if column.endswith("_family") else column
-    values = read_parquet_file(Path(run_key[0]) / "documents.parquet", [base])[base].astype(str)
+    values = read_parquet_file(Path(run_key[0]) / layout.DOCUMENTS, [base])[base].astype(str)
     return (values.str.split(":").str[0] if base != column else values).to_numpy(dtype=object)
 
 
