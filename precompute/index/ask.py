@@ -101,8 +101,10 @@ class Asker:
             raise UserInputError(f"the prompt ({n_prompt} tokens) and completion ({n_completion} tokens) are longer "
                                  f"than the run's max_length of {self.max_length} tokens; shorten the prompt")
 
-    def preconditioned(self, prompt: str, completion: str, answer: str | None, measurement: str):
-        """(the question's preconditioned gradient, its nats, its number of measured completion tokens)."""
+    def preconditioned(self, prompt: str, completion: str, answer: str | None = None, measurement: str | None = None):
+        """(the question's preconditioned gradient, its nats, its number of measured completion tokens); measurement
+        None: the run's."""
+        measurement = measurement or self.context.settings.measurement
         from engine.batches import IGNORE
         from engine.query_stream import preconditioned_queries
         from engine.task import TASKS
