@@ -85,8 +85,8 @@ def _scope_note(numbers: dict) -> str:
 
 
 def embedded_json(value) -> str:
-    """JSON safe inside a <script> element (no `</` can close it)."""
-    return json.dumps(value, ensure_ascii=False, allow_nan=False).replace("</", "<\\/")
+    """JSON safe inside a <script> element: every `<` written as \\u003c, so no text can close or open a tag."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False).replace("<", "\\u003c")
 
 
 def report_html(numbers: dict, script: str, made: str = "") -> str:

@@ -68,12 +68,13 @@ def test_a_query_set_report_and_a_changed_run(run_dir, tmp_path):
     queries = [json.loads(line) for line in (run_dir / "queries.jsonl").read_text().splitlines()]
     chosen = [q["id"] for q in queries if q["task"] in ("factual", "slopes")][:-1]
     run = shutil.copytree(run_dir, tmp_path / "run")
-    query_set = {"name": "factual and slopes", "expression": 'task in ["factual", "slopes"]', "query_ids": chosen}
+    query_set = {"name": "factual and slopes <script>alert(5)</script>", "expression": 'task in ["factual", "slopes"]', "query_ids": chosen}
     page = exported(run, tmp_path, query_set)
     embedded = report.embedded_numbers(page)
     assert embedded["settings"]["query_set"] == query_set and embedded["findings"]["query_ids"] == sorted(chosen)
     assert sum(embedded["counts"]["queries_per_task"].values()) == len(chosen)
-    assert "factual and slopes" in page and embedded["findings"]["findings"]
+    assert "factual and slopes &lt;script&gt;" in page and "<script>alert(5)" not in page
+    assert embedded["findings"]["findings"]
     scores = np.load(run / rundir.SCORES)
     np.save(run / rundir.SCORES, scores * np.float32(1.5) + np.float32(0.01))
     done = reproduce(tmp_path, str(run))
