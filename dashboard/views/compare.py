@@ -81,7 +81,8 @@ def _differences(run, other, names: tuple[str, str]) -> None:
                f"**{widgets.markdown_text(names[0])}** (this run) and **{widgets.markdown_text(names[1])}**, and "
                f"their contrast (this − other for a difference, this ÷ other for a ratio) with a 95% paired "
                f"bootstrap interval ({N_RESAMPLES:,} resamples: one draw of the shared query ids within each task, "
-               "applied to both runs). `differs` when the interval excludes no contrast (0, or 1×). Covered: the "
+               "applied to both runs). `differs` when the interval excludes no contrast (0, or 1×); each row on its "
+               "own, not adjusted for the number of rows. Covered: the "
                "correlation findings and the per-nat magnitude finding; the others need each query's full ranking "
                "and are compared above without an interval.")
     shown = pd.DataFrame({
