@@ -74,14 +74,14 @@ def _settings_html(numbers: dict) -> str:
     return _table_html(pd.DataFrame([(key, str(value)) for key, value in rows], columns=["setting", "value"]))
 
 
-def _scope_note(numbers: dict) -> str:
+def _scope_note(numbers: dict, has_board: bool) -> str:
     query_set = numbers["settings"].get("query_set")
     if not query_set:
         return "Findings: the run's own (analysis/findings.json)."
     return (f"Findings recomputed on the query set “{query_set['name']}” ({len(query_set['query_ids'])} queries) as "
             "if they were the whole run; Holm's adjustment is over the set's findings; tail-patch and LDS findings "
-            "are not recomputed for a set (their files hold every query), and the leaderboard below is the whole "
-            "run's.")
+            "are not recomputed for a set (their files hold every query)"
+            + (", and the leaderboard below is the whole run's." if has_board else "."))
 
 
 def embedded_json(value) -> str:
@@ -100,7 +100,7 @@ def report_html(numbers: dict, script: str, made: str = "") -> str:
     drawn = {div: _figure_html(fig, div) for div, fig in figures(numbers).items()}
     board = leaderboard(numbers)
     parts = [f"<h1>{html.escape(title)}</h1>",
-             f"<p class='note'>{html.escape(made)} {html.escape(_scope_note(numbers))}</p>", "<h2>Findings</h2>",
+             f"<p class='note'>{html.escape(made)} {html.escape(_scope_note(numbers, board is not None))}</p>", "<h2>Findings</h2>",
              _table_html(findings_view.findings_table(records)[0]) if records else "<p>No findings for these queries.</p>",
              drawn.get("forest-plot", "")]
     if board is not None:
