@@ -13,7 +13,7 @@ import streamlit as st
 from plotly.subplots import make_subplots
 
 from dashboard import charts, widgets
-from precompute.analysis.statistics import number_text
+from precompute.analysis.statistics import interval_note, number_text
 
 VERDICT_COLOURS = {"holds": "#2ca02c", "not supported": "#7f7f7f", "reversed": "#d62728"}
 VERDICT_BADGES = {"holds": "green", "not supported": "gray", "reversed": "red"}
@@ -86,7 +86,7 @@ def effect_text(record: dict) -> str:
     effect, low, high = (_number(record.get(key)) for key in ("effect", "ci_low", "ci_high"))
     unit = "×" if record.get("measure") == "ratio" else ""
     text = f"{number_text(effect)}{unit} [{number_text(low)}, {number_text(high)}]"
-    return text + (" (interval of width 0)" if np.isfinite(low) and low == high else "")
+    return text + interval_note(low, high)
 
 
 def findings_table(records: list[dict]) -> tuple[pd.DataFrame, pd.DataFrame]:

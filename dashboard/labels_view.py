@@ -135,8 +135,8 @@ def breakdown_columns(run: Run) -> list[str]:
 
 
 def breakdown_table(run: Run) -> pd.DataFrame:
-    """category_multipliers rows of the label column, once per labels revision (0.35 s on a 1,500-document demo
-    subset, 4.6 s at 1M documents: label_breakdown.sparse_category_counts)."""
+    """category_multipliers rows of the label column, once per labels revision (0.54 s CPU at 1M documents with
+    the run's rank_cutoffs table, most of it the bootstrap intervals; BENCHMARKS.md)."""
     labels = run_labels.read_labels(str(run.path))
     return label_multipliers(run.key, run, labels.revision, labels)
 

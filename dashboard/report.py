@@ -74,19 +74,20 @@ def _settings_html(numbers: dict) -> str:
     return _table_html(pd.DataFrame([(key, str(value)) for key, value in rows], columns=["setting", "value"]))
 
 
-def _scope_note(numbers: dict) -> str:
+def _scope_note(numbers: dict, has_board: bool) -> str:
     query_set = numbers["settings"].get("query_set")
     if not query_set:
         return "Findings: the run's own (analysis/findings.json)."
-    return (f"Findings recomputed on the query set “{query_set['name']}” ({len(query_set['query_ids'])} queries) as "
+    n = len(query_set["query_ids"])
+    return (f"Findings recomputed on the query set “{query_set['name']}” ({n} queries) as "
             "if they were the whole run; Holm's adjustment is over the set's findings; tail-patch and LDS findings "
-            "are not recomputed for a set (their files hold every query), and the leaderboard below is the whole "
-            "run's.")
+            "are not recomputed for a set (their files hold every query)"
+            + (", and the leaderboard below is the whole run's." if has_board else "."))
 
 
 def embedded_json(value) -> str:
-    """JSON safe inside a <script> element (no `</` can close it)."""
-    return json.dumps(value, ensure_ascii=False, allow_nan=False).replace("</", "<\\/")
+    """JSON safe inside a <script> element: every `<` written as \\u003c, so no text can close or open a tag."""
+    return json.dumps(value, ensure_ascii=False, allow_nan=False).replace("<", "\\u003c")
 
 
 def report_html(numbers: dict, script: str, made: str = "") -> str:
@@ -100,8 +101,10 @@ def report_html(numbers: dict, script: str, made: str = "") -> str:
     drawn = {div: _figure_html(fig, div) for div, fig in figures(numbers).items()}
     board = leaderboard(numbers)
     parts = [f"<h1>{html.escape(title)}</h1>",
-             f"<p class='note'>{html.escape(made)} {html.escape(_scope_note(numbers))}</p>", "<h2>Findings</h2>",
-             _table_html(findings_view.findings_table(records)[0]) if records else "<p>No findings for these queries.</p>",
+             f"<p class='note'>{html.escape(made)} {html.escape(_scope_note(numbers, board is not None))}</p>",
+             "<h2>Findings</h2>",
+             _table_html(findings_view.findings_table(records)[0]) if records
+             else "<p>No findings for these queries.</p>",
              drawn.get("forest-plot", "")]
     if board is not None:
         parts += ["<h2>Ranking-method leaderboard (LDS against the PBRF response)</h2>",
@@ -130,13 +133,13 @@ def embedded_numbers(page: str) -> dict:
     return json.loads(found.group(1))
 
 
-SCRIPT_TEMPLATE = '''"""Regenerates every number and figure of an Influence Explorer report from its run directory (torch-free).
+SCRIPT_TEMPLATE = '''"""Regenerates every number and figure of an Influence Explorer report from its run directory.
 
     python reproduce_report.py [RUN_DIR] [--compare REPORT.html] [--out DIR] [--repository DIR]
 
-Writes DIR/report_numbers.json (the numbers the report embeds) and DIR/report.html (the report drawn again),
-says whether the run's files are those the report was made from (sha256), and with --compare whether every
-number agrees with the report's. Exit status 1 when a hash or a number differs.
+Torch-free. Writes DIR/report_numbers.json (the numbers the report embeds) and DIR/report.html (the report
+drawn again), says whether the run's files are those the report was made from (sha256), and with --compare
+whether every number agrees with the report's. Exit status 1 when a hash or a number differs.
 """
 import argparse
 import json
@@ -167,7 +170,8 @@ def main() -> int:
     status = 0
     for name, digest in file_hashes(args.run_dir).items():
         if HASHES.get(name, digest) != digest:
-            print(f"{{name}}: differs from the report's run (sha256 {{digest[:12]}}…, report {{HASHES[name][:12]}}…)")
+            print(f"{{name}}: differs from the report's run (sha256 {{digest[:12]}}…, "
+                  f"report {{HASHES[name][:12]}}…)")
             status = 1
     numbers = report_numbers(args.run_dir, QUERY_SET, SEED, N_RESAMPLES)
     os.makedirs(args.out, exist_ok=True)

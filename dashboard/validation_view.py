@@ -14,6 +14,7 @@ import streamlit as st
 
 from dashboard import charts, widgets
 from dashboard.run import Run, analysis_table
+from precompute.analysis.statistics import interval_note
 
 HOW_TO = "`python -m precompute validate --run DIR`"
 RANDOM_COLOUR = "#7f7f7f"
@@ -84,8 +85,8 @@ def _interval(row: pd.Series, name: str, percent: bool = False) -> str:
     if exact:
         return f"{value:.1%} [{low:.1%}, {high:.1%}] exact"
     if percent:
-        return f"{value:.0%} [{low:.0%}, {high:.0%}]"
-    return f"{value:.3g} [{low:.3g}, {high:.3g}]"
+        return f"{value:.0%} [{low:.0%}, {high:.0%}]{interval_note(low, high)}"
+    return f"{value:.3g} [{low:.3g}, {high:.3g}]{interval_note(low, high)}"
 
 
 def summary_display(summary: pd.DataFrame) -> pd.DataFrame:

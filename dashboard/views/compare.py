@@ -18,7 +18,7 @@ from dashboard.findings_view import claim_and_scope
 from dashboard.run_compare import (KS, alignment, finding_differences, findings_side_by_side, per_query_agreement,
                                    per_task, top_list)
 from precompute.analysis.run_difference import TABLES
-from precompute.analysis.statistics import N_RESAMPLES, number_text
+from precompute.analysis.statistics import N_RESAMPLES, interval_note, number_text
 
 TOP_SHOWN = 10
 
@@ -65,7 +65,7 @@ def _contrast_text(row: dict) -> str:
             f"[{number_text(low)}, {number_text(high)}]")
     if not (np.isfinite(low) and np.isfinite(high)):
         return text + " (no interval: too many resamples undefined, e.g. too few distinct queries to form pairs)"
-    return text + (" (width 0: equal in every resample)" if low == high else "")
+    return text + interval_note(low, high)
 
 
 def _differences(run, other, names: tuple[str, str]) -> None:
@@ -81,7 +81,8 @@ def _differences(run, other, names: tuple[str, str]) -> None:
                f"**{widgets.markdown_text(names[0])}** (this run) and **{widgets.markdown_text(names[1])}**, and "
                f"their contrast (this − other for a difference, this ÷ other for a ratio) with a 95% paired "
                f"bootstrap interval ({N_RESAMPLES:,} resamples: one draw of the shared query ids within each task, "
-               "applied to both runs). `differs` when the interval excludes no contrast (0, or 1×). Covered: the "
+               "applied to both runs). `differs` when the interval excludes no contrast (0, or 1×); each row on its "
+               "own, not adjusted for the number of rows. Covered: the "
                "correlation findings and the per-nat magnitude finding; the others need each query's full ranking "
                "and are compared above without an interval.")
     shown = pd.DataFrame({

@@ -117,6 +117,20 @@ def query_cutoffs(inputs: AnalysisInputs, table: pd.DataFrame | None = None) -> 
     return [row_cutoffs(np.asarray(inputs.scores[i], dtype=np.float32), ks) for i in range(len(inputs.queries))]
 
 
+def string_codes(values) -> tuple[np.ndarray, list[str]]:
+    """pd.factorize of the values as strings (codes, sorted names); only the distinct values are made strings
+    unless two of them read the same or one is missing (then every value is, as before)."""
+    codes, uniques = pd.factorize(np.asarray(list(values), dtype=object))
+    names = [str(u) for u in uniques]
+    if (codes < 0).any() or len(set(names)) < len(names):
+        codes, uniques = pd.factorize(pd.Series(list(values), dtype=object).astype(str), sort=True)
+        return codes.astype(np.int64), [str(n) for n in uniques]
+    order = sorted(range(len(names)), key=names.__getitem__)
+    recode = np.empty(len(names), dtype=np.int64)
+    recode[order] = np.arange(len(names))
+    return recode[codes], [names[i] for i in order]
+
+
 def column_multipliers(inputs: AnalysisInputs, column: str, values, seed: int = statistics.DEFAULT_SEED,
                        n_resamples: int = statistics.N_RESAMPLES, background: str | None = None,
                        cutoffs: list | None = None) -> pd.DataFrame:
@@ -124,9 +138,8 @@ def column_multipliers(inputs: AnalysisInputs, column: str, values, seed: int = 
     `background` category (e.g. unlabelled) the counts come from sparse_category_counts (no full sort per row;
     with `cutoffs`, row_cutoffs per query, only the other documents' scores are read)."""
     ctx = AnalysisContext(inputs, seed=seed, n_resamples=n_resamples, progress=False)
-    codes, names = pd.factorize(pd.Series(list(values), dtype=object).astype(str), sort=True)
-    names = [str(n) for n in names]
-    ctx.categorical = {column: (codes.astype(np.int64), names)}
+    codes, names = string_codes(values)
+    ctx.categorical = {column: (codes, names)}
     ks = breakdowns.multiplier_ks(ctx.n_docs)
     rows = []
     for i in range(ctx.n_queries):
@@ -170,11 +183,11 @@ def sample_comparison(inputs: AnalysisInputs, labels: run_labels.Labels, k: int,
     """Per task and label: its share among the labelled documents of the task's top k (distinct documents;
     `tops`: task_tops(inputs, k) when the caller has it) and among the labelled random sample, exact
     (Clopper-Pearson) 95% intervals, their ratio and Fisher's exact two-sided p-value for equal shares."""
-    doc_ids = inputs.documents["id"].to_numpy(dtype=object)
+    doc_ids = inputs.documents["id"]
     sampled = [labels.labels[d] for d in labels.sample if d in labels.labels]
     rows = []
     for task, top_columns in (task_tops(inputs, k) if tops is None else tops).items():
-        top = [labels.labels[d] for d in map(str, doc_ids[top_columns]) if d in labels.labels]
+        top = [labels.labels[d] for d in doc_ids.iloc[top_columns].astype(str) if d in labels.labels]
         for label in labels.label_set:
             a, n_a = sum(v == label for v in top), len(top)
             b, n_b = sum(v == label for v in sampled), len(sampled)

@@ -23,7 +23,8 @@ from precompute.analysis.runner import json_ready
 FORMAT = 1
 LEADERBOARD_TABLES = ("lds_summary", "validation_summary")
 RUN_SETTINGS = ("model", "strategy", "fisher", "damping", "modules", "query_rank", "max_length", "batch_size",
-                "factor_docs", "token_topk", "device", "dtype", "seed", "world_size", "created", "synthetic", "imported")
+                "factor_docs", "token_topk", "device", "dtype", "seed", "world_size", "created", "synthetic",
+                "imported")
 HASHED_FILES = (rundir.MANIFEST, *rundir.SCORE_FILES, f"{rundir.ANALYSIS_DIR}/{rundir.FINDINGS}",
                 *(f"{rundir.ANALYSIS_DIR}/{name}.parquet" for name in LEADERBOARD_TABLES))
 

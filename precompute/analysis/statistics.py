@@ -259,6 +259,15 @@ def number_text(value) -> str:
     return "undefined" if value is None or not np.isfinite(value) else f"{value:.3g}"
 
 
+WIDTH_ZERO = "width 0: every resample gave this value"
+
+
+def interval_note(low, high) -> str:
+    """' (width 0: every resample gave this value)' after an interval whose ends are equal (e.g. a share of 100% in
+    every resample), else ''."""
+    return f" ({WIDTH_ZERO})" if low is not None and np.isfinite(low) and low == high else ""
+
+
 def _p_text(value) -> str:
     return f"< {P_FLOOR:.0e}" if value <= P_FLOOR else f"= {number_text(value)}"
 
@@ -269,8 +278,9 @@ def finding_text(record: dict) -> str:
     tests."""
     effect = as_float(record.get("effect"))
     unit = "×" if record.get("measure") == "ratio" and np.isfinite(effect) else ""
+    low, high = as_float(record.get("ci_low")), as_float(record.get("ci_high"))
     text = (f"{record['claim']} Measured: {record['effect_label']} = {number_text(effect)}{unit} (95% CI "
-            f"{number_text(as_float(record.get('ci_low')))} to {number_text(as_float(record.get('ci_high')))}; "
+            f"{number_text(low)} to {number_text(high)}{interval_note(low, high)}; "
             f"{record.get('n')} queries). Verdict: {record['verdict']}")
     interval_p = as_float(record.get("interval_p"))
     text += f" (p {_p_text(interval_p)} for no effect, from the bootstrap)." if np.isfinite(interval_p) else "."

@@ -17,7 +17,6 @@ import json
 import os
 from dataclasses import dataclass, field, replace
 
-import numpy as np
 import pandas as pd
 
 from precompute.rundir import files, layout
@@ -186,9 +185,11 @@ def label_column(labels: Labels, doc_ids) -> tuple[list, list[str]]:
     if not index.is_unique:
         values = pd.Series(index, dtype=object).map(labels.labels).fillna(UNLABELLED).tolist()
         return values, sorted(set(values))
-    values = np.full(len(index), UNLABELLED, dtype=object)
-    positions = index.get_indexer(list(labels.labels))
-    found = positions >= 0
-    values[positions[found]] = np.asarray(list(labels.labels.values()), dtype=object)[found]
-    present = set(values[positions[found]]) | ({UNLABELLED} if found.sum() < len(index) else set())
-    return values.tolist(), sorted(present)
+    values = [UNLABELLED] * len(index)
+    present, found = set(), 0
+    for position, label in zip(index.get_indexer(list(labels.labels)), labels.labels.values()):
+        if position >= 0:
+            values[position] = label
+            present.add(label)
+            found += 1
+    return values, sorted(present | ({UNLABELLED} if found < len(index) else set()))

@@ -3,7 +3,7 @@
 Starts `streamlit run` on a free port, opens every page in Debian's chromium three times (the first visit fills
 the caches) by clicking its sidebar link, and prints the seconds until the page's script finished and its
 charts are drawn; then times in-page actions (a query with 50 documents per side, a correlation cell, a
-completion span) and full loads of URLs whose state misses the caches (other queries and documents of the run)."""
+completion span, terms and clusters over the query's task) and full loads of URLs whose state misses the caches (other queries and documents of the run)."""
 from __future__ import annotations
 
 import json
@@ -28,7 +28,7 @@ def cold_urls(run: str) -> list[tuple[str, str]]:
     doc_ids = pd.read_parquet(Path(run, "documents.parquet"), columns=["id"])["id"].astype(str)
     a, b, c = ids[len(ids) // 3], ids[2 * len(ids) // 3], ids[-1]
     return [(f"queries?q={a}", "Queries"), (f"queries?q={b}&score=gradient-normalised", "Queries"),
-            (f"queries?q={c}&k=50", "Queries"), (f"documents?doc={doc_ids.iloc[len(doc_ids) // 2]}", "Documents"),
+            (f"queries?q={c}&k=50", "Queries"), (f"queries?q={b}&scope=task&depth=200", "Queries"), (f"documents?doc={doc_ids.iloc[len(doc_ids) // 2]}", "Documents"),
             (f"correlations?a={a}&b={c}", "Correlations"),
             (f"sources?side=bottom&task={queries[-1]['task']}", "Sources")]
 
@@ -74,6 +74,10 @@ def in_page_actions(page, base: str, run: str) -> None:
     if pills.count():
         seconds = acted_in(page, lambda: pills.first.click(), "() => location.href.includes('span=')")
         print(f"{'queries, choose a completion span':45s} {seconds:6.2f}")
+    task = queries[len(queries) // 2]["task"]
+    seconds = acted_in(page, lambda: page.get_by_role("radio", name=f"task {task}").check(force=True),
+                       "() => location.href.includes('scope=task')")
+    print(f"{'queries, terms and clusters over the task':45s} {seconds:6.2f}")
     loaded_in(page, f"{base}/correlations", "Correlations")
     page.locator(".js-plotly-plot").first.scroll_into_view_if_needed()
     x, y = page.evaluate("""() => { const plot = document.querySelector('.js-plotly-plot');

@@ -120,3 +120,18 @@ def test_compare_shows_both_leaderboards(app_args, lds_run, tmp_path):
     assert_clean(at)
     assert not any("LDS − identity" in frame.value.columns for frame in at.dataframe)
     assert any(HOW_TO in caption.value for caption in at.caption)
+
+
+@pytest.mark.slow
+def test_the_exported_report_holds_the_leaderboard(lds_run):
+    from dashboard import report
+
+    page, _ = report.export(str(lds_run))
+    numbers = report.embedded_numbers(page)
+    summary = pd.read_parquet(lds_run / "analysis" / "lds_summary.parquet")
+    assert len(numbers["tables"]["lds_summary"]) == len(summary) > 0
+    assert [row["lds_mean"] for row in numbers["tables"]["lds_summary"]] == pytest.approx(
+        summary["lds_mean"].tolist(), nan_ok=True)
+    assert "Ranking-method leaderboard" in page and "id=\"lds-intervals\"" in page
+    for method in summary["method"].unique():
+        assert f"<td>{method}</td>" in page

@@ -43,8 +43,9 @@ def test_the_script_regenerates_every_number_and_the_run_agrees(run_dir, tmp_pat
     assert report.embedded_numbers((tmp_path / "again" / "report.html").read_text()) == embedded
     # against the run's files, read here without the project's code
     run_findings = json.loads((run_dir / "analysis" / "findings.json").read_text())
-    assert [(r["name"], r["effect"], r["ci_low"], r["ci_high"], r["verdict"]) for r in embedded["findings"]["findings"]] \
-        == [(r["name"], r["effect"], r["ci_low"], r["ci_high"], r["verdict"]) for r in run_findings["findings"]]
+    fields = ("name", "effect", "ci_low", "ci_high", "verdict")
+    assert [tuple(r[f] for f in fields) for r in embedded["findings"]["findings"]] \
+        == [tuple(r[f] for f in fields) for r in run_findings["findings"]]
     tasks = Counter(json.loads(line)["task"] for line in (run_dir / "queries.jsonl").read_text().splitlines())
     assert embedded["counts"]["queries_per_task"] == dict(tasks)
     assert embedded["hashes"]["scores.npy"] == hashlib.sha256((run_dir / "scores.npy").read_bytes()).hexdigest()
@@ -68,12 +69,14 @@ def test_a_query_set_report_and_a_changed_run(run_dir, tmp_path):
     queries = [json.loads(line) for line in (run_dir / "queries.jsonl").read_text().splitlines()]
     chosen = [q["id"] for q in queries if q["task"] in ("factual", "slopes")][:-1]
     run = shutil.copytree(run_dir, tmp_path / "run")
-    query_set = {"name": "factual and slopes", "expression": 'task in ["factual", "slopes"]', "query_ids": chosen}
+    query_set = {"name": "factual and slopes <script>alert(5)</script>", "expression": 'task in ["factual", "slopes"]',
+                 "query_ids": chosen}
     page = exported(run, tmp_path, query_set)
     embedded = report.embedded_numbers(page)
     assert embedded["settings"]["query_set"] == query_set and embedded["findings"]["query_ids"] == sorted(chosen)
     assert sum(embedded["counts"]["queries_per_task"].values()) == len(chosen)
-    assert "factual and slopes" in page and embedded["findings"]["findings"]
+    assert "factual and slopes &lt;script&gt;" in page and "<script>alert(5)" not in page
+    assert embedded["findings"]["findings"]
     scores = np.load(run / rundir.SCORES)
     np.save(run / rundir.SCORES, scores * np.float32(1.5) + np.float32(0.01))
     done = reproduce(tmp_path, str(run))

@@ -203,7 +203,7 @@ def test_small_world_tables():
     assert len(correlations) == 16 and pair.pearson.item() == pytest.approx(expected, abs=1e-6)
     task_corr = tables["task_correlations"]
     same = task_corr[(task_corr.task_a == "arithmetic") & (task_corr.task_b == "arithmetic")].iloc[0]
-    assert same.n_pairs == 2 and same.mean_pearson == pytest.approx(expected, abs=1e-6)
+    assert same.n_pairs == 1 and same.mean_pearson == pytest.approx(expected, abs=1e-6)  # q0-q1, once
 
     magnitude = tables["magnitude"]
     q0_pos = magnitude[(magnitude.query_id == "q0") & (magnitude.sign == "positive")]
@@ -250,6 +250,27 @@ def test_enrichment_is_observed_over_hypergeometric_expectation():
     convolved = stats.hypergeom.pmf(np.arange(51), 200, 50, 50)
     total = np.convolve(np.convolve(convolved, convolved), convolved)
     assert row.p_value == pytest.approx(total[observed:].sum(), rel=1e-6)
+
+
+def test_task_pair_counts_are_distinct_query_pairs():
+    """n_pairs, mean and sd of task_correlations against a loop over distinct pairs (i < j within a task, every
+    (i, j) across two tasks), a constant row (NaN r) left out."""
+    rng = np.random.default_rng(5)
+    tasks = ["slope"] * 5 + ["factual"] * 4 + ["arithmetic"] * 3
+    scores = rng.standard_normal((len(tasks), 60)).astype(np.float32)
+    scores[6] = 1.0                                          # a constant row: its r is NaN with everyone
+    table = analyze(make_inputs(scores, tasks, ["web"] * 60, ["x"] * 60), top_k=3)["task_correlations"]
+    for row in table.itertuples():
+        rows_a = [i for i, task in enumerate(tasks) if task == row.task_a]
+        rows_b = [j for j, task in enumerate(tasks) if task == row.task_b]
+        pairs = {tuple(sorted((i, j))) for i in rows_a for j in rows_b if i != j}
+        values = [stats.pearsonr(scores[i].astype(np.float64), scores[j].astype(np.float64)).statistic
+                  for i, j in sorted(pairs) if 6 not in (i, j)]
+        assert row.n_pairs == len(values), (row.task_a, row.task_b)
+        assert row.mean_pearson == pytest.approx(np.mean(values), abs=1e-6)
+        assert row.std_pearson == pytest.approx(np.std(values), abs=1e-6)
+    same = table[(table.task_a == "slope") & (table.task_b == "slope")].n_pairs.item()
+    assert same == 10                                        # 5 queries: 5·4/2, not 20
 
 
 def test_the_analysis_layer_imports_without_torch():

@@ -128,3 +128,12 @@ def test_label_column_looks_up_only_the_labelled_documents_with_the_same_result(
         assert run_labels.label_column(labels, given) == (expected, sorted(set(expected)))
     every = run_labels.Labels(labels={d: "a" for d in ids})
     assert run_labels.label_column(every, pd.Index(ids)) == (["a"] * len(ids), ["a"])
+
+
+def test_string_codes_equal_factorizing_every_value_as_a_string():
+    mixed = [1, "1", "b", None, float("nan"), "a", 2.5, "a"]
+    for values in (["web", "code", "web", "wiki"], list(np.array(["z", "y", "z"], dtype=object)), [3, 1, 2, 1],
+                   mixed, mixed[:3], [None, "a"], []):
+        codes, names = pd.factorize(pd.Series(list(values), dtype=object).astype(str), sort=True)
+        got_codes, got_names = label_breakdown.string_codes(values)
+        assert got_codes.tolist() == codes.tolist() and got_names == [str(n) for n in names], values

@@ -181,6 +181,10 @@ def test_finding_record_is_json_ready_and_readable():
                                 "(p = 0.2 for no effect, from the bootstrap). Label-permutation p = 0.01: it tests "
                                 "whether the compared groups' queries are exchangeable at all, not this contrast's "
                                 "size.")
+    degenerate = statistics.Finding(name="x", claim="A claim.", effect_label="share − chance",
+                                    paper_direction="greater", measure="difference", effect=8 / 9, ci_low=8 / 9,
+                                    ci_high=8 / 9, p_value=math.nan, p_value_method="none", n=136).record()
+    assert "(95% CI 0.889 to 0.889 (width 0: every resample gave this value); 136 queries)" in degenerate["text"]
 
 
 def test_interval_p_is_where_the_interval_starts_to_exclude_the_null():

@@ -68,7 +68,7 @@ def correlations(ctx) -> pd.DataFrame:
 @table("task_correlations", "mean Pearson r per (unordered, both orders listed) task pair over off-diagonal query "
        "pairs, with a bootstrap interval over queries", {
            "task_a": "task", "task_b": "task", "mean_pearson": "mean r over the pairs",
-           "std_pearson": "standard deviation of r over the pairs", "n_pairs": "ordered query pairs",
+           "std_pearson": "standard deviation of r over the pairs", "n_pairs": "distinct query pairs (each unordered pair once; a query with itself never)",
            "ci_low": "lower end of the 95% interval (bootstrap over queries of each task; NaN below 3 queries)",
            "ci_high": "upper end of the 95% interval"})
 def task_correlations(ctx) -> pd.DataFrame:
@@ -88,6 +88,8 @@ def task_correlations(ctx) -> pd.DataFrame:
     for task_a in tasks:
         for task_b in tasks:
             mask = np.outer(ctx.tasks == task_a, ctx.tasks == task_b) & (pairs.valid > 0)
+            if task_a == task_b:  # (a, b) and (b, a) are one pair; r is symmetric: same mean and sd up to rounding
+                mask = np.triu(mask, k=1)
             values = r[mask]
             low, high = intervals.get((task_a, task_b), (np.nan, np.nan))
             rows.append((task_a, task_b, float(values.mean()) if len(values) else np.nan,
