@@ -8,6 +8,8 @@
 - writers:   the data files (scores, documents, queries, layers, token scores, factor files)
 - factor_files: which files hold the factors (one, or one per module shard) and their fingerprint
 - reader:    Run, read_run (what the dashboard uses)
+- labels, query_sets: the researcher's files beside a run (the dashboard's only writes; edited_files reads
+  and writes them, each under its lock)
 Every file and column: docs/run-directory.md.
 """
 from precompute.rundir.chunks import ChunkStore, chunk_ranges

@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import csv
 import io
-import json
 import os
 from dataclasses import dataclass, field, replace
 
 import pandas as pd
 
-from precompute.rundir import files, layout
+from precompute.rundir import layout
+from precompute.rundir.edited_files import read_edited, write_edited
 from precompute.rundir.lock import WaitingFileLock
 
 FORMAT = 1
@@ -80,19 +80,8 @@ def read_labels(run_path: str) -> Labels:
     """The run's labels (an empty set with the default label names when there is no file); LabelsError if the
     file is not valid."""
     path = labels_path(run_path)
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except FileNotFoundError:
-        return Labels()
-    except OSError as err:
-        raise LabelsError(f"{path}: cannot be read ({err})") from None
-    try:
-        value = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise LabelsError(f"{path}: not valid JSON ({err}); the file was left as it is (fix or remove it to label "
-                          "again)") from None
-    return _checked(value, path)
+    value = read_edited(path, LabelsError, "to label again")
+    return Labels() if value is None else _checked(value, path)
 
 
 def update_labels(run_path: str, change) -> Labels:
@@ -103,10 +92,7 @@ def update_labels(run_path: str, change) -> Labels:
         changed = change(current)
         changed = replace(changed, revision=current.revision + 1)
         _checked(changed.document(), labels_path(run_path))   # never write what could not be read back
-        try:
-            files.write_json(labels_path(run_path), changed.document())
-        except OSError as err:
-            raise LabelsError(f"{labels_path(run_path)}: cannot be written ({err})") from None
+        write_edited(labels_path(run_path), changed.document(), LabelsError)
         return changed
 
 

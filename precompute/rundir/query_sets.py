@@ -12,11 +12,11 @@ QuerySetsError naming the file and the field, and the file stays as it is.
 """
 from __future__ import annotations
 
-import json
 import os
 from dataclasses import dataclass
 
-from precompute.rundir import files, layout
+from precompute.rundir import layout
+from precompute.rundir.edited_files import read_edited, write_edited
 from precompute.rundir.lock import WaitingFileLock
 
 FORMAT = 1
@@ -90,19 +90,8 @@ def _checked(value, path: str) -> QuerySets:
 def read_query_sets(run_path: str) -> QuerySets:
     """The run's saved sets (none when there is no file); QuerySetsError if the file is not valid."""
     path = query_sets_path(run_path)
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except FileNotFoundError:
-        return QuerySets()
-    except OSError as err:
-        raise QuerySetsError(f"{path}: cannot be read ({err})") from None
-    try:
-        value = json.loads(text)
-    except (json.JSONDecodeError, UnicodeDecodeError) as err:
-        raise QuerySetsError(f"{path}: not valid JSON ({err}); the file was left as it is (fix or remove it to save "
-                             "sets again)") from None
-    return _checked(value, path)
+    value = read_edited(path, QuerySetsError, "to save sets again")
+    return QuerySets() if value is None else _checked(value, path)
 
 
 def update_query_sets(run_path: str, change) -> QuerySets:
@@ -114,10 +103,7 @@ def update_query_sets(run_path: str, change) -> QuerySets:
         current = read_query_sets(run_path)
         changed = QuerySets(tuple(change(current)), current.revision + 1)
         _checked(changed.document(), path)   # never write what could not be read back
-        try:
-            files.write_json(path, changed.document())
-        except OSError as err:
-            raise QuerySetsError(f"{path}: cannot be written ({err})") from None
+        write_edited(path, changed.document(), QuerySetsError)
         return changed
 
 
