@@ -1,11 +1,15 @@
 """Readable labels for the columns of the tables the dashboard shows, and blank cells for numbers that stand for
 "none". widgets.table applies both to every table it shows; its CSV keeps the frame's own column names and numbers.
 
-A column not listed keeps its name with underscores read as spaces; names that are already readable (e.g.
-"effect [95% CI]") are left as they are."""
+A column not listed that is a snake_case name reads its underscores as spaces; any other name (already readable,
+e.g. "effect [95% CI]", or holding a run's path) is left as it is."""
 from __future__ import annotations
 
+import re
+
 import pandas as pd
+
+SNAKE_CASE = re.compile(r"[a-z0-9]+(?:_[a-z0-9]+)+")
 
 # column name -> (label, help shown on hovering the header; "" for none)
 LABELS: dict[str, tuple[str, str]] = {
@@ -86,7 +90,9 @@ NONE_VALUES: dict[str, int] = {"first_rank": -1}
 
 def label(column: str) -> str:
     """The label a column is shown under."""
-    return LABELS[column][0] if column in LABELS else str(column).replace("_", " ")
+    if column in LABELS:
+        return LABELS[column][0]
+    return str(column).replace("_", " ") if SNAKE_CASE.fullmatch(str(column)) else str(column)
 
 
 def column_help(column: str) -> str | None:

@@ -26,6 +26,7 @@ def test_labels_keep_the_callers_and_blank_only_the_sentinels():
     assert config["percentile"] == {"label": "top p%"} and config["hidden"] is None
     assert config["first_rank"]["label"] == "first rank" and "blank: none in the top k" in config["first_rank"]["help"]
     assert config["n_matching"]["label"] == "documents with it" and config["odd_name"] == {"label": "odd name"}
+    assert column_labels.label("runs/my_run effect") == "runs/my_run effect"  # a run's path is not snake_case
     frame = pd.DataFrame({"first_rank": [3, -1, 1], "rank_change": [-1, 0, 2], "scaled": [-1.0, np.nan, 0.5]})
     shown = column_labels.with_none_blank(frame)
     assert shown["first_rank"].isna().tolist() == [False, True, False] and shown["first_rank"].dtype == "Int64"
@@ -43,7 +44,8 @@ def test_every_shown_column_has_a_readable_label(page, app_args, run_dir, second
             raise AssertionError(f"{element.key}: missing values are not shown blank")
         if element.key == QUERY_TABLE:
             continue
-        raw = {column: label for column, label in shown_labels(element).items() if "_" in label}
+        raw = {column: label for column, label in shown_labels(element).items()
+               if column_labels.SNAKE_CASE.fullmatch(label)}
         assert not raw, (element.key, raw)
         if "first_rank" in element.value:
             assert not (element.value["first_rank"] == -1).any()
