@@ -140,7 +140,8 @@ def render() -> None:
     st.subheader("By task")
     widgets.table(per_task(agreement, k), key="compare.tasks", name="compare_per_task")
     st.subheader("By query")
-    widgets.table(query_view.with_correctness(run, agreement), key="compare.table", name="compare_per_query", opens=("queries", "q", "query_id"))
+    widgets.table(query_view.with_correctness(run, agreement), key="compare.table", name="compare_per_query",
+                  opens=("queries", "q", "query_id"))
     _top_lists(run, other, shared, names)
 
     st.subheader("Findings side by side")
