@@ -4,11 +4,12 @@ Two worlds, one comparison: by default a randomly initialised Llama (width 192, 
 length and random queries (prompt masked); with `--model M` (an HF directory, a .gguf or 'smollm2') that model, the
 first --docs texts of a corpus .jsonl (`--documents`, e.g. the published documents that `precompute
 export-published` writes) cut at --max-length and sorted by length, and the queries of a queries .jsonl
-(`--queries-file`: prompt and completion). Both sides: EK-FAC with the empirical Fisher on the same documents and the same tracked MLP layers,
-damping 0.1 · mean(Λ) per module, every query's preconditioned gradient truncated to rank R by an exact SVD
-(kronfluence: use_full_svd=True; its default is a randomised SVD), score = ⟨P(∇ completion NLL), ∇ document NLL⟩,
-float32 with the eigendecompositions in float64, the same batch sizes, queries preconditioned --query-batch at a
-time. Our scoring pass reads the documents once for all queries; kronfluence reads them once per query batch.
+(`--queries-file`: prompt and completion). Both sides: EK-FAC with the empirical Fisher on the same documents and
+the same tracked MLP layers, damping 0.1 · mean(Λ) per module, every query's preconditioned gradient truncated to
+rank R by an exact SVD (kronfluence: use_full_svd=True; its default is a randomised SVD), score = ⟨P(∇ completion
+NLL), ∇ document NLL⟩, float32 with the eigendecompositions in float64, the same padded batches, queries
+preconditioned --query-batch at a time. Our scoring pass reads the documents once for all queries; kronfluence
+reads them once per query batch.
 
 Each side runs in its own process on the same world. Prints per number of queries: fit time (once) and scoring
 time (query gradients + preconditioning + the pass over the documents) in CPU seconds (the figure to use on a

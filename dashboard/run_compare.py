@@ -113,7 +113,8 @@ FINDING_FIELDS = {"effect": "effect", "ci_low": "low", "ci_high": "high", "n": "
 def findings_side_by_side(a: dict | None, b: dict | None, name_a: str, name_b: str) -> pd.DataFrame:
     """Both runs' findings in one table, one row per finding and numbers in their own columns (`<run> effect`,
     `<run> low`, `<run> high`, `<run> n`, `<run> verdict`): the records of `findings` when present, else each
-    scalar entry of an older findings.json as its effect."""
+    scalar entry of an older findings.json as its effect. Runs shown under the same name (one run offered under two
+    paths) are told apart as `<run> (this)` and `<run> (other)`, else one run's columns would replace the other's."""
     def rows(found: dict | None) -> dict[str, dict]:
         if not found:
             return {}
@@ -123,6 +124,8 @@ def findings_side_by_side(a: dict | None, b: dict | None, name_a: str, name_b: s
         return {key: {"effect": value} for key, value in found.items()
                 if key not in ("notes", "seed") and isinstance(value, (int, float, bool, str))}
 
+    if name_a == name_b:
+        name_a, name_b = f"{name_a} (this)", f"{name_b} (other)"
     sides = [(name_a, rows(a)), (name_b, rows(b))]
     names = list(dict.fromkeys(name for _, found in sides for name in found))
     table = pd.DataFrame({"finding": names})

@@ -123,9 +123,13 @@ def _terms_chart(run: Run, scope: str, key: str, kind: str, comparison: str, dep
                           selectable=True)
     _chosen_term(event, terms_shown)
     with st.expander("Terms as a table"):
+        first, second = comparison.split(" vs ")
+        counts = {"count_a": f"count in the {first} k", "count_b": "count in the rest of the corpus"
+                  if second == "corpus" else f"count in the {second} k"}
         widgets.table(found.head(200), key="queries.terms_table",
                       name=f"terms_{scope}_{key}_{COMPARISONS[comparison]}_{depth}",
-                      column_config={c: st.column_config.NumberColumn(format="%.3f") for c in ("log_odds", "z")})
+                      column_config={**{c: st.column_config.NumberColumn(format="%.3f") for c in ("log_odds", "z")},
+                                     **counts})
     return terms_shown
 
 

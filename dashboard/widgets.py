@@ -12,7 +12,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
 
-from dashboard import highlight, pages, score_help
+from dashboard import column_labels, highlight, pages, score_help
 
 PREVIEW_CHARS = 600
 Tokens = tuple[list[str], np.ndarray]  # a document's decoded tokens in order, and each token's score
@@ -73,11 +73,17 @@ def chosen_row(event, key: str) -> int | None:
 def table(frame: pd.DataFrame, key: str, name: str, opens: tuple[str, str, str] | None = None,
           export: pd.DataFrame | None = None, **dataframe_args):
     """A table with a CSV download (written only when clicked) of `frame`, or of `export` when the shown table
-    formats its numbers as text (e.g. "0.039 [0.031, 0.048]"): a CSV holds numbers, one column each.
+    formats its numbers as text (e.g. "0.039 [0.031, 0.048]"): a CSV holds numbers, one column each, under the
+    frame's own column names. On screen the columns carry readable labels and missing values or "none" sentinels
+    are blank (dashboard.column_labels).
 
     With `opens=(page, param, column)`, choosing a row opens `page` with `?param=` the row's `column`, in this tab."""
     selection = dict(on_select="rerun", selection_mode="single-row") if opens else {}
-    event = st.dataframe(frame, key=key, width="stretch", hide_index=True, **selection, **dataframe_args)
+    dataframe_args["column_config"] = column_labels.labelled_config(frame.columns,
+                                                                    dataframe_args.get("column_config"))
+    dataframe_args.setdefault("placeholder", "")
+    event = st.dataframe(column_labels.with_none_blank(frame), key=key, width="stretch", hide_index=True,
+                         **selection, **dataframe_args)
     row = st.container(horizontal=True, gap="small", vertical_alignment="center")
     exported = frame if export is None else export
     row.download_button("CSV", data=lambda: exported.to_csv(index=False), file_name=f"{name}.csv", mime="text/csv",

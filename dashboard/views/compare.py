@@ -27,9 +27,9 @@ def _top_lists(run, other, shared: list[str], names: tuple[str, str]) -> None:
     st.subheader("One query in both runs")
     query_id = url_state.bound(st.selectbox, "Query", key="compare.q", param="q", default=shared[0],
                                options=shared, what="query")
-    st.caption(f"Each run's top {TOP_SHOWN} by raw score. `in_both_top`: also in the other run's top {TOP_SHOWN}; "
-               "`rank_other_run`: its rank there (empty: not in that run); `rank_change`: rank here − rank there "
-               "(negative: ranked higher here). Choose a row to open the document.")
+    st.caption(f"Each run's top {TOP_SHOWN} by raw score. In both top: also in the other run's top {TOP_SHOWN}; "
+               "rank in the other run: blank when the document is not in that run; rank change: rank here − rank "
+               "there (negative: ranked higher here). Choose a row to open the document.")
     config = {"in_both_top": st.column_config.CheckboxColumn("in both top"),
               "score": st.column_config.NumberColumn(format="%.4g"),
               "text": st.column_config.TextColumn(width="large")}
@@ -140,7 +140,8 @@ def render() -> None:
     st.subheader("By task")
     widgets.table(per_task(agreement, k), key="compare.tasks", name="compare_per_task")
     st.subheader("By query")
-    widgets.table(query_view.with_correctness(run, agreement), key="compare.table", name="compare_per_query", opens=("queries", "q", "query_id"))
+    widgets.table(query_view.with_correctness(run, agreement), key="compare.table", name="compare_per_query",
+                  opens=("queries", "q", "query_id"))
     _top_lists(run, other, shared, names)
 
     st.subheader("Findings side by side")

@@ -74,7 +74,8 @@ def render() -> None:
     with left:
         st.subheader("Settings")
         settings = run_settings(manifest)  # the same list the exported report gives
-        settings_table = pd.DataFrame({"setting": list(settings), "value": [str(v) for v in settings.values()]})
+        settings_table = pd.DataFrame({"setting": list(settings), "value": ["" if v is None else str(v)
+                                                                          for v in settings.values()]})
         widgets.table(settings_table, key="overview.settings", name="settings")
         st.subheader("Timings (s)")
         timings = manifest.get("timings") or {}

@@ -60,7 +60,7 @@ def _query_list(table, shown) -> None:
     st.caption(f"{len(shown):,} of {len(table):,} queries · choose a row (the box at its left) to open it below")
     columns = [c for c in table.columns if c not in ("completion",)] + ["completion"]
     event = st.dataframe(shown[columns], key="queries.table", hide_index=True, width="stretch", height=280,
-                         on_select="rerun", selection_mode="single-row",
+                         on_select="rerun", selection_mode="single-row", placeholder="",  # missing: blank
                          column_config={"nats": st.column_config.NumberColumn(format="%.3f"),
                                         "correct": st.column_config.CheckboxColumn("correct")})
     chosen = widgets.chosen_row(event, "queries.table")

@@ -12,6 +12,7 @@ from scipy.stats import hypergeom
 
 from dashboard import charts, labels_view, url_state, widgets
 from dashboard.run import Run, RunKey, analysis_table, current_run, document_texts, require_table
+from precompute.analysis.statistics import WIDTH_ZERO
 from precompute.rundir import layout
 from precompute.rundir.reader import read_parquet_file
 
@@ -104,6 +105,18 @@ def documents_behind(run_key: RunKey, _run: Run, task: str, side: str, k: int, s
                          "text": [" ".join(str(texts.iloc[int(c)])[:SNIPPET].split()) for c in columns]})
 
 
+def _width_zero_note(shown: pd.DataFrame, by: str, side: str) -> None:
+    """Says what a 95% interval of width 0 in the table means (e.g. ×0 [0, 0])."""
+    if not {"ci_low", "ci_high"} <= set(shown.columns):
+        return
+    low, high = shown["ci_low"].to_numpy(dtype=float), shown["ci_high"].to_numpy(dtype=float)
+    n_zero = int(np.count_nonzero(np.isfinite(low) & (low == high)))
+    if n_zero:
+        st.caption(f"{n_zero:,} of {len(shown):,} rows have a 95% interval of width 0 ({WIDTH_ZERO}): e.g. ×0 "
+                   f"[0, 0] when no query of the task has a document of that {by} among its {side} k, so no "
+                   "resample of the queries can find one.")
+
+
 def _apply_click(state) -> None:
     """A clicked bar (new since the last run) chooses task, source and k below (before they are drawn)."""
     points = (state or {}).get("selection", {}).get("points", [])
@@ -134,6 +147,7 @@ def render() -> None:
     widgets.chart(charts.source_small_multiples(shown, title), key="sources.bars",
                   name=f"{by}_multipliers_{side}", selectable=True)
     widgets.table(shown.rename(columns={"source": by}), key="sources.table", name=f"{by}_multipliers_{side}")
+    _width_zero_note(shown, by, side)
 
     st.subheader("Documents behind a bar")
     st.caption("Click a bar above, or choose the task, source and k here.")

@@ -232,6 +232,8 @@ def analyze_stage(run: rundir.RunDir, top_k: int, progress: bool) -> None:
     run.record_timing("analyze", time.perf_counter() - started)
     manifest = run.manifest()
     missing = run.missing_files(with_factors=not (manifest.get("synthetic") or manifest.get("imported")))
+    if manifest.get("imported"):  # published scores come without per-token scores (docs/published-data.md)
+        missing = [name for name in missing if name != layout.TOKEN_SCORES]
     if missing:
         raise UserInputError(f"{run.path}: cannot mark complete, missing {', '.join(missing)}")
     run.set_status("complete")

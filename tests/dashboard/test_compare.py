@@ -58,6 +58,30 @@ def test_findings_side_by_side_exports_numbers_in_their_own_columns():
     assert all(read[column].dtype.kind == "f" for column in read.columns if not column.endswith("verdict"))
 
 
+def test_findings_side_by_side_keeps_both_runs_under_one_name():
+    a = {"findings": [{"name": "correlation", "effect": 0.036, "ci_low": -0.025, "ci_high": 0.11, "n": 24,
+                       "verdict": "not supported"}]}
+    b = {"findings": [{"name": "correlation", "effect": 0.5, "ci_low": 0.4, "ci_high": 0.6, "n": 20,
+                       "verdict": "holds"}]}
+    table = findings_side_by_side(a, b, "runs/demo", "runs/demo").set_index("finding")
+    assert table.shape[1] == 10                              # effect, low, high, n, verdict for each run
+    assert table.loc["correlation", ["runs/demo (this) effect", "runs/demo (other) effect"]].tolist() == [0.036, 0.5]
+    assert table.loc["correlation", "runs/demo (other) verdict"] == "holds"
+
+
+def test_compare_page_shows_both_runs_offered_under_one_name(app_args, run_dir):
+    """The same run given twice ("DIR" and "DIR/"): both display as one name; the findings table keeps both."""
+    from tests.dashboard.test_pages import assert_clean, open_page
+
+    app_args(run_dir, f"{run_dir}/")
+    at = open_page("compare")
+    assert_clean(at)
+    findings = next(frame.value for frame in at.dataframe if "finding" in frame.value and frame.value.shape[1] == 11)
+    this = [c for c in findings.columns if c.endswith("(this) effect")]
+    other = [c for c in findings.columns if c.endswith("(other) effect")]
+    assert len(this) == len(other) == 1 and findings[this[0]].equals(findings[other[0]])
+
+
 def test_overlap_sizes_stay_below_the_shared_documents_and_wrapped_prompts_are_counted():
     import pandas as pd
 

@@ -160,3 +160,66 @@ def test_real_7b_query_cards_parse_the_final_answer(app_args, real_runs):
         assert_clean(at)
         header = next(m.value for m in at.markdown if m.value.startswith(f"**{query_id}**"))
         assert expected in header and "completion loss unknown" in header, header
+
+
+@real
+@pytest.mark.browser
+def test_real_7b_in_a_browser_answers_filter_csv_and_compare(real_runs, run_dir, tmp_path):
+    """Issue 21's browser checks on the paper's 7B file, one server: slope-033134 shows its parsed final answer;
+    a filter opens its first row (a factual query: "unknown", never "incorrect"); a CSV downloads with numeric
+    columns and no factual query marked incorrect; Compare defaults to the run sharing queries (35B, not the
+    synthetic run offered before it)."""
+    import urllib.parse
+
+    import pandas as pd
+
+    from tests.dashboard.serve import dashboard_server
+    from tests.dashboard.test_browser import CHROMIUM, TIMEOUT, wait_until_rendered
+    if CHROMIUM is None:
+        pytest.skip("chromium is not installed (apt-get install -y chromium); the browser test needs it")
+    from playwright.sync_api import sync_playwright
+
+    seven = str(real_runs["7B"])
+    factual = sorted(q["id"] for q in queries_of(seven) if q["task"] == "factual")
+    with dashboard_server([run_dir, seven, real_runs["35B"]]) as url, sync_playwright() as playwright:
+        browser = playwright.chromium.launch(executable_path=CHROMIUM, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1400, "height": 1000}, accept_downloads=True)
+
+        def open_path(path: str, **params) -> None:
+            page.goto(f"{url}/{path}?{urllib.parse.urlencode({'run': seven, **params})}")
+            wait_until_rendered(page)
+            assert page.locator(".stException").count() == 0, path
+
+        def header(query_id: str) -> str:
+            found = page.locator("[data-testid=stMarkdown]", has_text=f"{query_id} · task").first
+            found.wait_for(timeout=TIMEOUT)
+            return found.inner_text()
+
+        open_path("queries", q="slope-033134")
+        assert "model's answer -1, reference 6" in header("slope-033134")
+        open_path("queries")
+        expression = page.get_by_role("textbox", name="Filter expression")
+        expression.fill('task == "factual"')
+        expression.press("Enter")
+        page.wait_for_function("() => window.location.href.includes('where=')", timeout=TIMEOUT)
+        wait_until_rendered(page)
+        opened = header(factual[0])                     # the filter's first row is the opened query
+        assert "unknown" in opened and "incorrect" not in opened, opened
+
+        open_path("documents", doc=pd.read_parquet(f"{seven}/documents.parquet", columns=["id"])["id"].iloc[0])
+        button = page.locator("[data-testid=stDownloadButton] button", has_text="CSV").first
+        button.evaluate("element => element.scrollIntoView({block: 'center'})")
+        with page.expect_download(timeout=TIMEOUT) as download_info:
+            button.click()
+        saved = tmp_path / download_info.value.suggested_filename
+        download_info.value.save_as(saved)
+        table = pd.read_csv(saved)
+        assert len(table) == 100 and table["raw_score"].dtype.kind == "f" and table.iloc[:, -2].dtype.kind == "f"
+        assert set(table.loc[table["task"] == "factual", "correct"]) == {"unknown"}
+        assert table.set_index("query_id").loc["slope-033134", "correct"] == "incorrect"   # -1, reference 6
+
+        open_path("compare")
+        caption = page.locator("[data-testid=stCaptionContainer]", has_text="share 37 queries").first
+        caption.wait_for(timeout=TIMEOUT)        # "This run ruis-7b (…) … and ruis-35b (…) share 37 queries …"
+        assert "and ruis-35b" in caption.inner_text(), caption.inner_text()
+        browser.close()

@@ -81,6 +81,16 @@ def test_analysis_runs_on_the_sample(synthetic):
     assert (out / "analysis" / "findings.json").exists()
 
 
+def test_an_import_can_be_analysed_again(synthetic, tmp_path, capsys):
+    """`analyze` on an imported run (no per-token scores, by design) ends complete, not stuck at 'analyzing'."""
+    _, out, _ = synthetic
+    copy = tmp_path / "again"
+    shutil.copytree(out, copy)
+    code, err = cli(capsys, "analyze", "--run", str(copy))
+    assert code == 0, err
+    assert json.loads((copy / "manifest.json").read_text())["status"] == "complete"
+
+
 def test_linear_equation_block_is_named_by_its_prompts_and_ids_follow_prompts(tmp_path):
     path = write_published(tmp_path / "file_35B.json", "35B", seed=1)
     out = tmp_path / "run35"
