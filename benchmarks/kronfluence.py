@@ -25,6 +25,7 @@ import copy
 import json
 import os
 import platform
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -47,7 +48,7 @@ from engine.query_stream import preconditioned_queries
 from engine.scoring import score_documents
 from benchmarks.scoring_cost import baseline_pass, read_jsonl
 from precompute.pipeline.flag_values import positive_int
-from precompute.pipeline.threads import add_threads_flag, use_threads
+from precompute.rundir.errors import UserInputError
 
 
 @dataclass
@@ -296,8 +297,7 @@ def fit_cost(timings: dict) -> str:
             f"{fit / unit:.2f}×; without the eigendecomposition {(fit - eigh) / unit:.2f}× ({parts})")
 
 
-def parse_args(argv: list[str]) -> argparse.Namespace:
-    parser = argparse.ArgumentParser(prog="python -m precompute bench-kronfluence", description=__doc__.splitlines()[0])
+def add_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--model", default="random",
                         help="'random' (the seeded random Llama world), or an HF directory, .gguf or 'smollm2' with "
                              "--documents and --queries-file")
@@ -319,11 +319,6 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
                         help="(internal) run only this side and write its results to --out; by default each side "
                              "runs in its own process, so that their memory figures do not mix")
     parser.add_argument("--out", default=None, help="with --side: the .npz to write")
-    add_threads_flag(parser)
-    args = parser.parse_args(argv)
-    if args.model != "random" and not (args.documents and args.queries_file):
-        parser.error(f"--model {args.model} needs --documents and --queries-file")
-    return args
 
 
 def build_world(args: argparse.Namespace) -> World:
@@ -343,7 +338,7 @@ def side_in_process(args: argparse.Namespace) -> None:
 def side_in_subprocess(argv: list[str], side: str, directory: str) -> tuple[dict, dict[int, np.ndarray], dict]:
     """(measurements, scores by number of queries, the world's description) of one side run in its own process."""
     out = os.path.join(directory, f"{side}.npz")
-    subprocess.run([sys.executable, "-m", "benchmarks.kronfluence", *argv, "--side", side, "--out", out],
+    subprocess.run([sys.executable, "-m", "precompute", "bench-kronfluence", *argv, "--side", side, "--out", out],
                    check=True)
     with np.load(out) as saved:
         scores = {int(key.split("_")[1]): saved[key] for key in saved.files if key.startswith("scores_")}
@@ -360,34 +355,26 @@ def world_line(args: argparse.Namespace, described: dict) -> str:
             f"{args.batch_size}, query batch {args.query_batch}; each side in its own process")
 
 
-def main(argv: list[str] | None = None) -> int:
-    argv = list(sys.argv[1:] if argv is None else argv)
-    args = parse_args(argv)
-    use_threads(args.threads)
+def run_command(args: argparse.Namespace, command_line: str, progress: bool) -> None:
+    """The command table's entry: both sides, each in its own process (`--side`, internal), then the table."""
+    if args.model != "random" and not (args.documents and args.queries_file):
+        raise UserInputError(f"--model {args.model} needs --documents and --queries-file")
     warnings.filterwarnings("ignore", category=FutureWarning)      # kronfluence's GradScaler deprecation notes
-    try:
-        if args.side is not None:
-            side_in_process(args)
-            return 0
-    except EngineInputError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
+    if args.side is not None:
+        side_in_process(args)
+        return
     import kronfluence
 
+    words = shlex.split(command_line)
+    argv = words[words.index("bench-kronfluence") + 1:]            # this command's own flags, for the sides
     print(f"machine: {platform.platform()}, {os.cpu_count()} CPUs, load {os.getloadavg()[0]:.1f}, torch "
           f"{torch.__version__}, {torch.get_num_threads()} threads, kronfluence {kronfluence.__version__}", flush=True)
     with tempfile.TemporaryDirectory(prefix="bench-kronfluence-") as directory:
         try:
             ours, theirs = (side_in_subprocess(argv, side, directory) for side in SIDES)
         except subprocess.CalledProcessError as failed:
-            print(f"error: a side's process exited with {failed.returncode} (its message is above)", file=sys.stderr)
-            return 2
+            raise UserInputError(f"a side's process exited with {failed.returncode} (its message is above)") from None
     print(world_line(args, ours[2]))
     print(table(compare(ours[:2], theirs[:2])))
     print(fit_cost(ours[0]))
     print(f"load after: {os.getloadavg()[0]:.1f}")
-    return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

@@ -192,6 +192,8 @@ COMMANDS = (
     # benchmarks live outside the product package (benchmarks/), run through this one table
     Command("bench", "scoring pass against a plain forward+backward pass (benchmarks/scoring_cost.py)",
             "benchmarks.scoring_cost:add_flags", "benchmarks.scoring_cost:run_command", writes=None),
+    Command("bench-kronfluence", "our engine against kronfluence 1.0.1 at matched settings (random or real model)",
+            "benchmarks.kronfluence:add_flags", "benchmarks.kronfluence:run_command", writes=None),
     Command("bench-index", "the index's accuracy / cost trade-off on a COPY of a complete run",
             "benchmarks.index:add_flags", "benchmarks.index:run_command", writes=None, threads=False),
     Command("bench-plan", "the memory plan against a measured run's peak", "benchmarks.plan:add_flags",
