@@ -20,6 +20,8 @@ import plotly.graph_objects as go
 import plotly.offline
 
 from dashboard import charts, findings_view, lds_view
+from dashboard.views.correlations import unique_task_pairs
+from dashboard.views.magnitude import SCALES as MAGNITUDE_SCALES
 
 NUMBERS_ID = "report-numbers"
 SCRIPT_ID = "reproduce-script"
@@ -47,6 +49,21 @@ def leaderboard(numbers: dict) -> pd.DataFrame | None:
     return lds_view.leaderboard(pd.DataFrame(summary), pd.DataFrame(validation) if validation else None)
 
 
+def view_figures(numbers: dict) -> dict[str, go.Figure]:
+    """The analysis pages' charts as they open (whole-run reports): the task-pair correlation matrix and each
+    task's cumulative positive influence (relative, log y), drawn by the pages' own builders."""
+    views, found = numbers.get("views") or {}, {}
+    if views.get("task_correlations"):
+        found["task-correlations"] = charts.task_matrix(unique_task_pairs(pd.DataFrame(views["task_correlations"])))
+    if views.get("magnitude_by_task"):
+        frame = pd.DataFrame(views["magnitude_by_task"])
+        column, band, y_title = MAGNITUDE_SCALES["relative"]
+        found["magnitude"] = charts.magnitude_curves(
+            frame[frame["sign"] == "positive"], column, "Cumulative positive influence of each task's top documents "
+            "(relative; from one document up)", True, y_title, numbers["counts"].get("documents"), band)
+    return found
+
+
 def figures(numbers: dict) -> dict[str, go.Figure]:
     """div id -> figure: the forest plot, the leaderboard's intervals (when any), queries per task, corpus by
     source."""
@@ -55,6 +72,7 @@ def figures(numbers: dict) -> dict[str, go.Figure]:
     board = leaderboard(numbers)
     if board is not None:
         found["lds-intervals"] = lds_view.interval_figure(board, "LDS per ranking method (95% intervals)")
+    found.update(view_figures(numbers))
     counts = numbers["counts"]
     found["queries-per-task"] = charts.count_bars(pd.Series(counts["queries_per_task"]), "Queries per task", "task")
     found["documents-per-source"] = charts.count_bars(pd.Series(counts["documents_per_source"]),
@@ -109,6 +127,12 @@ def report_html(numbers: dict, script: str, made: str = "") -> str:
     if board is not None:
         parts += ["<h2>Ranking-method leaderboard (LDS against the PBRF response)</h2>",
                   _table_html(lds_view.leaderboard_display(board)), drawn["lds-intervals"]]
+    views = [drawn[div] for div in ("task-correlations", "magnitude") if div in drawn]
+    if views:
+        parts += ["<h2>The analysis views (as the Correlations and Magnitude pages open)</h2>", *views]
+    elif query_set:
+        parts += ["<p class='note'>The analysis views' charts are the whole run's; a query set's report leaves them "
+                  "out.</p>"]
     parts += ["<h2>The queries and the corpus</h2>", drawn["queries-per-task"], drawn["documents-per-source"],
               "<h2>Settings</h2>", _settings_html(numbers), "<h2>The run's files (sha256)</h2>",
               _table_html(pd.DataFrame(list(numbers["hashes"].items()), columns=["file", "sha256"])),

@@ -22,11 +22,12 @@ from precompute.analysis.runner import json_ready
 
 FORMAT = 1
 LEADERBOARD_TABLES = ("lds_summary", "validation_summary")
+VIEW_TABLES = ("task_correlations", "magnitude_by_task")   # the analysis pages' charts, whole-run reports only
 RUN_SETTINGS = ("model", "strategy", "fisher", "damping", "modules", "query_rank", "max_length", "batch_size",
                 "factor_docs", "token_topk", "device", "dtype", "seed", "world_size", "created", "synthetic",
                 "imported")
 HASHED_FILES = (rundir.MANIFEST, *rundir.SCORE_FILES, f"{rundir.ANALYSIS_DIR}/{rundir.FINDINGS}",
-                *(f"{rundir.ANALYSIS_DIR}/{name}.parquet" for name in LEADERBOARD_TABLES))
+                *(f"{rundir.ANALYSIS_DIR}/{name}.parquet" for name in LEADERBOARD_TABLES + VIEW_TABLES))
 
 
 class ReportError(ValueError):
@@ -68,8 +69,9 @@ def run_settings(manifest: dict) -> dict:
 
 def report_numbers(run_path: str, query_set: dict | None = None, seed: int = statistics.DEFAULT_SEED,
                    n_resamples: int = statistics.N_RESAMPLES) -> dict:
-    """Every number of a report: settings (the report's and the run's), findings, leaderboard tables, chart counts
-    and the run's file hashes.
+    """Every number of a report: settings (the report's and the run's), findings, leaderboard tables, the analysis
+    views' tables (VIEW_TABLES: whole-run reports only, their tables hold every query), chart counts and the run's
+    file hashes.
 
     `query_set` is {"name", "expression", "query_ids"} (the ids the expression selected when the report was made;
     they, not the expression, define the set here: the filter language belongs to the dashboard)."""
@@ -88,5 +90,7 @@ def report_numbers(run_path: str, query_set: dict | None = None, seed: int = sta
     return json_ready({
         "format": FORMAT, "settings": settings, "findings": findings,
         "tables": {name: _table_records(run_path, name) for name in LEADERBOARD_TABLES},
-        "counts": {"queries_per_task": _counts(tasks), "documents_per_source": _counts(sources.to_pylist())},
+        "views": {name: None if query_set else _table_records(run_path, name) for name in VIEW_TABLES},
+        "counts": {"queries_per_task": _counts(tasks), "documents_per_source": _counts(sources.to_pylist()),
+                   "documents": len(sources)},
         "hashes": file_hashes(run_path)})

@@ -10,6 +10,7 @@ import sys
 from collections import Counter
 
 import numpy as np
+import pandas as pd
 import pytest
 
 from dashboard import report
@@ -55,6 +56,13 @@ def test_the_script_regenerates_every_number_and_the_run_agrees(run_dir, tmp_pat
     assert embedded["settings"]["run_settings"]["counts.documents"] == manifest["counts"]["documents"]
     # the forest plot's data is in the page: its first panel's points are findings' effects
     assert "forest-plot" in page and "Findings" in page
+    # the analysis views' charts carry their tables, equal to the run's parquet files read here
+    for name, div in (("task_correlations", "task-correlations"), ("magnitude_by_task", "magnitude")):
+        frame = pd.read_parquet(run_dir / "analysis" / f"{name}.parquet")
+        assert len(embedded["views"][name]) == len(frame) > 0
+        assert np.allclose(pd.DataFrame(embedded["views"][name]).select_dtypes("number").to_numpy(dtype=float),
+                           frame.select_dtypes("number").to_numpy(dtype=float), equal_nan=True)
+        assert f"id='{div}'" in page or f'id="{div}"' in page
 
 
 def test_the_report_references_no_host(run_dir, tmp_path):
