@@ -45,7 +45,10 @@ def render() -> None:
         st.info("This is a synthetic run (`precompute synth`): the numbers are generated, not computed from a model.")
     published_view.overview_note(run)  # imported runs: whose scores, which sample
     columns = st.columns([2, 1, 1, 1, 1])
-    columns[0].metric("Model", str(manifest.get("model", "?")))
+    imported = published_view.imported(manifest)
+    model = manifest.get("model") or (f"{imported.get('model', 'published')} (imported)" if imported
+                                      else "none (synthetic)" if manifest.get("synthetic") else "not recorded")
+    columns[0].metric("Model", str(model))
     columns[1].metric("Strategy", str(manifest.get("strategy", "?")), help=f"fisher: {manifest.get('fisher', '?')}")
     columns[2].metric("Queries", f"{run.n_queries:,}")
     columns[3].metric("Documents", f"{run.n_documents:,}")
