@@ -49,14 +49,26 @@ def leaderboard(numbers: dict) -> pd.DataFrame | None:
     return lds_view.leaderboard(pd.DataFrame(summary), pd.DataFrame(validation) if validation else None)
 
 
+def records_frame(records: list[dict]) -> pd.DataFrame:
+    """A table back from the report's JSON: missing numbers (NaN, written as null) are NaN again, so the pages'
+    chart builders see what they see on the page."""
+    frame = pd.DataFrame(records)
+    for column in frame.columns:
+        if frame[column].dtype == object:
+            numbers = pd.to_numeric(frame[column], errors="coerce")
+            if numbers.notna().sum() == frame[column].notna().sum():
+                frame[column] = numbers
+    return frame
+
+
 def view_figures(numbers: dict) -> dict[str, go.Figure]:
     """The analysis pages' charts as they open (whole-run reports): the task-pair correlation matrix and each
     task's cumulative positive influence (relative, log y), drawn by the pages' own builders."""
     views, found = numbers.get("views") or {}, {}
     if views.get("task_correlations"):
-        found["task-correlations"] = charts.task_matrix(unique_task_pairs(pd.DataFrame(views["task_correlations"])))
+        found["task-correlations"] = charts.task_matrix(unique_task_pairs(records_frame(views["task_correlations"])))
     if views.get("magnitude_by_task"):
-        frame = pd.DataFrame(views["magnitude_by_task"])
+        frame = records_frame(views["magnitude_by_task"])
         column, band, y_title = MAGNITUDE_SCALES["relative"]
         found["magnitude"] = charts.magnitude_curves(
             frame[frame["sign"] == "positive"], column, "Cumulative positive influence of each task's top documents "

@@ -95,3 +95,15 @@ def test_a_query_set_report_and_a_changed_run(run_dir, tmp_path):
 def test_embedded_numbers_refuses_other_pages():
     with pytest.raises(ValueError, match="not an Influence Explorer report"):
         report.embedded_numbers("<html></html>")
+
+
+def test_views_draw_from_json_where_numbers_are_missing(run_dir):
+    """NaN becomes null in the report's JSON (a task pair with one query has no interval); the views still draw
+    and see NaN again, as the pages do."""
+    table = pd.read_parquet(run_dir / "analysis" / "task_correlations.parquet")
+    records = json.loads(json.dumps(table.to_dict("records"), default=float).replace("NaN", "null"))
+    records[0].update(ci_low=None, ci_high=None, mean_pearson=None)
+    frame = report.records_frame(records)
+    assert frame["ci_low"].dtype.kind == "f" and np.isnan(frame.loc[0, "ci_low"])
+    drawn = report.view_figures({"views": {"task_correlations": records}, "counts": {}})
+    assert list(drawn) == ["task-correlations"]
