@@ -32,6 +32,24 @@ def wait_for_labels(run, n: int) -> dict:
     raise AssertionError(f"labels.json holds {run_labels.read_labels(run).labels}, expected {n} labels")
 
 
+def choose(page, select, label: str, tries: int = 4) -> None:
+    """Open a select box and pick `label`; a click that lands while Streamlit re-renders the box opens nothing,
+    so it is clicked again (up to `tries` times) until the option shows."""
+    option = page.get_by_role("option", name=label, exact=True)
+    for attempt in range(tries):
+        select.scroll_into_view_if_needed()
+        select.click()
+        try:
+            option.wait_for(state="visible", timeout=TIMEOUT // tries)
+            break
+        except Exception:
+            if attempt == tries - 1:
+                raise
+            page.keyboard.press("Escape")
+            wait_until_rendered(page)
+    option.click()
+
+
 def test_label_three_documents_reload_and_see_the_breakdown(labelled_run):
     if CHROMIUM is None:
         pytest.skip("chromium is not installed (apt-get install -y chromium); the browser test needs it")
@@ -44,10 +62,7 @@ def test_label_three_documents_reload_and_see_the_breakdown(labelled_run):
         wait_until_rendered(page)
         page.wait_for_selector(CHOICES, timeout=TIMEOUT)
         for n in range(3):
-            choice = page.locator(CHOICES).nth(n)
-            choice.scroll_into_view_if_needed()
-            choice.click()
-            page.get_by_role("option", name=LABEL, exact=True).click()
+            choose(page, page.locator(CHOICES).nth(n), LABEL)
             labelled = wait_for_labels(labelled_run, n + 1)
             wait_until_rendered(page)
         assert set(labelled.values()) == {LABEL}
