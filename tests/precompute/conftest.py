@@ -1,5 +1,6 @@
 """A tiny model, corpus and queries on disk, and a helper that runs `python -m precompute` as a subprocess."""
 import json
+import multiprocessing
 import os
 import subprocess
 import sys
@@ -82,3 +83,16 @@ def model_runs(world):
 def run_args(world, out, *extra):
     return ["run", "--model", world["model"], "--corpus", world["corpus"], "--queries", world["queries"],
             "--out", out, *SMALL_FLAGS, *extra]
+
+
+def race_two_writers(writer, path, n: int) -> None:
+    """Two forked processes start `writer(path, prefix, n, barrier)` together (prefixes "a" and "b"), the way two
+    dashboard tabs write one file beside a run; both must exit cleanly."""
+    context = multiprocessing.get_context("fork")
+    barrier = context.Barrier(2)
+    writers = [context.Process(target=writer, args=(str(path), prefix, n, barrier)) for prefix in "ab"]
+    for process in writers:
+        process.start()
+    for process in writers:
+        process.join(60)
+        assert process.exitcode == 0

@@ -1,12 +1,12 @@
 """Document labels beside a run: reload, two concurrent writers, CSV round trip, invalid files kept."""
 import json
-import multiprocessing
 import os
 
 import pytest
 
 from precompute.rundir import labels as run_labels
 from precompute.rundir import layout
+from tests.precompute.conftest import race_two_writers
 
 
 def test_labels_survive_reload(tmp_path):
@@ -32,14 +32,7 @@ def _writer(path, prefix, n, barrier):
 
 
 def test_two_concurrent_writers_lose_nothing(tmp_path):
-    context = multiprocessing.get_context("fork")
-    barrier = context.Barrier(2)
-    writers = [context.Process(target=_writer, args=(str(tmp_path), prefix, 25, barrier)) for prefix in "ab"]
-    for process in writers:
-        process.start()
-    for process in writers:
-        process.join(60)
-        assert process.exitcode == 0
+    race_two_writers(_writer, tmp_path, 25)
     found = run_labels.read_labels(tmp_path)
     assert {f"a{i}" for i in range(25)} | {f"b{i}" for i in range(25)} | {"shared"} == set(found.labels)
     assert found.labels["shared"] in ("unrelated", "states the answer")   # one of them won, cleanly

@@ -1,13 +1,13 @@
 """Saved query sets beside a run (precompute/rundir/query_sets.py): save, replace, delete, reload, two concurrent
 writers, invalid files reported and kept."""
 import json
-import multiprocessing
 import os
 
 import pytest
 
 from precompute.rundir import layout
 from precompute.rundir import query_sets
+from tests.precompute.conftest import race_two_writers
 
 
 def test_sets_are_saved_replaced_deleted_and_read_back(tmp_path):
@@ -43,14 +43,7 @@ def _writer(path, prefix, n, barrier):
 
 
 def test_two_concurrent_writers_lose_nothing(tmp_path):
-    context = multiprocessing.get_context("fork")
-    barrier = context.Barrier(2)
-    writers = [context.Process(target=_writer, args=(str(tmp_path), prefix, 20, barrier)) for prefix in "ab"]
-    for process in writers:
-        process.start()
-    for process in writers:
-        process.join(60)
-        assert process.exitcode == 0
+    race_two_writers(_writer, tmp_path, 20)
     found = query_sets.read_query_sets(tmp_path)
     assert {s.name for s in found.sets} == {f"a{i}" for i in range(20)} | {f"b{i}" for i in range(20)} | {"shared"}
     assert found.named("shared").expression in ('task == "a"', 'task == "b"')
