@@ -6,6 +6,7 @@ import numpy as np
 import streamlit as st
 
 from dashboard.run import Run, RunKey
+from precompute.analysis import ranking
 from precompute.analysis.ranking import top_and_bottom, top_columns  # noqa: F401  (re-exported for views)
 
 
@@ -20,7 +21,4 @@ def ranked_documents(run_key: RunKey, _run: Run, row: int, kind: str, k: int):
 @st.cache_data(show_spinner=False, max_entries=512)
 def layer_sums(run_key: RunKey, _run: Run, row: int) -> tuple[np.ndarray, np.ndarray]:
     """Per layer, the sum of one query's positive and of its negative scores over all documents."""
-    per_layer = np.asarray(_run.layer_scores[row], dtype=np.float32)
-    positive = np.where(per_layer > 0, per_layer, 0).sum(axis=1, dtype=np.float64)
-    negative = np.where(per_layer < 0, per_layer, 0).sum(axis=1, dtype=np.float64)
-    return positive, negative
+    return ranking.layer_sums(_run.layer_scores[row])

@@ -1,6 +1,7 @@
 """An exported report: ONE self-contained HTML file (findings table and forest plot, the LDS leaderboard when the run
-has one, the run's charts with their data, the settings and the run's file hashes; plotly.js inlined, no request
-to any host) and the Python script that regenerates it from the run directory.
+has one, the analysis pages' charts as they open, the opened query's documents and per-layer chart when exported
+from the Queries page, the settings and the run's file hashes; plotly.js inlined, no request to any host) and the
+Python script that regenerates it from the run directory.
 
 The numbers come from precompute.analysis.report.report_numbers (torch-free) and are embedded in the HTML as JSON
 (`<script type="application/json" id="report-numbers">`); the figures are drawn from those numbers by the same
@@ -15,11 +16,14 @@ import pprint
 import re
 from pathlib import Path
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
+import plotly.io as pio
 import plotly.offline
 
-from dashboard import charts, findings_view, lds_view
+from dashboard import charts, findings_view, lds_view, score_help
+from dashboard.views import answers, sources
 from dashboard.views.correlations import unique_task_pairs
 from dashboard.views.magnitude import SCALES as MAGNITUDE_SCALES
 
@@ -32,13 +36,25 @@ text-align:left;vertical-align:top}th{background:#f3f3f3}pre{background:#f7f7f7;
 font-size:.8em}.note{color:#555;font-size:.9em}"""
 
 
+LINE_BREAK = "\u2028"   # a text's line breaks through pandas' HTML writer (which writes "\n" as a backslash and n)
+
+
 def _table_html(frame: pd.DataFrame) -> str:
-    frame = frame.apply(lambda column: column.map({True: "yes", False: ""}) if column.dtype == bool else column)
-    return frame.to_html(index=False, escape=True, na_rep="–", border=0, float_format="{:.4g}".format)
+    frame = frame.apply(lambda column: column.map({True: "yes", False: ""}) if column.dtype == bool else
+                        column.map(lambda v: v.replace("\n", LINE_BREAK) if isinstance(v, str) else v))
+    drawn = frame.to_html(index=False, escape=True, na_rep="–", border=0, float_format="{:.4g}".format)
+    return drawn.replace(LINE_BREAK, "<br>")
 
 
 def _figure_html(fig: go.Figure, div_id: str) -> str:
-    return fig.to_html(include_plotlyjs=False, full_html=False, div_id=div_id, config={"displaylogo": False})
+    """The figure as a <div> and its script; a template given by name (figures built without validation, e.g.
+    charts.source_small_multiples) is written out as the template itself, as plotly's HTML writer needs."""
+    drawn = fig.to_dict()
+    template = drawn.get("layout", {}).get("template")
+    if isinstance(template, str):
+        drawn["layout"]["template"] = pio.templates[template].to_plotly_json()
+    return pio.to_html(drawn, include_plotlyjs=False, full_html=False, div_id=div_id, validate=False,
+                       config={"displaylogo": False})
 
 
 def leaderboard(numbers: dict) -> pd.DataFrame | None:
@@ -61,10 +77,22 @@ def records_frame(records: list[dict]) -> pd.DataFrame:
     return frame
 
 
+VIEW_SECTIONS = (("task-correlations", "Correlations"), ("magnitude", "Magnitude"), ("answers", "Answers"),
+                 ("sources", "Sources"))
+
+
 def view_figures(numbers: dict) -> dict[str, go.Figure]:
-    """The analysis pages' charts as they open (whole-run reports): the task-pair correlation matrix and each
-    task's cumulative positive influence (relative, log y), drawn by the pages' own builders."""
+    """The analysis pages' charts as they open (whole-run reports), drawn by the pages' own builders: the task-pair
+    correlation matrix, each task's cumulative positive influence (relative, log y), the answer enrichment at the
+    finding's k, the sources' multipliers of the top side."""
     views, found = numbers.get("views") or {}, {}
+    n_documents = numbers["counts"].get("documents")
+    if views.get("answer_enrichment"):
+        found["answers"] = answers.opening_figure(records_frame(views["answer_enrichment"]), n_documents)
+    if views.get("source_multipliers"):
+        figure = sources.opening_figure(records_frame(views["source_multipliers"]), n_documents)
+        if figure is not None:
+            found["sources"] = figure
     if views.get("task_correlations"):
         found["task-correlations"] = charts.task_matrix(unique_task_pairs(records_frame(views["task_correlations"])))
     if views.get("magnitude_by_task"):
@@ -85,6 +113,12 @@ def figures(numbers: dict) -> dict[str, go.Figure]:
     if board is not None:
         found["lds-intervals"] = lds_view.interval_figure(board, "LDS per ranking method (95% intervals)")
     found.update(view_figures(numbers))
+    if numbers.get("query"):
+        opened = numbers["query"]
+        layers = opened["layers"]
+        found["query-layers"] = charts.layer_split(layers["layer"], np.asarray(layers["positive"]),
+                                                   np.asarray(layers["negative"]),
+                                                   f"Per-layer influence of {opened['query']['id']}")
     counts = numbers["counts"]
     found["queries-per-task"] = charts.count_bars(pd.Series(counts["queries_per_task"]), "Queries per task", "task")
     found["documents-per-source"] = charts.count_bars(pd.Series(counts["documents_per_source"]),
@@ -102,6 +136,20 @@ def _settings_html(numbers: dict) -> str:
                  ("its queries", f"{len(query_set['query_ids'])}: {', '.join(query_set['query_ids'])}")]
     rows += [(f"run: {key}", value) for key, value in settings.get("run_settings", {}).items()]
     return _table_html(pd.DataFrame([(key, str(value)) for key, value in rows], columns=["setting", "value"]))
+
+
+def _query_parts(opened: dict, layers_html: str) -> list[str]:
+    """The opened query's section: its text, its top and bottom documents as the Queries page listed them, its
+    per-layer chart."""
+    query, kind = opened["query"], opened["kind"]
+    label = next((name for name, value in score_help.SCORE_KINDS.items() if value == kind), kind)
+    facts = pd.DataFrame([(field, "" if value is None else f"{value:.4g}" if isinstance(value, float) else str(value))
+                          for field, value in query.items()], columns=["field", "value"])
+    parts = [f"<h2>The opened query: {html.escape(str(query['id']))}</h2>", _table_html(facts)]
+    for side, heading in (("top", "Most positive"), ("bottom", "Most negative")):
+        parts += [f"<h3>{heading} {opened['k']} documents ({html.escape(label)} score)</h3>",
+                  _table_html(pd.DataFrame(opened[side], columns=["rank", "doc_id", "source", "score", "text"]))]
+    return parts + [layers_html]
 
 
 def _scope_note(numbers: dict, has_board: bool) -> str:
@@ -139,12 +187,15 @@ def report_html(numbers: dict, script: str, made: str = "") -> str:
     if board is not None:
         parts += ["<h2>Ranking-method leaderboard (LDS against the PBRF response)</h2>",
                   _table_html(lds_view.leaderboard_display(board)), drawn["lds-intervals"]]
-    views = [drawn[div] for div in ("task-correlations", "magnitude") if div in drawn]
+    views = [(div, page) for div, page in VIEW_SECTIONS if div in drawn]
     if views:
-        parts += ["<h2>The analysis views (as the Correlations and Magnitude pages open)</h2>", *views]
+        parts += [f"<h2>The analysis views (as the {', '.join(page for _, page in views)} pages open)</h2>",
+                  *(drawn[div] for div, _ in views)]
     elif query_set:
         parts += ["<p class='note'>The analysis views' charts are the whole run's; a query set's report leaves them "
                   "out.</p>"]
+    if numbers.get("query"):
+        parts += _query_parts(numbers["query"], drawn["query-layers"])
     parts += ["<h2>The queries and the corpus</h2>", drawn["queries-per-task"], drawn["documents-per-source"],
               "<h2>Settings</h2>", _settings_html(numbers), "<h2>The run's files (sha256)</h2>",
               _table_html(pd.DataFrame(list(numbers["hashes"].items()), columns=["file", "sha256"])),
@@ -185,9 +236,11 @@ import sys
 RUN_DIR = {run_dir}
 REPOSITORY = {repository}
 QUERY_SET = {query_set}
+OPENED = {opened}
 SEED = {seed}
 N_RESAMPLES = {n_resamples}
 HASHES = {hashes}
+COMPARED = ("findings", "tables", "views", "counts", "query")
 
 
 def main() -> int:
@@ -209,7 +262,7 @@ def main() -> int:
             print(f"{{name}}: differs from the report's run (sha256 {{digest[:12]}}…, "
                   f"report {{HASHES[name][:12]}}…)")
             status = 1
-    numbers = report_numbers(args.run_dir, QUERY_SET, SEED, N_RESAMPLES)
+    numbers = report_numbers(args.run_dir, QUERY_SET, SEED, N_RESAMPLES, OPENED)
     os.makedirs(args.out, exist_ok=True)
     with open(os.path.join(args.out, "report_numbers.json"), "w", encoding="utf-8") as handle:
         json.dump(numbers, handle, indent=1, ensure_ascii=False)
@@ -220,8 +273,7 @@ def main() -> int:
     if args.compare:
         with open(args.compare, encoding="utf-8") as handle:
             reported = embedded_numbers(handle.read())
-        same = reported["findings"] == numbers["findings"] and reported["tables"] == numbers["tables"] and \\
-            reported["counts"] == numbers["counts"]
+        same = all(reported.get(part) == numbers.get(part) for part in COMPARED)
         print("every number agrees with the report" if same else "numbers DIFFER from the report")
         status = status or (0 if same else 1)
     return status
@@ -236,15 +288,18 @@ def reproduce_script(numbers: dict, run_path: str) -> str:
     """The script that regenerates `numbers` (and the report) from the run directory at `run_path`."""
     settings = numbers["settings"]
     return SCRIPT_TEMPLATE.format(run_dir=repr(str(Path(run_path).resolve())), repository=repr(str(REPOSITORY)),
-                                  query_set=repr(settings.get("query_set")), seed=repr(settings["seed"]),
+                                  query_set=repr(settings.get("query_set")), opened=repr(settings.get("opened")),
+                                  seed=repr(settings["seed"]),
                                   n_resamples=repr(settings["n_resamples"]),
                                   hashes=pprint.pformat(numbers["hashes"], width=116))
 
 
-def export(run_path: str, query_set: dict | None = None, made: str = "") -> tuple[str, str]:
-    """(report HTML, script) for the run at `run_path`, optionally on a query set."""
+def export(run_path: str, query_set: dict | None = None, made: str = "",
+           opened: dict | None = None) -> tuple[str, str]:
+    """(report HTML, script) for the run at `run_path`, optionally on a query set and with the Queries page's
+    opened query ({"id", "kind", "k"})."""
     from precompute.analysis.report import report_numbers
 
-    numbers = report_numbers(run_path, query_set)
+    numbers = report_numbers(run_path, query_set, opened=opened)
     script = reproduce_script(numbers, run_path)
     return report_html(numbers, script, made), script

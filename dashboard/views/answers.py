@@ -49,18 +49,35 @@ def _by_basis(table: pd.DataFrame, basis: str | None) -> pd.DataFrame:
     return table if basis is None or "basis" not in table.columns else table[table["basis"] == basis]
 
 
+def enrichment_at(enrichment: pd.DataFrame, basis: str | None, k: int) -> pd.DataFrame:
+    """The answer_enrichment rows the chart draws: one basis, one k."""
+    chosen = _by_basis(enrichment, basis)
+    return chosen[chosen["k"] == k]
+
+
+def enrichment_figure(chosen: pd.DataFrame, k: int, log_y: bool):
+    title = f"Matches in the top {k} documents ÷ matches expected in {k} random documents, per task"
+    return charts.enrichment_bars(chosen, title, log_y=log_y)
+
+
+def opening_figure(enrichment: pd.DataFrame, n_documents: int):
+    """The enrichment chart as the page opens (first basis, the finding's k, the default axis): the report's."""
+    bases = sorted(enrichment["basis"].astype(str).unique()) if "basis" in enrichment.columns else [None]
+    k = findings_k(sorted(int(k) for k in enrichment["k"].unique()), n_documents)
+    chosen = enrichment_at(enrichment, bases[0], k)
+    return enrichment_figure(chosen, k, values_dwarf_others(chosen["enrichment"]))
+
+
 def _overview(run, basis: str | None, k: int) -> None:
     """Observed hits over hits expected by chance per task (answer_enrichment), else the found rates."""
     enrichment = analysis_table(run.key, "answer_enrichment")
     if enrichment is not None and len(enrichment):
-        chosen = _by_basis(enrichment, basis)
-        chosen = chosen[chosen["k"] == k]
+        chosen = enrichment_at(enrichment, basis, k)
         log_y = url_state.bound(st.toggle, "Log y axis", key="answers.log", param="log",
                                 default=values_dwarf_others(chosen["enrichment"]), parse=url_state.parse_bool,
                                 allowed=[True, False],
                                 help=LOG_HELP)
-        title = f"Matches in the top {k} documents ÷ matches expected in {k} random documents, per task"
-        widgets.chart(charts.enrichment_bars(chosen, title, log_y=log_y), key="answers.enrichment",
+        widgets.chart(enrichment_figure(chosen, k, log_y), key="answers.enrichment",
                       name=f"answer_enrichment_k{k}")
         st.caption("Whiskers: 95% interval (bootstrap over queries); dotted line: ×1, what chance gives. The bare "
                    "answer of a reasoning query is often a small number that most math documents contain; the "

@@ -10,7 +10,7 @@ from dashboard import charts, highlight, labels_view, query_table, query_view, r
 from dashboard import url_state, widgets
 from dashboard.query_filter import MAX_CHARS, MAX_DEPTH, MAX_LIST, MAX_TEXT, FilterError
 from dashboard.run import current_run, document_texts
-from dashboard import lds_view, query_sets_view, validation_view
+from dashboard import lds_view, query_sets_view, report_view, validation_view
 
 CHOSEN = "queries.q_chosen"  # a query was chosen this run (row or select box): it stays open whatever the filter
 SORTABLE = ["id", "task", "correct", "nats", "n_completion_tokens", "answer", "model_answer"]
@@ -150,6 +150,9 @@ def render() -> None:
     positive, negative = ranking.layer_sums(run.key, run, row)
     widgets.chart(charts.layer_split(run.layers, positive, negative, f"Per-layer influence of {query_id}"),
                   key="queries.layers", name=f"layers_{query_id}")
+    st.caption(f"Export the run's report with this query's {k} + {k} documents ({kind_label} score) and per-layer "
+               "chart:")
+    report_view.downloads(run, key="queries.query_report", opened={"id": query_id, "kind": kind, "k": k})
     validation_view.query_panel(run, query_id)  # tail-patch check (runs made with `precompute validate`)
     lds_view.query_panel(run, query_id)  # measured vs predicted PBRF Δ (runs made with `precompute counterfactual`)
 

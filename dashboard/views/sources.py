@@ -54,6 +54,20 @@ def category_values(run_key: RunKey, _run: Run, column: str, labels_revision: in
     return (values.str.split(":").str[0] if base != column else values).to_numpy(dtype=object)
 
 
+def multipliers_figure(shown: pd.DataFrame, by: str, side: str):
+    """The small multiples of one side (rows of a banded multiplier table)."""
+    title = f"{by.capitalize()} share among each task's {side} k documents ÷ its share of the corpus"
+    return charts.source_small_multiples(shown, title)
+
+
+def opening_figure(table: pd.DataFrame, n_documents: int):
+    """The chart as the page opens (by source, top side) from source_multipliers: the report's; None when the
+    corpus is too small for a k below its size."""
+    banded = with_chance_band(table, n_documents)
+    shown = banded[banded["side"] == SIDES[0]]
+    return None if shown.empty else multipliers_figure(shown, "source", SIDES[0])
+
+
 def breakdown(run: Run) -> tuple[str, pd.DataFrame]:
     """The document column to break down by (?by=, when the run has several) and its multiplier table."""
     categories = analysis_table(run.key, "category_multipliers")
@@ -140,11 +154,10 @@ def render() -> None:
                            horizontal=True, help="top: most positive documents; bottom: most negative")
     shown = table[table["side"] == side]
     _apply_click(st.session_state.get("sources.bars"))
-    title = f"{by.capitalize()} share among each task's {side} k documents ÷ its share of the corpus"
     st.caption("Bars: one per k (k below the corpus size); whiskers: 95% bootstrap interval over the task's "
                "queries; grey: the 95% range if the k documents were drawn at random; dotted line: ×1. "
                "Click a bar for its documents.")
-    widgets.chart(charts.source_small_multiples(shown, title), key="sources.bars",
+    widgets.chart(multipliers_figure(shown, by, side), key="sources.bars",
                   name=f"{by}_multipliers_{side}", selectable=True)
     widgets.table(shown.rename(columns={"source": by}), key="sources.table", name=f"{by}_multipliers_{side}")
     _width_zero_note(shown, by, side)

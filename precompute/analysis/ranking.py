@@ -80,3 +80,12 @@ def top_and_bottom(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return top_columns(values, k), top_columns(-values, k)
 
 
+
+
+def layer_sums(layer_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Per layer ([L, D] scores of one query), the sum of the positive and of the negative scores over all
+    documents (float64)."""
+    per_layer = np.asarray(layer_scores, dtype=np.float32)
+    positive = np.where(per_layer > 0, per_layer, 0).sum(axis=1, dtype=np.float64)
+    negative = np.where(per_layer < 0, per_layer, 0).sum(axis=1, dtype=np.float64)
+    return positive, negative

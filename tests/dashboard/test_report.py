@@ -20,8 +20,8 @@ HOST = re.compile(r"https?://", re.I)
 PLOTLY_JS = re.compile(r"<script type='text/javascript'>.*?</script>", re.S)
 
 
-def exported(run, tmp_path, query_set=None):
-    page, script = report.export(str(run), query_set, made="Made in a test.")
+def exported(run, tmp_path, query_set=None, opened=None):
+    page, script = report.export(str(run), query_set, made="Made in a test.", opened=opened)
     (tmp_path / "report.html").write_text(page, encoding="utf-8")
     (tmp_path / "reproduce_report.py").write_text(script, encoding="utf-8")
     return page
@@ -57,7 +57,9 @@ def test_the_script_regenerates_every_number_and_the_run_agrees(run_dir, tmp_pat
     # the forest plot's data is in the page: its first panel's points are findings' effects
     assert "forest-plot" in page and "Findings" in page
     # the analysis views' charts carry their tables, equal to the run's parquet files read here
-    for name, div in (("task_correlations", "task-correlations"), ("magnitude_by_task", "magnitude")):
+    views = (("task_correlations", "task-correlations"), ("magnitude_by_task", "magnitude"),
+             ("answer_enrichment", "answers"), ("source_multipliers", "sources"))
+    for name, div in views:
         frame = pd.read_parquet(run_dir / "analysis" / f"{name}.parquet")
         assert len(embedded["views"][name]) == len(frame) > 0
         assert np.allclose(pd.DataFrame(embedded["views"][name]).select_dtypes("number").to_numpy(dtype=float),
@@ -79,8 +81,11 @@ def test_a_query_set_report_and_a_changed_run(run_dir, tmp_path):
     run = shutil.copytree(run_dir, tmp_path / "run")
     query_set = {"name": "factual and slopes <script>alert(5)</script>", "expression": 'task in ["factual", "slopes"]',
                  "query_ids": chosen}
-    page = exported(run, tmp_path, query_set)
+    opened = {"id": chosen[1], "kind": "normalized", "k": 4}
+    page = exported(run, tmp_path, query_set, opened)
     embedded = report.embedded_numbers(page)
+    _assert_opened_query(run, embedded["query"], opened)
+    assert f"The opened query: {chosen[1]}" in page and "id='query-layers'" in page.replace('"', "'")
     assert embedded["settings"]["query_set"] == query_set and embedded["findings"]["query_ids"] == sorted(chosen)
     assert sum(embedded["counts"]["queries_per_task"].values()) == len(chosen)
     assert "factual and slopes &lt;script&gt;" in page and "<script>alert(5)" not in page
@@ -90,6 +95,28 @@ def test_a_query_set_report_and_a_changed_run(run_dir, tmp_path):
     done = reproduce(tmp_path, str(run))
     assert done.returncode == 1, done.stdout + done.stderr
     assert "scores.npy: differs" in done.stdout and "numbers DIFFER" in done.stdout
+
+
+def _assert_opened_query(run, numbers, opened):
+    """The opened query's documents and per-layer sums, against the run's files read here with numpy: a full sort
+    of normalised scores (raw ÷ ‖G_d‖) and the layer matrix summed by sign in a loop."""
+    queries = [json.loads(line) for line in (run / "queries.jsonl").read_text().splitlines()]
+    row = [q["id"] for q in queries].index(opened["id"])
+    values = np.load(run / rundir.NORMALIZED_SCORES)[row].astype(np.float64)
+    ids = pd.read_parquet(run / rundir.DOCUMENTS, columns=["id"])["id"].to_numpy()
+    order = sorted(range(len(values)), key=lambda column: (-values[column], column))
+    k = opened["k"]
+    assert [d["doc_id"] for d in numbers["top"]] == list(ids[order[:k]])
+    assert [d["rank"] for d in numbers["top"]] == list(range(1, k + 1))
+    assert np.allclose([d["score"] for d in numbers["top"]], values[order[:k]], rtol=1e-6)
+    lowest = sorted(range(len(values)), key=lambda column: (values[column], column))[:k]
+    assert [d["doc_id"] for d in numbers["bottom"]] == list(ids[lowest])
+    layers = np.load(run / rundir.LAYER_SCORES)[row]
+    positive = [sum(float(v) for v in layer if v > 0) for layer in layers]
+    negative = [sum(float(v) for v in layer if v < 0) for layer in layers]
+    assert np.allclose(numbers["layers"]["positive"], positive, rtol=1e-5)
+    assert np.allclose(numbers["layers"]["negative"], negative, rtol=1e-5)
+    assert numbers["query"]["id"] == opened["id"] and numbers["kind"] == "normalized"
 
 
 def test_embedded_numbers_refuses_other_pages():
