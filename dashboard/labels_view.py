@@ -42,15 +42,19 @@ def show_write_error() -> None:
 
 
 def card_label(run: Run, labels: run_labels.Labels | None, doc_id: str, key: str) -> None:
-    """A label choice for one document, saved at once (the file's current value shown on every run)."""
+    """A label choice for one document, saved at once (the file's current value shown on every run): a button
+    that names the current label and opens the choice (a select box on every card made 100 cards' re-render
+    ≈ 35% slower in the browser)."""
     if labels is None:
         return
     widget_key = f"labels.{key}.{doc_id}"
-    st.session_state[widget_key] = labels.labels.get(doc_id, NONE)
-    st.selectbox("Label", [NONE, *labels.label_set], key=widget_key, label_visibility="collapsed",
-                 on_change=lambda: _write(run_labels.set_label, str(run.path), doc_id,
-                                          None if st.session_state[widget_key] == NONE
-                                          else st.session_state[widget_key]))
+    current = labels.labels.get(doc_id, NONE)
+    st.session_state[widget_key] = current
+    shown = "Label" if current == NONE else f"Label: {widgets.markdown_text(current)}"
+    st.popover(shown, icon=":material/label:").selectbox(
+        "Label", [NONE, *labels.label_set], key=widget_key, label_visibility="collapsed",
+        on_change=lambda: _write(run_labels.set_label, str(run.path), doc_id,
+                                 None if st.session_state[widget_key] == NONE else st.session_state[widget_key]))
 
 
 def label_set_editor(run: Run, labels: run_labels.Labels) -> None:

@@ -13,8 +13,8 @@ from tests.dashboard.test_browser import CHROMIUM, TIMEOUT, wait_until_rendered
 
 pytestmark = [pytest.mark.browser, pytest.mark.slow]
 LABEL = "teaches the procedure"
-CHOICES = "[data-testid=stMain] [class*='st-key-labels-queries-top-'] [data-testid=stSelectbox]"
-SHOWN_VALUE = "box => [box.innerText, ...[...box.querySelectorAll('input')].map(i => i.value)].join(' ')"
+BUTTONS = "[data-testid=stMain] [data-testid=stPopover] button"        # "Label" / "Label: …" under each card
+CHOICE = "[data-testid=stPopoverBody] [class*='st-key-labels-queries-top-'] [data-testid=stSelectbox]"
 
 
 @pytest.fixture(scope="module")
@@ -32,14 +32,17 @@ def wait_for_labels(run, n: int) -> dict:
     raise AssertionError(f"labels.json holds {run_labels.read_labels(run).labels}, expected {n} labels")
 
 
-def choose(page, select, label: str, tries: int = 4) -> None:
-    """Open a select box and pick `label`; a click that lands while Streamlit re-renders the box opens nothing,
-    so it is clicked again (up to `tries` times) until the option shows."""
+def choose(page, button, label: str, tries: int = 4) -> None:
+    """Open a card's label button and its select box and pick `label`; a click that lands while Streamlit
+    re-renders opens nothing, so both are clicked again (up to `tries` times) until the option shows."""
     option = page.get_by_role("option", name=label, exact=True)
     for attempt in range(tries):
-        select.scroll_into_view_if_needed()
-        select.click()
+        button.scroll_into_view_if_needed()
+        button.click()
+        select = page.locator(CHOICE).first
         try:
+            select.wait_for(state="visible", timeout=TIMEOUT // tries)
+            select.click()
             option.wait_for(state="visible", timeout=TIMEOUT // tries)
             break
         except Exception:
@@ -60,17 +63,18 @@ def test_label_three_documents_reload_and_see_the_breakdown(labelled_run):
         page = browser.new_context(viewport={"width": 1400, "height": 1000}).new_page()
         page.goto(f"{server}/queries?q=q0003")
         wait_until_rendered(page)
-        page.wait_for_selector(CHOICES, timeout=TIMEOUT)
+        page.wait_for_selector(BUTTONS, timeout=TIMEOUT)
         for n in range(3):
-            choose(page, page.locator(CHOICES).nth(n), LABEL)
+            choose(page, page.locator(BUTTONS).nth(n), LABEL)
             labelled = wait_for_labels(labelled_run, n + 1)
+            page.keyboard.press("Escape")
             wait_until_rendered(page)
         assert set(labelled.values()) == {LABEL}
         page.reload()
         wait_until_rendered(page)
-        page.wait_for_selector(CHOICES, timeout=TIMEOUT)
-        shown = [page.locator(CHOICES).nth(n).evaluate(SHOWN_VALUE) for n in range(3)]
-        assert all(LABEL in text for text in shown), shown
+        page.wait_for_selector(BUTTONS, timeout=TIMEOUT)
+        shown = [page.locator(BUTTONS).nth(n).inner_text() for n in range(4)]
+        assert all(f"Label: {LABEL}" in text for text in shown[:3]) and LABEL not in shown[3], shown
         page.goto(f"{server}/sources?by=your_labels")
         wait_until_rendered(page)
         page.wait_for_selector(".js-plotly-plot .bars path", state="attached", timeout=TIMEOUT)
