@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import pandas as pd
 import plotly.graph_objects as go
 import streamlit as st
@@ -53,6 +54,30 @@ def query_figure(frame: pd.DataFrame, query_id: str) -> go.Figure:
         if first is not None else "")
     fig.update_layout(yaxis_title="Δ log p (nats)", xaxis_title="ranking method", legend_orientation="h")
     return charts._layout(fig, title, height=380)
+
+
+def random_band(frame: pd.DataFrame, query_id: str) -> np.ndarray:
+    rows = frame[(frame["query_id"] == query_id) & (frame["set"] == "random")]
+    return rows["delta_logprob"].to_numpy(dtype=float)
+
+
+def query_numbers(frame: pd.DataFrame, query_id: str) -> pd.DataFrame:
+    """One query's numbers behind the figure: per ranking method and side, the set's Δ log p, how many of the
+    random sets it lies beyond (top: above, bottom: below) and its standardised effect against them, (Δ − mean)
+    ÷ sd of the random sets' Δ (sample sd; NaN with fewer than two random sets or sd 0)."""
+    random = random_band(frame, query_id)
+    mean, sd = (random.mean(), random.std(ddof=1)) if len(random) > 1 else (math.nan, math.nan)
+    ranked = frame[(frame["query_id"] == query_id) & (frame["set"] != "random")]
+    found = []
+    for (method, side), part in ranked.groupby(["method", "set"], sort=False):
+        value = float(part["delta_logprob"].iloc[0])
+        beyond = random < value if side == "top" else random > value
+        found.append({"method": method, "set": f"{side}-k", "Δ log p (nats)": value, "set tokens":
+                      int(part["set_tokens"].iloc[0]) if "set_tokens" in part else None,
+                      "random sets beyond": int(beyond.sum()), "random sets": len(random),
+                      "standardised effect": (value - mean) / sd if sd > 0 else math.nan})
+    return pd.DataFrame(found, columns=["method", "set", "Δ log p (nats)", "set tokens", "random sets beyond",
+                                        "random sets", "standardised effect"])
 
 
 # (label on screen and in the CSV, summary column with `_low`/`_high` bounds, shown as a percentage; shares use
@@ -121,14 +146,15 @@ def summary_export(summary: pd.DataFrame) -> pd.DataFrame:
     return pd.DataFrame(rows)
 
 
-def settings_caption(run: Run) -> str:
+def settings_caption(run: Run, intervals: bool = True) -> str:
     settings = run.manifest.get("validation") or {}
     if not settings:
         return ""
     return (f"{settings.get('steps')} SGD step(s) at lr {settings.get('lr', float('nan')):.3g} on k = "
             f"{settings.get('k')} documents, {settings.get('random_draws')} random k-sets shared by all "
-            f"{settings.get('n_queries')} queries, token-matched to the run's own top-k sets; intervals: 95%, "
-            "crossed bootstrap over queries and random sets; shares marked exact: Clopper–Pearson.")
+            f"{settings.get('n_queries')} queries, token-matched to the run's own top-k sets"
+            + ("; intervals: 95%, crossed bootstrap over queries and random sets; shares marked exact: "
+               "Clopper–Pearson." if intervals else "."))
 
 
 def query_panel(run: Run, query_id: str) -> None:
@@ -143,8 +169,15 @@ def query_panel(run: Run, query_id: str) -> None:
         st.caption("This query was not in the validated sample.")
         return
     widgets.chart(query_figure(frame, query_id), key="validation.query", name=f"validation_{query_id}")
-    st.caption("Grey: random k-sets (the chance band). ▲ top-k and ▼ bottom-k sets of each ranking method. "
-               + settings_caption(run))
+    widgets.table(query_numbers(frame, query_id), key="validation.query_table", name=f"validation_{query_id}",
+                  column_config={"Δ log p (nats)": st.column_config.NumberColumn(format="%.4g"),
+                                 "standardised effect": st.column_config.NumberColumn(format="%.3g")})
+    random = random_band(frame, query_id)
+    band = (f"{len(random)} random k-sets: Δ from {random.min():.4g} to {random.max():.4g}, mean "
+            f"{random.mean():.4g}" if len(random) else "no random k-sets")
+    st.caption(f"Grey: the random k-sets (the chance band; {band}). ▲ top-k and ▼ bottom-k sets of each ranking "
+               "method. One query has one draw of each set: no interval here (the overview's table has the "
+               "run's, over queries and random sets). " + settings_caption(run, intervals=False))
 
 
 def summary_table(run: Run, key: str) -> bool:

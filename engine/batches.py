@@ -74,7 +74,7 @@ def measured(labels: list[int], token_spans: list[tuple[int, int]], span: tuple[
     kept = [label if start < span[1] and stop > span[0] else IGNORE
             for label, (start, stop) in zip(labels, token_spans)]
     if all(label == IGNORE for label in kept):
-        raise EngineInputError(f"no completion token covers characters {span[0]}–{span[1]}")
+        raise EngineInputError(f"no completion token covers characters {span[0]}–{span[1]}", field="answer")
     return kept
 
 
@@ -90,10 +90,10 @@ def tokenize_queries(tokenizer, prompts: list[str], completions: list[str], max_
     for number, (prompt, completion) in enumerate(zip(prompts, completions)):
         completion_ids = list(tokenizer(completion, add_special_tokens=False)["input_ids"])
         if not completion_ids:
-            raise EngineInputError(f"query {number} has an empty completion")
+            raise EngineInputError(f"query {number} has an empty completion", field="completion")
         if len(completion_ids) > max_length - 1:
-            raise EngineInputError(
-                f"query {number}: completion has {len(completion_ids)} tokens, more than max_length - 1 = {max_length - 1}")
+            raise EngineInputError(f"query {number}: completion has {len(completion_ids)} tokens, more than "
+                                   f"max_length - 1 = {max_length - 1}", field="completion")
         prompt_ids = list(tokenizer(prompt, add_special_tokens=True)["input_ids"]) or [first_token(tokenizer)]
         keep = max_length - len(completion_ids)
         truncated = len(prompt_ids) > keep
@@ -104,7 +104,7 @@ def tokenize_queries(tokenizer, prompts: list[str], completions: list[str], max_
             targets = completion_ids if spans[number] is None else measured(
                 completion_ids, completion_token_spans(tokenizer, completion, completion_ids), spans[number])
         except EngineInputError as error:
-            raise EngineInputError(f"query {number}: {error}") from None
+            raise EngineInputError(f"query {number}: {error}", field=error.field) from None
         labels = [IGNORE] * (p - 1) + targets + [IGNORE]  # position p-1 predicts the first completion token
         out.append(Tokenized(ids, labels, truncated))
     return out

@@ -45,10 +45,10 @@ class AnswerTokens(Task):
     def measured_span(self, completion: str, answer: str | None) -> tuple[int, int]:
         text = "" if answer is None else str(answer).strip()
         if not text:
-            raise EngineInputError("the answer measurement needs the query's `answer`")
+            raise EngineInputError("the answer measurement needs the query's `answer`", field="answer")
         start = completion.rfind(text)
         if start < 0:
-            raise EngineInputError(f"answer {text!r} does not occur in the completion")
+            raise EngineInputError(f"answer {text!r} does not occur in the completion", field="answer")
         return start, start + len(text)
 
 

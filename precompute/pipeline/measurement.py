@@ -16,7 +16,7 @@ def measured_query_tokens(tokenizer, prompts: list[str], completions: list[str],
         try:
             spans.append(task.measured_span(completion, answer))
         except EngineInputError as error:
-            raise EngineInputError(f"query {number}: {error}") from None
+            raise EngineInputError(f"query {number}: {error}", field=error.field) from None
     return tokenize_queries(tokenizer, prompts, completions, max_length, spans)
 
 

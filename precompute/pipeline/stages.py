@@ -51,8 +51,8 @@ def tokenize_queries(session: Session, queries: Queries, settings: Settings) -> 
                                                answers_of([record]), settings.max_length, settings.measurement)
         except EngineInputError as error:
             message = str(error).removeprefix("query 0").lstrip(": ")
-            field = "answer" if "answer" in message else "completion"
-            raise UserInputError(f"{queries.path}: line {line}: field {field!r}: {message}") from None
+            raise UserInputError(f"{queries.path}: line {line}: field {error.field or 'completion'!r}: "
+                                 f"{message}") from None
     return tokenized
 
 

@@ -19,6 +19,8 @@ from tests.dashboard.serve import dashboard_server
 
 TITLES = ["Overview", "Queries", "Correlations", "Magnitude", "Sources", "Answers", "Documents", "Compare runs"]
 IDLE = "() => !document.querySelector('[data-testid=\"stStatusWidget\"]')"
+CARDS_SHOWING = """label => [...document.querySelectorAll('[data-testid=stMarkdownContainer] p')]
+  .filter(p => p.innerText.startsWith('#') && p.innerText.includes(' · ' + label + ' ')).length"""  # cards' headers
 DRAWN = ".js-plotly-plot, [data-testid=stImage] img, [data-testid=stDataFrame]"   # a chart, an image chart or a table
 
 
@@ -57,11 +59,13 @@ def navigated_in(page, title: str) -> float:
 
 
 def acted_in(page, act, done: str) -> float:
-    """Seconds from an action until the script is idle and the JS condition `done` holds."""
+    """Seconds from an action until the JS condition `done` holds (it must say that the new state is drawn: the
+    status widget can still be absent right after the action), the script is idle and two frames are painted."""
     start = time.perf_counter()
     act()
-    page.wait_for_function(done, timeout=600_000)
+    page.wait_for_function(done, timeout=600_000, polling=50)
     page.wait_for_function(IDLE, timeout=600_000)
+    page.evaluate("() => new Promise(done => requestAnimationFrame(() => requestAnimationFrame(done)))")
     return time.perf_counter() - start
 
 
@@ -69,8 +73,10 @@ def in_page_actions(page, base: str, run: str) -> None:
     queries = [json.loads(line) for line in Path(run, "queries.jsonl").read_text().splitlines() if line.strip()]
     query = queries[len(queries) // 2]["id"]
     loaded_in(page, f"{base}/queries?q={query}&k=50", "Queries")
-    print(f"{'queries, 50 per side, switch score kind':45s} "
-          f"{acted_in(page, lambda: page.get_by_role('radio', name='per nat').check(force=True), 'true'):6.2f}")
+    for label, what in (("per nat", "same cards"), ("gradient-normalised", "new cards"), ("raw", "new cards")):
+        seconds = acted_in(page, lambda: page.get_by_role("radio", name=label).check(force=True),
+                           f"() => ({CARDS_SHOWING})({label!r}) >= 100")
+        print(f"{f'queries, 50 per side, score kind {label} ({what})':45s} {seconds:6.2f}")
     pills = page.locator("[data-testid=stButtonGroup] button")
     if pills.count():
         seconds = acted_in(page, lambda: pills.first.click(), "() => location.href.includes('span=')")

@@ -4,7 +4,7 @@ import math
 
 import pandas as pd
 
-from dashboard.validation_view import query_figure, summary_display, summary_export
+from dashboard.validation_view import query_figure, query_numbers, summary_display, summary_export
 
 
 def validation_frame() -> pd.DataFrame:
@@ -24,6 +24,22 @@ def test_query_figure_shows_the_query_rows():
     band = fig.layout.shapes[0]
     assert (band.y0, band.y1) == (0.01, 0.03)
     assert "k = 20" in fig.layout.title.text and "lr 0.5" in fig.layout.title.text
+
+
+def test_query_numbers_count_random_sets_beyond_and_standardise():
+    table = query_numbers(validation_frame(), "q1").set_index(["method", "set"])
+    sd = ((0.01 ** 2 + 0 + 0.01 ** 2) / 2) ** 0.5               # random 0.01, 0.02, 0.03: mean 0.02, sample sd 0.01
+    assert math.isclose(sd, 0.01)
+    top = table.loc[("ekfac", "top-k")]
+    assert top["Δ log p (nats)"] == 0.5 and top["random sets beyond"] == 3 and top["random sets"] == 3
+    assert math.isclose(top["standardised effect"], (0.5 - 0.02) / 0.01)
+    bottom = table.loc[("ekfac", "bottom-k")]
+    assert bottom["random sets beyond"] == 3 and math.isclose(bottom["standardised effect"], (-0.2 - 0.02) / 0.01)
+    bm25 = table.loc[("bm25", "top-k")]
+    assert bm25["random sets beyond"] == 3 and math.isclose(bm25["standardised effect"], 2.0)
+    assert len(table) == 3 and set(table["set tokens"]) == {100}
+    lone = query_numbers(validation_frame(), "q2")                # one random set, no ranked sets
+    assert lone.empty
 
 
 SUMMARY = [{

@@ -71,8 +71,17 @@ def test_answer_query_gradient_is_the_gradient_of_the_answer_nll(llama):
         assert torch.allclose(grads[name][0].double(), module.weight.grad, rtol=1e-8, atol=1e-12), name
 
 
-def test_an_answer_that_cannot_be_measured_is_refused():
-    with pytest.raises(EngineInputError, match="needs the query's `answer`"):
+def test_an_answer_that_cannot_be_measured_is_refused(llama):
+    with pytest.raises(EngineInputError, match="needs the query's `answer`") as refused:
         AnswerTokens().measured_span(COMPLETION, None)
-    with pytest.raises(EngineInputError, match="does not occur in the completion"):
+    assert refused.value.field == "answer"
+    with pytest.raises(EngineInputError, match="does not occur in the completion") as refused:
         AnswerTokens().measured_span(COMPLETION, "42")
+    assert refused.value.field == "answer"
+    _, tokenizer = llama     # the field survives tokenize_queries' "query N:" prefix
+    with pytest.raises(EngineInputError, match="query 1 has an empty completion") as refused:
+        tokenize_queries(tokenizer, [PROMPT, PROMPT], [COMPLETION, ""], 128)
+    assert refused.value.field == "completion"
+    with pytest.raises(EngineInputError, match="query 0: no completion token covers") as refused:
+        tokenize_queries(tokenizer, [PROMPT], [COMPLETION], 128, [(len(COMPLETION) + 5, len(COMPLETION) + 9)])
+    assert refused.value.field == "answer"
