@@ -4,7 +4,7 @@ answer's token positions found by decoding), and the default task leaves every c
 import pytest
 import torch
 
-from engine.batches import IGNORE, tokenize_queries
+from engine.batches import IGNORE, completion_token_spans, tokenize_queries
 from engine.errors import EngineInputError
 from engine.model import find_tracked_modules, load_model
 from engine.precondition import query_gradients
@@ -51,6 +51,27 @@ def test_answer_tokens_are_the_answers_last_occurrence(llama):
     assert measured == answer_positions(tokenizer, PROMPT, COMPLETION, ANSWER)
     assert tokenizer.decode([query.input_ids[p] for p in measured]).strip() == ANSWER
     assert len(measured) < sum(label != IGNORE for label in tokenize_queries(tokenizer, [PROMPT], [COMPLETION], 128)[0].labels)
+
+
+class SlowTokenizer:
+    """A tokenizer without offsets (is_fast False): only `decode`, as a slow (Python) tokenizer offers."""
+    is_fast = False
+
+    def __init__(self, tokenizer):
+        self.tokenizer = tokenizer
+
+    def decode(self, ids):
+        return self.tokenizer.decode(ids)
+
+
+def test_token_spans_by_decoding_equal_the_fast_tokenizers_offsets(llama):
+    _, tokenizer = llama
+    assert tokenizer.is_fast
+    ids = tokenizer(COMPLETION, add_special_tokens=False)["input_ids"]
+    fast = completion_token_spans(tokenizer, COMPLETION, ids)
+    assert completion_token_spans(SlowTokenizer(tokenizer), COMPLETION, ids) == fast
+    assert fast[0][0] == 0 and fast[-1][1] == len(COMPLETION)
+    assert all(a[1] == b[0] for a, b in zip(fast, fast[1:]))                 # contiguous, covering the text
 
 
 def test_answer_query_gradient_is_the_gradient_of_the_answer_nll(llama):
