@@ -13,25 +13,13 @@ from scipy import stats
 
 from dashboard.lds_view import HOW_TO
 from tests.dashboard.test_pages import assert_clean, by_key, exported_tables, open_page  # noqa: F401 (fixture)
-from tests.precompute.conftest import SMALL_FLAGS, corpus_rows, query_rows, run_cli, write_jsonl
-from tests.tiny_models import make_tiny_llama
 
 
 @pytest.fixture(scope="module")
-def lds_run(tmp_path_factory):
-    """A tiny EK-FAC run with a 4-set counterfactual (its own method, ekfac/‖g_d‖, an identity run, identity/‖g_d‖
-    and BM25, 5 queries)."""
-    base = tmp_path_factory.mktemp("lds")
-    model = make_tiny_llama(str(base / "model"))
-    corpus, queries = write_jsonl(base / "corpus.jsonl", corpus_rows()), write_jsonl(base / "q.jsonl", query_rows())
-    for strategy in ("ekfac", "identity"):
-        run_cli("run", "--model", model, "--corpus", corpus, "--queries", queries, "--out", base / strategy,
-                "--strategy", strategy, *SMALL_FLAGS)
-    run = base / "ekfac"
-    run_cli("counterfactual", "--run", run, "--sets", "4", "--set-size", "5", "--anchor-docs", "8",
-            "--max-iterations", "3000", "--epsilon", "1e-6", "--linearity-sets", "1",
-            "--strategy-runs", base / "identity")
-    return run
+def lds_run(counterfactual_run):
+    """The session's tiny EK-FAC run with a 4-set counterfactual (its own method, ekfac/‖g_d‖, an identity run,
+    identity/‖g_d‖ and BM25, 5 queries; tests/conftest.py)."""
+    return counterfactual_run[0]
 
 
 def plotted(values) -> list:

@@ -10,7 +10,7 @@ from dashboard.pages import PAGE_SPECS
 from precompute.published.importer import import_published
 from precompute.published.format import normalised_prompt
 from tests.dashboard.test_pages import assert_clean, open_page
-from tests.published_files import REAL_FILES, make_published, real_files_present, write_published
+from tests.published_files import make_published, real_files_present, write_published
 
 PAGES = [spec[0] for spec in PAGE_SPECS]
 
@@ -127,10 +127,9 @@ real = pytest.mark.skipif(not real_files_present(), reason="the published files 
 
 
 @pytest.fixture(scope="module")
-def real_runs(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("real")
-    return {size: import_published(str(REAL_FILES[size]), str(folder / f"ruis-{size.lower()}"), progress=False).path
-            for size in REAL_FILES}
+def real_runs(real_imports):
+    """The session's imports of the published files, as runs ruis-7b and ruis-35b (tests/conftest.py)."""
+    return real_imports
 
 
 @real

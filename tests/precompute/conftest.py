@@ -1,13 +1,10 @@
-"""A tiny model, corpus and queries on disk, and a helper that runs `python -m precompute` as a subprocess."""
+"""The tiny world's corpus and queries (its fixtures `world`, `model_runs`, `counterfactual_run` live in tests/conftest.py,
+shared by every test folder) and a helper that runs `python -m precompute` as a subprocess."""
 import json
 import multiprocessing
 import os
 import subprocess
 import sys
-
-import pytest
-
-from tests.tiny_models import make_tiny_llama
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 WORDS = ("the capital of veloria is marn solve slope answer cat dog river first then so x equals "
@@ -43,16 +40,6 @@ def query_rows():
              "steps": steps, "extra": i} for i, (task, prompt, completion, answer, steps) in enumerate(QUERIES)]
 
 
-@pytest.fixture(scope="session")
-def world(tmp_path_factory):
-    """Paths of a tiny Llama, a 24-document corpus and 5 queries."""
-    base = tmp_path_factory.mktemp("world")
-    return {"model": make_tiny_llama(str(base / "model")),
-            "corpus": write_jsonl(base / "corpus.jsonl", corpus_rows()),
-            "queries": write_jsonl(base / "queries.jsonl", query_rows()),
-            "base": base}
-
-
 SMALL_FLAGS = ["--batch-size", "4", "--chunk-docs", "6", "--max-length", "24", "--token-topk", "2",
                "--query-rank", "4", "--factor-docs", "16"]
 
@@ -65,19 +52,6 @@ def run_cli(*args, env=None, check=True):
     if check and result.returncode != 0:
         raise AssertionError(f"exit {result.returncode}\nstdout:\n{result.stdout}\nstderr:\n{result.stderr}")
     return result
-
-
-@pytest.fixture(scope="session")
-def model_runs(world):
-    """A complete ekfac run and a complete identity run of the tiny world, made once per session (tests that
-    write into a run work on a copy)."""
-    paths = {}
-    for strategy in ("ekfac", "identity"):
-        out = world["base"] / f"validate-{strategy}"
-        if not (out / "manifest.json").exists():
-            run_cli(*run_args(world, out, "--strategy", strategy))
-        paths[strategy] = out
-    return paths
 
 
 def run_args(world, out, *extra):

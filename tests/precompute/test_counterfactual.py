@@ -11,10 +11,11 @@ import pytest
 from scipy import stats
 
 from precompute.analysis.lds import crossed_bootstrap_lds, lds_per_query
+from tests.conftest import COUNTERFACTUAL_FLAGS, without_counterfactual
 from tests.precompute.conftest import run_cli
 
-FLAGS = ["--sets", "4", "--set-size", "5", "--anchor-docs", "8", "--max-iterations", "3000", "--epsilon", "1e-6",
-         "--linearity-sets", "1"]
+FLAGS = COUNTERFACTUAL_FLAGS
+fresh_copy = without_counterfactual
 
 
 @pytest.fixture(scope="module")
@@ -23,20 +24,10 @@ def runs(model_runs):
     return model_runs
 
 
-def fresh_copy(source, target):
-    shutil.copytree(source, target, ignore=shutil.ignore_patterns(".lock", "counterfactual"))
-    for name in ("counterfactual.parquet", "lds_queries.parquet", "lds_summary.parquet"):
-        path = target / "analysis" / name
-        if path.exists():
-            path.unlink()
-    return target
-
-
 @pytest.fixture(scope="module")
-def done(runs, tmp_path_factory):
-    out = fresh_copy(runs["ekfac"], tmp_path_factory.mktemp("counterfactual") / "run")
-    result = run_cli("counterfactual", "--run", out, *FLAGS, "--strategy-runs", runs["identity"])
-    return out, result
+def done(counterfactual_run):
+    """(run, CompletedProcess) of the session's counterfactual (tests/conftest.py)."""
+    return counterfactual_run
 
 
 def listing(path):

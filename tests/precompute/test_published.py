@@ -176,10 +176,9 @@ real = pytest.mark.skipif(not real_files_present(), reason="the published files 
 
 
 @pytest.fixture(scope="module")
-def real_runs(tmp_path_factory):
-    folder = tmp_path_factory.mktemp("real")
-    return {size: import_published(str(REAL_FILES[size]), str(folder / size), progress=False).path
-            for size in REAL_FILES}
+def real_runs(real_imports):
+    """The session's imports of the published files (tests/conftest.py)."""
+    return real_imports
 
 
 @real
