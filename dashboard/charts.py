@@ -119,9 +119,10 @@ def correlation_heatmap(matrix: np.ndarray, query_ids: list[str], tasks: list[st
         if stop < n:  # right of the block, in the empty upper triangle
             fig.add_annotation(x=stop - 0.5, y=(start + stop - 1) / 2, text=f"<b>{task}</b>", showarrow=False,
                                xanchor="left", xshift=6, font=dict(size=13))
-        else:  # the last block reaches the right edge: above it
-            fig.add_annotation(x=start - 0.5, y=start - 0.5, text=f"<b>{task}</b>", showarrow=False,
-                               xanchor="left", yanchor="bottom", yshift=4, font=dict(size=13))
+        else:  # the last block reaches the right edge: inside its own empty upper-right corner (above it, the
+            # label met the previous block's, drawn beside that block's middle)
+            fig.add_annotation(x=stop - 0.5, y=start - 0.5, text=f"<b>{task}</b>", showarrow=False,
+                               xanchor="right", yanchor="top", xshift=-4, yshift=-4, font=dict(size=13))
     if chosen is not None and chosen[0] in query_ids and chosen[1] in query_ids:
         row, col = sorted((query_ids.index(chosen[0]), query_ids.index(chosen[1])), reverse=True)
         for pad, colour in ((0.9, "#fff"), (0.75, "#111")):  # black ring inside a white one: visible on any cell
