@@ -73,6 +73,8 @@ def in_page_actions(page, base: str, run: str) -> None:
     queries = [json.loads(line) for line in Path(run, "queries.jsonl").read_text().splitlines() if line.strip()]
     query = queries[len(queries) // 2]["id"]
     loaded_in(page, f"{base}/queries?q={query}&k=50", "Queries")
+    seconds = acted_in(page, lambda: None, f"() => ({CARDS_SHOWING})('raw') >= 100")   # the load's last cards
+    print(f"{'queries, 50 per side: all 100 cards drawn after the load':45s} +{seconds:5.2f}")
     for label, what in (("per nat", "same cards"), ("gradient-normalised", "new cards"), ("raw", "new cards")):
         seconds = acted_in(page, lambda: page.get_by_role("radio", name=label).check(force=True),
                            f"() => ({CARDS_SHOWING})({label!r}) >= 100")
