@@ -36,6 +36,9 @@ def sanity_checks(run_key: RunKey, _run: Run) -> pd.DataFrame:
     return pd.DataFrame(rows, columns=["file", "check", "value"]).astype({"value": "float64"})
 
 
+SHORT_MODEL = 20  # characters of a model name the metric shows whole at the page's width
+
+
 def render() -> None:
     run = current_run()
     manifest = run.manifest
@@ -46,9 +49,12 @@ def render() -> None:
     published_view.overview_note(run)  # imported runs: whose scores, which sample
     columns = st.columns([2, 1, 1, 1, 1])
     imported = published_view.imported(manifest)
-    model = manifest.get("model") or (f"{imported.get('model', 'published')} (imported)" if imported
+    model = manifest.get("model") or (imported.get("model", "published") if imported
                                       else "none (synthetic)" if manifest.get("synthetic") else "not recorded")
-    columns[0].metric("Model", str(model))
+    model = str(model)   # a long path shows its last part (the metric truncates); the whole of it is in the help
+    shown = model if len(model) <= SHORT_MODEL else (model.rstrip("/").rsplit("/", 1)[-1] or model)
+    columns[0].metric("Model (imported)" if imported and not manifest.get("model") else "Model", shown,
+                      help=f"model: {model}")
     columns[1].metric("Strategy", str(manifest.get("strategy", "?")), help=f"fisher: {manifest.get('fisher', '?')}")
     columns[2].metric("Queries", f"{run.n_queries:,}")
     columns[3].metric("Documents", f"{run.n_documents:,}")

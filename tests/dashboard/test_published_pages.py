@@ -72,7 +72,7 @@ def test_overview_says_what_the_sample_is(app_args, imported_runs):
     at = open_page("overview")
     notes = " ".join(i.value for i in at.info)
     assert "Imported, not computed here" in notes and "8 documents the paper published out of the ~5M" in notes
-    assert at.metric[0].label == "Model" and at.metric[0].value == "Command R 7B (imported)"   # never "None"
+    assert at.metric[0].label == "Model (imported)" and at.metric[0].value == "Command R 7B"   # never "None"
 
 
 def test_magnitude_opens_on_a_scale_the_import_defines(app_args, imported_runs):
