@@ -13,6 +13,7 @@ import sys
 
 from precompute import rundir
 
+from precompute.index.options import IndexOptions
 from precompute.pipeline import commands
 from precompute.rundir.errors import UserInputError
 from precompute.rundir import RunLock
@@ -50,13 +51,14 @@ def demo_settings(out: str, overwrite: bool) -> Settings:
 
 
 def run_demo(out: str, overwrite: bool = False, progress: bool = True) -> None:
-    """The identity comparison run (OUT-identity), the EK-FAC run, its validation against identity and BM25, and
-    the LDS leaderboard from the shipped PBRF responses; complete parts are re-used."""
+    """The identity comparison run (OUT-identity), the EK-FAC run with its Ask index (built in the scoring pass,
+    default index options), its validation against identity and BM25, and the LDS leaderboard from the shipped PBRF
+    responses; complete parts are re-used."""
     ensure_inputs()
     identity = f"{os.path.normpath(out)}-identity"
     with RunLock(identity, create=True):
         run_one(identity, overwrite, progress, strategy="identity", token_topk=0)
-    run_one(out, overwrite, progress)
+    run_one(out, overwrite, progress, index=IndexOptions().checked())   # the Ask page's index, built while scoring
     manifest = rundir.RunDir(out).manifest()
     if "validation" not in manifest:
         from precompute.validation.command import ValidateOptions, validate_run
@@ -82,8 +84,8 @@ def run_one(out: str, overwrite: bool, progress: bool, **changes) -> None:
         return
     settings = demo_settings(out, overwrite).with_changes(validate=False, **changes)
     values = {**DEMO_SETTINGS, "validate": False, **changes}
-    flags = " ".join(f"--{k.replace('_', '-')}" + ("" if v is True else f" {v}") for k, v in values.items()
-                     if v is not False)
+    flags = " ".join(f"--{k.replace('_', '-')}" + ("" if v is True or isinstance(v, IndexOptions) else f" {v}")
+                     for k, v in values.items() if v is not False)
     command = f"python -m precompute run --model {settings.model} --corpus {settings.corpus} " \
               f"--queries {settings.queries} --out {out} {flags}"
     log.info("demo: %s", command)
