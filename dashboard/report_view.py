@@ -31,8 +31,9 @@ def downloads(run: Run, query_set: dict | None = None, key: str = "report", open
         (f"_{_file_part(str(opened['id']))}" if opened else "")
     chosen, query = json.dumps(query_set, sort_keys=True), json.dumps(opened, sort_keys=True)
     row = st.container(horizontal=True, gap="small", vertical_alignment="center")
-    row.download_button("Export report", data=lambda: exported(run.key, chosen, query)[0], file_name=f"report_{name}.html",
-                        mime="text/html", key=f"{key}.html", on_click="ignore", icon=":material/summarize:",
+    row.download_button("Export report", data=lambda: exported(run.key, chosen, query)[0],
+                        file_name=f"report_{name}.html", mime="text/html", key=f"{key}.html", on_click="ignore",
+                        icon=":material/summarize:",
                         help="One HTML file that opens offline: findings table and forest plot, the LDS "
                              "leaderboard when the run has one, the analysis pages' charts as they open (whole-run "
                              "reports)" + (", the opened query's documents and per-layer chart" if opened else "")

@@ -126,14 +126,15 @@ class LowRankWhitened:
             else:
                 u, sigma, vh = torch.linalg.svd(value.double(), full_matrices=False)
                 u, v = u * sigma[:, None, :], vh.transpose(1, 2)
-            out[name] = truncate_product(left_query @ u, right_query @ v, self.query_factor_rank)
+            out[name] = truncate_product(times(left_query, u), times(right_query, v), self.query_factor_rank)
         return out
 
 
 def times(matrix: torch.Tensor, batch: torch.Tensor) -> torch.Tensor:
     """matrix @ batch[b] for every b ([m, n] × [B, n, k] → [B, m, k]) as one GEMM of batchᵀ by matrixᵀ: torch
-    runs `matrix @ batch` as a batched product over B broadcast copies of the matrix, 3–5× slower on CPU at the
-    demo model's sizes."""
+    runs `matrix @ batch` as a batched product over B broadcast copies of the matrix, 3–5× slower on CPU for thin
+    batches (k ≪ n, as here: k = rank + oversampling) at the demo model's sizes; for wide ones (k ≈ n) both take
+    the same time, so the engine's other matrix @ batch products stay as they are."""
     return (batch.transpose(1, 2) @ matrix.t()).transpose(1, 2)
 
 

@@ -80,8 +80,6 @@ def top_and_bottom(values: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     return top_columns(values, k), top_columns(-values, k)
 
 
-
-
 def layer_sums(layer_scores: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """Per layer ([L, D] scores of one query), the sum of the positive and of the negative scores over all
     documents (float64)."""

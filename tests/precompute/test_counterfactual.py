@@ -14,9 +14,6 @@ from precompute.analysis.lds import crossed_bootstrap_lds, lds_per_query
 from tests.conftest import COUNTERFACTUAL_FLAGS, without_counterfactual
 from tests.precompute.conftest import run_cli
 
-FLAGS = COUNTERFACTUAL_FLAGS
-fresh_copy = without_counterfactual
-
 
 @pytest.fixture(scope="module")
 def runs(model_runs):
@@ -81,16 +78,16 @@ def test_stored_responses_reused_and_stale_refused(done, tmp_path):
     out, _ = done
     store = tmp_path / "store"
     shutil.copytree(out / "counterfactual", store)
-    again = fresh_copy(out, tmp_path / "again")
-    run_cli("counterfactual", "--run", again, *FLAGS, "--responses", store, "--no-bm25")
+    again = without_counterfactual(out, tmp_path / "again")
+    run_cli("counterfactual", "--run", again, *COUNTERFACTUAL_FLAGS, "--responses", store, "--no-bm25")
     manifest = json.loads((again / "manifest.json").read_text())
     assert manifest["counterfactual"]["source"] == "stored"
     a = pd.read_parquet(out / "analysis" / "counterfactual.parquet")
     b = pd.read_parquet(again / "analysis" / "counterfactual.parquet")
     assert np.array_equal(a[a["method"] == "ekfac"]["measured"], b[b["method"] == "ekfac"]["measured"])
     before = listing(again)
-    stale = run_cli("counterfactual", "--run", again, *FLAGS[:-2], "--linearity-sets", "2", "--responses", store,
-                    check=False)
+    stale = run_cli("counterfactual", "--run", again, *COUNTERFACTUAL_FLAGS[:-2], "--linearity-sets", "2",
+                    "--responses", store, check=False)
     assert stale.returncode == 2 and "stale PBRF responses" in stale.stderr
     assert len(stale.stderr.strip().splitlines()) == 1
     assert listing(again) == before
@@ -98,8 +95,8 @@ def test_stored_responses_reused_and_stale_refused(done, tmp_path):
 
 @pytest.mark.parametrize("case", ["too_big", "too_few_sets", "scoring", "no_model", "undamped"])
 def test_bad_input_one_line_nothing_written(runs, tmp_path, case):
-    run = fresh_copy(runs["identity" if case == "undamped" else "ekfac"], tmp_path / "run")
-    args = list(FLAGS)
+    run = without_counterfactual(runs["identity" if case == "undamped" else "ekfac"], tmp_path / "run")
+    args = list(COUNTERFACTUAL_FLAGS)
     if case == "too_big":
         args[args.index("--set-size") + 1] = "1000"
     elif case == "too_few_sets":
@@ -120,8 +117,8 @@ def test_bad_input_one_line_nothing_written(runs, tmp_path, case):
 
 def test_unconverged_solves_refused_with_one_line(runs, tmp_path):
     """Too few conjugate-gradient iterations: exit 2 naming the residual; no LDS table or finding is written."""
-    run = fresh_copy(runs["ekfac"], tmp_path / "run")
-    args = list(FLAGS)
+    run = without_counterfactual(runs["ekfac"], tmp_path / "run")
+    args = list(COUNTERFACTUAL_FLAGS)
     args[args.index("--max-iterations") + 1] = "2"
     before = [entry for entry in listing(run) if not entry[0].startswith("counterfactual")]
     result = run_cli("counterfactual", "--run", run, *args, check=False)
